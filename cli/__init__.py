@@ -1,0 +1,1 @@
+"""The ``recsys`` command line (click): ``recsys --help`` lists the commands."""

@@ -1,0 +1,69 @@
+"""``recsys data validate`` and ``recsys data stats``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from recsys.cli.options import data_options, dataset_from_options, pop_data_options
+from recsys.prepare import prepare, stats
+
+
+def _prepare(kwargs):
+    ds, cleaning, used = dataset_from_options(pop_data_options(kwargs))
+    return prepare(ds, cleaning, holdout="none"), used
+
+
+@click.group()
+def data() -> None:
+    """Check and describe input data."""
+
+
+@data.command()
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def validate(as_json: bool, **kwargs) -> None:
+    """Validate events (and catalog) against the data contract and report the cleaning.
+
+    With no data argument it validates the embedded default dataset.
+    """
+    prepared, used = _prepare(kwargs)
+    report = prepared.report.to_dict()
+    summary = {
+        "dataset": prepared.dataset.name,
+        "rows_in": report["rows_in"], "rows_kept": report["rows_out"],
+        "users": len(prepared.users), "items": len(prepared.items),
+        "id_only_items": prepared.id_only_items,
+        "cleaning": report["rules"], "config": used, "ok": True,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    click.echo(f"dataset {summary['dataset']}: {summary['rows_in']} rows in, {summary['rows_kept']} kept; "
+               f"{summary['users']} users, {summary['items']} items "
+               f"({summary['id_only_items']} ID-only: in events, not in the catalog)")
+    click.echo(prepared.report.table())
+    for rule in report["rules"]:
+        if rule["removed"] and rule["examples"]:
+            ex = rule["examples"][0]
+            click.echo(f"  e.g. {rule['rule']}: row {ex['row']} user={ex['user_id']} item={ex['item_id']} "
+                       f"event={ex['event']} time={ex['timestamp']}")
+    click.echo("OK: the data meets the contract")
+
+
+@data.command("stats")
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def stats_cmd(as_json: bool, **kwargs) -> None:
+    """Counts, time span, density and event mix of the cleaned data."""
+    prepared, _ = _prepare(kwargs)
+    s = stats(prepared)
+    if as_json:
+        click.echo(json.dumps(s, indent=2, default=str))
+        return
+    width = max(len(k) for k in s)
+    for key, value in s.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        click.echo(f"{key:<{width}}  {value}")

@@ -1,0 +1,54 @@
+"""Entry point of the ``recsys`` command: the group, logging, and the one-line error contract.
+
+Any :class:`recsys.errors.RecsysError` (bad input, bad option, corrupt artifact) is printed as
+``Error: <message>`` on stderr with exit code 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from recsys import __version__
+from recsys.errors import RecsysError
+
+
+class RecsysGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RecsysError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=RecsysGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="recsys")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(verbose: int) -> None:
+    """recsys: mine users' latent needs from their events and recommend.
+
+    Events + catalog -> clean -> two-tower retrieval (FAISS) + ALS candidates -> cross-encoder
+    rerank. Start with `recsys data validate --dataset default`.
+    """
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _register() -> None:
+    from recsys.cli.data import data
+
+    cli.add_command(data)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="recsys")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Config files (JSON or TOML) whose keys mirror the CLI's long options.
+
+Example ``shop.toml``::
+
+    [events]
+    path = "events.csv"
+    map = { user_id = "customer_id", item_id = "sku" }
+    timestamp_unit = "ms"
+
+    [items]
+    path = "products.parquet"
+    text_fields = ["title", "brand"]
+
+    [weights]
+    like = 3
+
+    [cleaning]
+    burst_window_s = 30
+    kcore_users = 2
+
+Options given on the command line win over the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SECTIONS = {"dataset", "data_dir", "events", "items", "weights", "cleaning", "split", "seed", "train", "index"}
+
+
+def load_config(path: str | Path | None) -> dict[str, Any]:
+    """Read a JSON (``.json``) or TOML (``.toml``) config file; an unknown top-level key is an error."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--config {path}: is a folder, expected a .toml or .json file")
+    if not path.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    text = path.read_text(encoding="utf-8", errors="strict")
+    if path.suffix.lower() == ".json":
+        try:
+            cfg = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    elif path.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            cfg = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    else:
+        raise ConfigError(f"--config {path}: unknown config type {path.suffix!r}; use .toml or .json")
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: the top level must be a table/object")
+    unknown = sorted(set(cfg) - SECTIONS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(SECTIONS))}")
+    return cfg

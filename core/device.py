@@ -1,0 +1,60 @@
+"""Device helpers: pick CPU or CUDA once, seed everything, detect faiss's GPU build.
+
+Nothing here imports torch or faiss at import time; each helper imports what it needs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``None`` picks ``"cuda"`` when a GPU is usable, else ``"cpu"``; asking for CUDA without one
+    warns and falls back to the CPU rather than failing."""
+    if device is None or device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device.startswith("cuda") and not cuda_available():
+        log.warning("device %r requested but CUDA is not available; using the CPU", device)
+        return "cpu"
+    return device
+
+
+@functools.cache
+def faiss_gpu_count() -> int:
+    """Number of GPUs faiss can use (0 with faiss-cpu or without a GPU)."""
+    try:
+        import faiss
+    except ImportError:
+        return 0
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get else 0
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, numpy and (if installed) torch, CPU and CUDA."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(seed)
+    if cuda_available():
+        torch.cuda.manual_seed_all(seed)

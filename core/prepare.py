@@ -1,0 +1,111 @@
+"""Ingest -> clean -> id maps -> split: the data half of every build, and its artifact files."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import polars as pl
+
+from .artifacts import Artifact, ArtifactWriter, frame_fingerprint
+from .catalog import item_text
+from .cleaning import CleaningConfig, CleaningReport, clean_events
+from .datasets import with_id_only_items
+from .errors import DataError
+from .idmap import IDMap
+from .schema import Dataset, EventWeights
+from .splits import Split, make_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A cleaned dataset with its id maps, item texts and held-out split."""
+
+    dataset: Dataset
+    events: pl.DataFrame
+    report: CleaningReport
+    users: IDMap
+    items: IDMap
+    catalog: pl.DataFrame  # one row per item of ``items``, in index order, with ``text``
+    split: Split
+    id_only_items: int
+
+    def fingerprint(self) -> str:
+        return frame_fingerprint(self.events)
+
+    def data_manifest(self) -> dict:
+        return {
+            "name": self.dataset.name, "fingerprint": self.fingerprint(), "sources": self.dataset.sources,
+            "citation": self.dataset.citation, "text_fields": list(self.dataset.text_fields),
+            "value_kind": self.dataset.value_kind, "weights": self.dataset.weights.to_dict(),
+            "rows_in": self.report.rows_in, "rows_kept": self.events.height,
+            "users": len(self.users), "items": len(self.items), "id_only_items": self.id_only_items,
+            "split": self.split.summary(),
+        }
+
+
+def prepare(dataset: Dataset, cleaning: CleaningConfig | None = None, holdout: str = "loo",
+            split_args: dict | None = None) -> Prepared:
+    """Clean the events, build id maps over kept events and the catalog, and split."""
+    events, report = clean_events(dataset.events, cleaning, dataset.value_kind)
+    if events.height == 0:
+        raise DataError(f"dataset {dataset.name!r}: no event survives cleaning; see the cleaning report "
+                        "(`recsys data validate`) and relax the rule that removed them")
+    ds, n_id_only = with_id_only_items(dataset)
+    users = IDMap.from_ids(events["user_id"], kind="user")
+    items = IDMap.from_ids(ds.items["item_id"], kind="item")
+    texts = ds.items.with_columns(item_text(ds.items, ds.text_fields))
+    order = pl.DataFrame({"item_id": items.ids.tolist()}, schema={"item_id": pl.Utf8})
+    catalog = order.join(texts, on="item_id", how="left", maintain_order="left")
+    split = make_split(events, holdout, **(split_args or {}))
+    return Prepared(ds, events, report, users, items, catalog, split, n_id_only)
+
+
+def stats(prepared: Prepared) -> dict:
+    """Headline numbers of a prepared dataset (what ``recsys data stats`` prints)."""
+    ev = prepared.events
+    per_user = ev.group_by("user_id").len()["len"]
+    per_item = ev.group_by("item_id").len()["len"]
+    n_users, n_items = len(prepared.users), ev["item_id"].n_unique()
+    return {
+        "dataset": prepared.dataset.name,
+        "events": ev.height,
+        "users": n_users,
+        "items_with_events": n_items,
+        "catalog_items": len(prepared.items),
+        "id_only_items": prepared.id_only_items,
+        "items_without_text": int((prepared.catalog["text"].fill_null("") == "").sum()),
+        "events_by_type": dict(sorted(ev.group_by("event").len().iter_rows())),
+        "first_event": str(ev["timestamp"].min()),
+        "last_event": str(ev["timestamp"].max()),
+        "density": round(ev.select(pl.struct("user_id", "item_id").n_unique()).item() / (n_users * n_items), 6),
+        "events_per_user": {"median": float(per_user.median()), "max": int(per_user.max())},
+        "events_per_item": {"median": float(per_item.median()), "max": int(per_item.max())},
+        "sessions": int(ev["session_id"].n_unique() - (1 if ev["session_id"].null_count() else 0)),
+    }
+
+
+def save_prepared(writer: ArtifactWriter, prepared: Prepared) -> None:
+    """Write id maps, catalog texts, the cleaned events and the split into an artifact."""
+    prepared.users.save(writer.path("data/users.parquet"))
+    prepared.items.save(writer.path("data/items.parquet"))
+    writer.save_table("data/catalog.parquet", prepared.catalog)
+    for name in ("train", "valid", "test"):
+        writer.save_table(f"data/{name}.parquet", getattr(prepared.split, name))
+    writer.manifest["data"] = prepared.data_manifest()
+    writer.manifest["cleaning"] = prepared.report.to_dict()
+
+
+def load_prepared_tables(art: Artifact) -> dict:
+    """The data half of an artifact: id maps, catalog and split tables, and the event weights."""
+    return {
+        "users": IDMap.load(art.file("data/users.parquet"), kind="user"),
+        "items": IDMap.load(art.file("data/items.parquet"), kind="item"),
+        "catalog": art.load_table("data/catalog.parquet"),
+        "train": art.load_table("data/train.parquet"),
+        "valid": art.load_table("data/valid.parquet"),
+        "test": art.load_table("data/test.parquet"),
+        "weights": EventWeights.from_dict(art.manifest["data"]["weights"], defaults=False),
+    }

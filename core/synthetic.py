@@ -1,0 +1,208 @@
+"""A seeded generator of shop data with a known answer.
+
+Each user has a few strong hidden *needs* (sets of items from one category) and one *latent*
+need. Past sessions mostly serve the strong needs; the latent one shows up only weakly (a few
+views, no purchase). The user's final sessions — the future that splits hold out — buy from
+the latent need. Items carry text drawn from their need's vocabulary, so a text encoder can
+place never-seen items. Views lead to clicks, carts and purchases in that order.
+
+Vectorised with numpy: 10 million events generate in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+
+from .errors import ConfigError
+from .schema import EVENT_SCHEMA, Dataset, EventWeights
+
+VOCAB: dict[str, list[str]] = {
+    "coffee": ["espresso", "arabica", "roast", "beans", "grinder", "latte", "mug", "brew"],
+    "running": ["shoes", "trail", "marathon", "socks", "jacket", "gps", "insoles", "shorts"],
+    "baby": ["diapers", "wipes", "stroller", "bottle", "formula", "onesie", "pacifier", "crib"],
+    "gaming": ["console", "controller", "headset", "keyboard", "mouse", "joystick", "monitor", "arcade"],
+    "gardening": ["seeds", "soil", "hose", "pruner", "planter", "compost", "trowel", "rake"],
+    "baking": ["flour", "yeast", "whisk", "mixer", "oven", "tray", "sugar", "vanilla"],
+    "camping": ["tent", "sleeping", "lantern", "stove", "backpack", "compass", "hammock", "cooler"],
+    "pets": ["kibble", "leash", "collar", "litter", "aquarium", "catnip", "treats", "kennel"],
+    "skincare": ["serum", "moisturizer", "sunscreen", "cleanser", "toner", "retinol", "mask", "balm"],
+    "photography": ["camera", "lens", "tripod", "flash", "filter", "shutter", "sensor", "gimbal"],
+    "cycling": ["bike", "helmet", "pedals", "saddle", "chain", "tyre", "derailleur", "bell"],
+    "tea": ["matcha", "oolong", "chamomile", "teapot", "kettle", "infuser", "earl", "sencha"],
+    "yoga": ["mat", "block", "strap", "bolster", "leggings", "meditation", "cushion", "towel"],
+    "fishing": ["rod", "reel", "lure", "bait", "hook", "tackle", "waders", "sinker"],
+    "music": ["guitar", "strings", "piano", "drums", "amplifier", "metronome", "ukulele", "violin"],
+    "reading": ["novel", "paperback", "bookmark", "ereader", "poetry", "thriller", "atlas", "memoir"],
+}
+BRAND_SYLLABLES = ["ka", "lo", "mi", "ze", "ru", "ta", "no", "vi", "sa", "pe", "do", "xu"]
+
+
+@dataclass
+class SyntheticData:
+    """The generated dataset plus its hidden truth.
+
+    ``users``: user_id, ``needs`` (strong, list), ``latent_need``; ``items``: item_id, ``need``,
+    ``cold`` (True when the item appears only in the users' final sessions).
+    """
+
+    dataset: Dataset
+    users: pl.DataFrame
+    items: pl.DataFrame
+
+
+def _positions(counts: np.ndarray) -> np.ndarray:
+    """[2, 3] -> [0, 1, 0, 1, 2]: each element's position inside its group."""
+    starts = np.cumsum(counts) - counts
+    return np.arange(counts.sum()) - np.repeat(starts, counts)
+
+
+def _ids(prefix: str, numbers: np.ndarray) -> pl.Series:
+    return pl.select(pl.lit(prefix) + pl.Series(numbers).cast(pl.Utf8).str.zfill(5)).to_series()
+
+
+def _need_names(n_needs: int) -> list[str]:
+    names = list(VOCAB)[:n_needs]
+    return names + [f"need{i}" for i in range(len(names), n_needs)]
+
+
+def _vocab(name: str, rng: np.random.Generator) -> list[str]:
+    if name in VOCAB:
+        return VOCAB[name]
+    return ["".join(rng.choice(BRAND_SYLLABLES, 3)) for _ in range(8)]
+
+
+def generate_synthetic(
+    n_users: int = 500,
+    n_items: int = 400,
+    n_needs: int = 8,
+    sessions_per_user: float = 8.0,
+    views_per_session: float = 3.0,
+    strong_needs: int = 2,
+    latent_view_rate: float = 0.08,
+    future_sessions: int = 2,
+    cold_item_fraction: float = 0.0,
+    p_click: float = 0.5,
+    p_cart: float = 0.4,
+    p_purchase: float = 0.6,
+    zipf: float = 0.8,
+    seed: int = 0,
+    start: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc),
+) -> SyntheticData:
+    """Generate users, items and events (see the module docstring). Same seed, same data.
+
+    >>> d = generate_synthetic(n_users=20, n_items=40, n_needs=4, seed=1)
+    >>> d.dataset.events.height > 0, d.users.height, d.items.height
+    (True, 20, 40)
+    """
+    if n_needs < strong_needs + 1:
+        raise ConfigError(f"n_needs={n_needs}: needs at least strong_needs + 1 = {strong_needs + 1}")
+    if n_items < n_needs * 2:
+        raise ConfigError(f"n_items={n_items}: needs at least 2 items per need ({n_needs * 2})")
+    if not 0 <= cold_item_fraction < 1:
+        raise ConfigError(f"cold_item_fraction={cold_item_fraction}: must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    names = _need_names(n_needs)
+
+    # items: contiguous blocks per need; a permutation gives each need its own popularity order
+    item_need = np.sort(np.arange(n_items) % n_needs)
+    block_start = np.searchsorted(item_need, np.arange(n_needs))
+    block_size = np.bincount(item_need, minlength=n_needs)
+    cold = np.zeros(n_items, dtype=bool)
+    n_cold = (block_size * cold_item_fraction).astype(int)
+    for n in range(n_needs):  # the least popular ranks of each block are cold
+        cold[block_start[n] + block_size[n] - n_cold[n]: block_start[n] + block_size[n]] = True
+    vocab = {n: _vocab(names[n], rng) for n in range(n_needs)}
+    brands = {n: ["".join(rng.choice(BRAND_SYLLABLES, 2)).capitalize() for _ in range(3)] for n in range(n_needs)}
+    words = np.array([vocab[n] for n in range(n_needs)])  # (n_needs, 8)
+    w1 = rng.integers(0, 8, n_items)
+    w2 = (w1 + rng.integers(1, 8, n_items)) % 8
+    item_brand = np.array([brands[n] for n in range(n_needs)])[item_need, rng.integers(0, 3, n_items)]
+    titles = pl.select(pl.concat_str([
+        pl.Series(item_brand), pl.Series(words[item_need, w1]), pl.Series(words[item_need, w2]),
+        pl.Series(np.arange(n_items)).cast(pl.Utf8)], separator=" ")).to_series()
+    price = np.round(rng.lognormal(3.0, 0.7, n_items), 2)
+
+    # users: strong needs drawn with a popularity skew, one latent need outside them
+    need_pop = 1.0 / np.arange(1, n_needs + 1) ** 0.5
+    need_pop /= need_pop.sum()
+    keys = np.log(need_pop) + rng.gumbel(size=(n_users, n_needs))  # Gumbel top-k: sampling without replacement
+    strong = np.argsort(-keys, axis=1)[:, :strong_needs]
+    other = rng.random((n_users, n_needs))
+    np.put_along_axis(other, strong, -1.0, axis=1)
+    latent = other.argmax(axis=1)  # uniform among the needs that are not strong
+
+    # sessions: past ones serve strong needs (latent with a small rate, views only); the last
+    # `future_sessions` of each user buy from the latent need
+    n_past = np.maximum(1, rng.poisson(sessions_per_user, n_users))
+    n_sess = n_past + future_sessions
+    s_user = np.repeat(np.arange(n_users), n_sess)
+    s_pos = _positions(n_sess)
+    s_future = s_pos >= np.repeat(n_past, n_sess)
+    s_latent = s_future | (rng.random(s_user.size) < latent_view_rate)
+    s_need = np.where(s_latent, latent[s_user], strong[s_user, rng.integers(strong_needs, size=s_user.size)])
+    gaps = rng.exponential(2 * 86400, s_user.size) + 3600
+    cum = np.cumsum(gaps)
+    first = np.cumsum(n_sess) - n_sess
+    s_start = cum - np.repeat(cum[first] - gaps[first], n_sess)  # per-user running sum
+    s_start += rng.uniform(0, 30 * 86400, n_users)[s_user]
+
+    # views within sessions, items by Zipf rank inside the session's need
+    n_views = 1 + rng.poisson(views_per_session - 1, s_user.size)
+    v_sess = np.repeat(np.arange(s_user.size), n_views)
+    v_pos = _positions(n_views)
+    v_need = s_need[v_sess]
+    v_future = s_future[v_sess]
+    size = block_size[v_need] - np.where(v_future, 0, n_cold[v_need])  # warm ranks only in the past
+    u01 = rng.random(v_sess.size)
+    rank = np.minimum((size * u01 ** (1 + zipf * 2)).astype(np.int64), size - 1)
+    v_item = block_start[v_need] + rank
+    # a future session draws its first view from the cold tail when there is one
+    first_future = v_future & (v_pos == 0) & (n_cold[v_need] > 0)
+    v_item = np.where(first_future, block_start[v_need] + block_size[v_need] - 1
+                      - rng.integers(0, np.maximum(n_cold[v_need], 1)), v_item)
+    v_time = s_start[v_sess] + v_pos * 90
+    weak = s_latent[v_sess] & ~v_future  # weak interest: views only
+    click = (rng.random(v_sess.size) < p_click) & ~weak
+    cart = click & (rng.random(v_sess.size) < p_cart)
+    buy = cart & (rng.random(v_sess.size) < p_purchase)
+    last_view = np.r_[v_sess[1:] != v_sess[:-1], True]
+    force = v_future & last_view  # every future session ends in a purchase
+    click, cart, buy = click | force, cart | force, buy | force
+
+    parts = []
+    for code, mask, offset in ((0, np.ones_like(click), 0), (1, click, 10), (2, cart, 20), (3, buy, 30)):
+        idx = np.flatnonzero(mask)
+        parts.append((idx, np.full(idx.size, code), v_time[idx] + offset))
+    idx = np.concatenate([p[0] for p in parts])
+    code = np.concatenate([p[1] for p in parts])
+    t = np.concatenate([p[2] for p in parts])
+    order = np.lexsort((code, t, s_user[v_sess[idx]]))
+    idx, code, t = idx[order], code[order], t[order]
+    event_names = np.array(["view", "click", "cart", "purchase"])
+    base_ms = int(start.timestamp() * 1000)
+    events = pl.DataFrame({
+        "user_id": _ids("u", s_user[v_sess[idx]]),
+        "item_id": _ids("i", v_item[idx]),
+        "event": event_names[code],
+        "timestamp": pl.Series(base_ms + (t * 1000).astype(np.int64)).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
+        "session_id": _ids("s", v_sess[idx]),
+        "value": price[v_item[idx]],
+    }).select([pl.col(c).cast(tp) for c, tp in EVENT_SCHEMA.items()])
+    item_ids = _ids("i", np.arange(n_items)).to_list()
+    catalog = pl.DataFrame({
+        "item_id": item_ids, "title": titles, "category": [names[n] for n in item_need],
+        "brand": pl.Series(item_brand), "price": price,
+    })
+    users = pl.DataFrame({
+        "user_id": _ids("u", np.arange(n_users)),
+        "needs": [[names[n] for n in row] for row in strong],
+        "latent_need": [names[n] for n in latent],
+    })
+    items = pl.DataFrame({"item_id": item_ids, "need": [names[n] for n in item_need], "cold": cold})
+    ds = Dataset("synthetic", events, catalog, ("title", "category", "brand"), EventWeights(), "price", {},
+                 f"recsys synthetic generator (seed={seed})")
+    return SyntheticData(ds, users, items)

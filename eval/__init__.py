@@ -1,0 +1,1 @@
+"""Evaluation: ranking metrics, protocols and the stage-wise funnel report."""

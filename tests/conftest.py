@@ -1,0 +1,30 @@
+"""Shared fixtures: the real data folder (skipped when absent) and small synthetic data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout; tests that need it skip when it is absent."""
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.skip(f"real data not found at {SHARED_DATA} (it lies beside the checkout in the project's workspace)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    from recsys.synthetic import generate_synthetic
+
+    return generate_synthetic(n_users=300, n_items=160, n_needs=8, seed=7)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

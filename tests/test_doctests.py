@@ -1,0 +1,14 @@
+"""Run the docstring examples of the core modules."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["recsys.schema", "recsys.io", "recsys.catalog", "recsys.idmap", "recsys.artifacts", "recsys.synthetic"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

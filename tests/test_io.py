@@ -1,0 +1,121 @@
+"""Readers, column mapping and timestamps."""
+
+import json
+from datetime import datetime, timezone
+
+import polars as pl
+import pytest
+
+from recsys.catalog import catalog_from_events, complete_catalog, item_text
+from recsys.datasets import dataset_from_files
+from recsys.errors import ConfigError, DataError
+from recsys.io import load_events, load_items, parse_mapping, parse_timestamps
+
+from .conftest import write
+
+EVENTS_CSV = """customer_id,sku,action,ts,price
+c1,10,view,2024-05-01T10:00:00Z,9.5
+c1,10,purchase,2024-05-01T10:05:00Z,9.5
+c2,11,cart,1714557600,3.0
+"""
+
+
+def _utc(*args):
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def test_csv_with_mapping(tmp_path):
+    path = write(tmp_path / "ev.csv", EVENTS_CSV)
+    events, raw = load_events(path, mapping=parse_mapping(
+        ["user_id=customer_id", "item_id=sku", "event=action", "timestamp=ts", "value=price"]))
+    assert events.columns == ["user_id", "item_id", "event", "timestamp", "session_id", "value"]
+    assert events["user_id"].to_list() == ["c1", "c1", "c2"]
+    assert events["item_id"].to_list() == ["10", "10", "11"]
+    assert events["timestamp"].to_list() == [_utc(2024, 5, 1, 10), _utc(2024, 5, 1, 10, 5), _utc(2024, 5, 1, 10)]
+    assert events["value"].to_list() == [9.5, 9.5, 3.0]
+    assert "sku" in raw.columns
+
+
+def test_parquet_and_jsonl_read_the_same(tmp_path):
+    rows = [{"user_id": "u1", "item_id": "a", "event": "view", "timestamp": 1714557600000},
+            {"user_id": "u2", "item_id": "b", "event": "click", "timestamp": 1714557660000}]
+    jl = tmp_path / "ev.jsonl"
+    jl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    pq = tmp_path / "ev.parquet"
+    pl.DataFrame(rows).write_parquet(pq)
+    a, _ = load_events(jl)
+    b, _ = load_events(pq)
+    assert a.equals(b)
+    # milliseconds detected from their magnitude
+    assert a["timestamp"].to_list() == [_utc(2024, 5, 1, 10), _utc(2024, 5, 1, 10, 1)]
+
+
+def test_one_event_type_for_every_row(tmp_path):
+    path = write(tmp_path / "orders.csv", "user_id,item_id,timestamp\nu1,a,2024-01-01\n")
+    events, _ = load_events(path, event_type="purchase")
+    assert events["event"].to_list() == ["purchase"]
+
+
+@pytest.mark.parametrize(
+    "value, unit, expected",
+    [
+        ("2019-10-01 00:00:00 UTC", None, _utc(2019, 10, 1)),
+        ("2019-10-01T02:00:00+02:00", None, _utc(2019, 10, 1)),
+        ("2019-10-01T00:00:00.250Z", None, _utc(2019, 10, 1, 0, 0, 0, 250000)),
+        ("2019-10-01", None, _utc(2019, 10, 1)),
+        ("1569888000", None, _utc(2019, 10, 1)),
+        ("1569888000000", None, _utc(2019, 10, 1)),
+        ("1569888000", "s", _utc(2019, 10, 1)),
+        ("1569888000000", "ms", _utc(2019, 10, 1)),
+    ],
+)
+def test_timestamp_forms(value, unit, expected):
+    assert parse_timestamps(pl.Series([value]), unit).to_list() == [expected]
+
+
+def test_numeric_timestamps_and_garbage_become_null():
+    out = parse_timestamps(pl.Series(["2019-10-01", "soon", None]))
+    assert out.to_list() == [_utc(2019, 10, 1), None, None]
+    assert parse_timestamps(pl.Series([1569888000, 1569888060])).to_list() == [_utc(2019, 10, 1), _utc(2019, 10, 1, 0, 1)]
+
+
+def test_float_typed_integer_ids(tmp_path):
+    path = write(tmp_path / "ev.csv", "user_id,item_id,event,timestamp\n1.0,196.0,view,1\n2.0,14084.0,view,2\n")
+    events, _ = load_events(path)
+    assert events["user_id"].to_list() == ["1", "2"]
+    assert events["item_id"].to_list() == ["196", "14084"]
+
+
+def test_bad_mapping_option():
+    with pytest.raises(ConfigError, match=r"--map 'user_id': expected CONTRACT_COLUMN=FILE_COLUMN, e.g. user_id=customer_id"):
+        parse_mapping(["user_id"])
+
+
+def test_catalog_text_function_and_id_only_items(tmp_path):
+    items = write(tmp_path / "items.csv", "item_id,title,brand,price\na,Red Mug,Acme,3.5\nb,,missing,2\n")
+    cat = load_items(items)
+    assert item_text(cat, ["title", "brand"]).to_list() == ["Red Mug | Acme", ""]
+    events = pl.DataFrame({"item_id": ["a", "c", "d", "c"]})
+    full, n = complete_catalog(cat, events)
+    assert n == 2
+    assert full["item_id"].to_list() == ["a", "b", "c", "d"]
+
+
+def test_catalog_from_events_columns(tmp_path):
+    path = write(tmp_path / "ev.csv", "user_id,item_id,event,timestamp,brand,price\n"
+                 "u1,a,view,1,Acme,4\nu2,a,view,2,,6\nu1,b,view,3,Zeta,1\n")
+    ds = dataset_from_files(path, items_from_events=["brand", "price"])
+    cat = ds.items.sort("item_id")
+    assert cat["item_id"].to_list() == ["a", "b"]
+    assert cat["brand"].to_list() == ["Acme", "Zeta"]
+    assert cat["price"].to_list() == [5.0, 1.0]  # median of the positive prices
+    assert ds.text_fields == ("brand",)
+    raw = pl.read_csv(path)
+    with pytest.raises(DataError, match=r"--items-from-events column\(s\) 'colour' not found"):
+        catalog_from_events(raw, "item_id", ["colour"], str(path))
+
+
+def test_unicode_text_survives(tmp_path):
+    items = write(tmp_path / "items.csv", "item_id,title\n1,华为 Mate 60 Pro 智能手机 5G 黑色 📱\n2,Ｆｕｌｌwidth Café\n")
+    text = item_text(load_items(items), ["title"]).to_list()
+    assert text == ["华为 Mate 60 Pro 智能手机 5G 黑色 📱", "Fullwidth Café"]
