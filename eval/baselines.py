@@ -1,0 +1,179 @@
+"""Peers every stage is measured against, all scored by the same protocol code.
+
+Each peer is a small class in the style of ``implicit``: ``fit(task)`` reads the task's history;
+``scores(users)`` answers a dense (len(users), n_items) array. Popularity, personal frequency,
+sequential item co-occurrence and TIFU-KNN are written here; ALS, BPR and item-kNN are
+``implicit``'s own models behind the same interface.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from .protocols import EvalTask, interactions
+
+
+class Peer:
+    """Base class: fit on a task's history, then score users against the whole catalogue."""
+
+    name = "peer"
+
+    def fit(self, task: EvalTask) -> Peer:
+        raise NotImplementedError
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Popularity(Peer):
+    """Items ranked by how many distinct users interacted with them."""
+
+    name = "popularity"
+
+    def fit(self, task: EvalTask) -> Popularity:
+        pairs = task.history.unique(["user_idx", "item_idx"])
+        self.pop = np.bincount(pairs["item_idx"].to_numpy(), minlength=task.n_items).astype(np.float64)
+        return self
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.pop, (len(users), self.pop.size))
+
+
+class PersonalFrequency(Peer):
+    """The user's own most-bought items (by count), topped up with popular items."""
+
+    name = "personal_frequency"
+
+    def fit(self, task: EvalTask) -> PersonalFrequency:
+        self.counts = interactions(task.history, task.n_users, task.n_items)
+        pop = Popularity().fit(task).pop
+        self.tiebreak = pop / (pop.max() + 1.0)  # < 1: never outranks a single own purchase
+        return self
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return self.counts[users].toarray() + self.tiebreak
+
+
+class ItemCooccurrence(Peer):
+    """Sequential co-occurrence: item j scores by how often it followed the user's recent items
+    (within ``window`` steps) in everyone's histories, the recent items weighted by ``decay`` ** age."""
+
+    name = "cooccurrence"
+
+    def __init__(self, window: int = 3, last_n: int = 5, decay: float = 0.6):
+        self.window, self.last_n, self.decay = window, last_n, decay
+
+    def fit(self, task: EvalTask) -> ItemCooccurrence:
+        h = task.history.sort(["user_idx", "timestamp"], maintain_order=True)
+        u, i = h["user_idx"].to_numpy(), h["item_idx"].to_numpy()
+        rows, cols, vals = [], [], []
+        for step in range(1, self.window + 1):
+            same = u[step:] == u[:-step]
+            rows.append(i[:-step][same])
+            cols.append(i[step:][same])
+            vals.append(np.full(same.sum(), 1.0 / step))
+        self.trans = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                   shape=(task.n_items, task.n_items))
+        self.trans.sum_duplicates()
+        last = h.group_by("user_idx", maintain_order=True).agg(pl.col("item_idx").tail(self.last_n).reverse())
+        self.recent = dict(zip(last["user_idx"].to_list(), last["item_idx"].to_list()))
+        self.pop = Popularity().fit(task).pop / (task.history.height + 1.0)
+        return self
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        n = self.trans.shape[0]
+        rows, cols, vals = [], [], []
+        for r, u in enumerate(users):
+            items = self.recent.get(int(u), [])
+            rows += [r] * len(items)
+            cols += items
+            vals += [self.decay ** a for a in range(len(items))]
+        weights = sp.csr_matrix((vals, (rows, cols)), shape=(len(users), n))
+        return np.asarray((weights @ self.trans).todense()) + 1e-6 * self.pop
+
+
+class TIFUKNN(Peer):
+    """TIFU-KNN (Hu et al., SIGIR 2020): a user vector from time-decayed basket groups, blended with
+    its nearest neighbours' vectors: score = alpha * own + (1 - alpha) * mean(neighbours)."""
+
+    name = "tifu_knn"
+
+    def __init__(self, group_size: int = 7, within_decay: float = 0.9, group_decay: float = 0.7,
+                 n_neighbors: int = 300, alpha: float = 0.7):
+        self.group_size, self.rb, self.rg = group_size, within_decay, group_decay
+        self.n_neighbors, self.alpha = n_neighbors, alpha
+
+    def fit(self, task: EvalTask) -> TIFUKNN:
+        h = task.history.filter(pl.col("session_id").is_not_null())
+        baskets = (h.group_by(["user_idx", "session_id"]).agg(pl.col("item_idx").unique(), pl.col("timestamp").min())
+                   .sort(["user_idx", "timestamp"]))
+        vec = np.zeros((task.n_users, task.n_items), dtype=np.float32)
+        for (u,), df in baskets.group_by(["user_idx"], maintain_order=True):
+            items = df["item_idx"].to_list()
+            n = len(items)
+            # groups of group_size baskets, counted back from the latest (the first group may be short)
+            bounds = list(range(n, 0, -self.group_size))[::-1]
+            starts = [max(0, b - self.group_size) for b in bounds]
+            n_groups = len(bounds)
+            for g, (s, e) in enumerate(zip(starts, bounds)):
+                group = np.zeros(task.n_items, dtype=np.float32)
+                size = e - s
+                for j, basket in enumerate(items[s:e]):
+                    group[basket] += self.rb ** (size - 1 - j)
+                group /= size
+                vec[u] += (self.rg ** (n_groups - 1 - g)) * group / n_groups
+        self.vec = vec
+        norms = np.linalg.norm(vec, axis=1, keepdims=True)
+        self.unit = vec / np.maximum(norms, 1e-12)
+        return self
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        sims = self.unit[users] @ self.unit.T
+        sims[np.arange(len(users)), users] = -np.inf
+        k = min(self.n_neighbors, sims.shape[1] - 1)
+        nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        mix = np.zeros_like(sims, dtype=np.float32)
+        np.put_along_axis(mix, nn, 1.0 / k, axis=1)
+        neigh = mix @ self.vec
+        return self.alpha * self.vec[users] + (1 - self.alpha) * neigh
+
+
+class ImplicitPeer(Peer):
+    """An ``implicit`` model (ALS, BPR, item-kNN) on the users × items confidence matrix."""
+
+    def __init__(self, kind: str = "als", factors: int = 64, iterations: int = 15, regularization: float = 0.05,
+                 alpha: float = 1.0, learning_rate: float = 0.01, K: int = 100, seed: int = 0):
+        self.kind, self.factors, self.iterations = kind, factors, iterations
+        self.regularization, self.alpha, self.learning_rate, self.K, self.seed = regularization, alpha, learning_rate, K, seed
+        self.name = kind
+
+    def _model(self):
+        from implicit.cpu.als import AlternatingLeastSquares
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+        from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+
+        if self.kind == "als":
+            return AlternatingLeastSquares(factors=self.factors, iterations=self.iterations, alpha=self.alpha,
+                                           regularization=self.regularization, random_state=self.seed)
+        if self.kind == "bpr":
+            return BayesianPersonalizedRanking(factors=self.factors, iterations=self.iterations,
+                                               learning_rate=self.learning_rate, regularization=self.regularization,
+                                               random_state=self.seed)
+        if self.kind == "itemknn_cosine":
+            return CosineRecommender(K=self.K)
+        if self.kind == "itemknn_bm25":
+            return BM25Recommender(K=self.K)
+        raise ValueError(f"kind {self.kind!r}: use als, bpr, itemknn_cosine or itemknn_bm25")
+
+    def fit(self, task: EvalTask) -> ImplicitPeer:
+        self.user_items = interactions(task.history, task.n_users, task.n_items).tocsr()
+        self.model = self._model()
+        self.model.fit(self.user_items, show_progress=False)
+        return self
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        if self.kind in ("als", "bpr"):
+            return np.asarray(self.model.user_factors[users] @ self.model.item_factors.T)
+        return np.asarray((self.user_items[users] @ self.model.similarity).todense())

@@ -1,0 +1,130 @@
+"""Ranking metrics over full-catalogue rankings, each per user; means are taken by the caller.
+
+A *ranking* is a sequence of item indices, best first (-1 pads a short list); *targets* is the set of held-out items
+(one for leave-one-out, a whole basket for last-basket). Relevance is binary; repeated target
+items count once. An empty target set has no defined recall: such users are left out by the
+protocols, and the functions here return 0.0 for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+def _hits(ranking: Sequence[int], targets: Iterable[int], k: int) -> np.ndarray:
+    t = set(int(x) for x in targets)
+    return np.fromiter((int(i) in t for i in list(ranking)[:k]), dtype=bool)
+
+
+def recall_at_k(ranking: Sequence[int], targets: Iterable[int], k: int) -> float:
+    """Recall@k = |top-k ∩ T| / |T|.
+
+    >>> recall_at_k([3, 1, 2], {1, 5}, 2)   # one of the two targets in the top 2
+    0.5
+    >>> recall_at_k([3, 1], {1}, 10)         # fewer than k items ranked
+    1.0
+    >>> recall_at_k([3, 1], set(), 10)
+    0.0
+    """
+    t = set(int(x) for x in targets)
+    return float(_hits(ranking, t, k).sum() / len(t)) if t else 0.0
+
+
+def hit_rate_at_k(ranking: Sequence[int], targets: Iterable[int], k: int) -> float:
+    """HitRate@k = 1 if any target is in the top k, else 0.
+
+    >>> hit_rate_at_k([3, 1, 2], {2}, 2), hit_rate_at_k([3, 1, 2], {2}, 3)
+    (0.0, 1.0)
+    """
+    return float(_hits(ranking, targets, k).any())
+
+
+def ndcg_at_k(ranking: Sequence[int], targets: Iterable[int], k: int) -> float:
+    """NDCG@k = DCG@k / IDCG@k, DCG@k = Σ_{i=1..k} rel_i / log2(i + 1), IDCG over min(k, |T|) hits.
+
+    >>> ndcg_at_k([7, 1], {1}, 10)                     # hit at rank 2: 1 / log2(3)
+    0.6309297535714575
+    >>> round(ndcg_at_k([1, 9, 2], {1, 2}, 3), 4)      # (1 + 1/log2(4)) / (1 + 1/log2(3))
+    0.9197
+    """
+    t = set(int(x) for x in targets)
+    if not t:
+        return 0.0
+    hits = _hits(ranking, t, k)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = float((hits * discounts[: hits.size]).sum())
+    idcg = float(discounts[: min(k, len(t))].sum())
+    return dcg / idcg
+
+
+def mrr_at_k(ranking: Sequence[int], targets: Iterable[int], k: int | None = None) -> float:
+    """MRR@k = 1 / rank of the first target in the top k (0 if none); k=None looks at the whole list.
+
+    >>> mrr_at_k([4, 5, 6], {5, 6}), mrr_at_k([4, 5, 6], {6}, k=2)
+    (0.5, 0.0)
+    """
+    hits = _hits(ranking, targets, len(ranking) if k is None else k)
+    first = np.flatnonzero(hits)
+    return float(1.0 / (first[0] + 1)) if first.size else 0.0
+
+
+def coverage_at_k(rankings: Iterable[Sequence[int]], n_items: int, k: int) -> float:
+    """Catalogue coverage@k = |∪_u top-k(u)| / n_items.
+
+    >>> coverage_at_k([[0, 1], [1, 2]], n_items=8, k=2)   # items 0, 1, 2 of 8
+    0.375
+    """
+    seen: set[int] = set()
+    for r in rankings:
+        seen.update(int(i) for i in list(r)[:k] if i >= 0)
+    return len(seen) / n_items if n_items else 0.0
+
+
+def novelty_at_k(rankings: Iterable[Sequence[int]], item_popularity: np.ndarray, n_users: int, k: int) -> float:
+    """Mean self-information of recommended items: mean over users and top-k items of
+    -log2(p_i), p_i = (users who interacted with i in training + 1) / (n_users + 1).
+
+    >>> novelty_at_k([[0], [1]], np.array([3, 0]), n_users=3, k=1)   # (-log2(1) - log2(1/4)) / 2
+    1.0
+    """
+    pop = np.asarray(item_popularity, dtype=np.float64)
+    info = -np.log2((pop + 1.0) / (n_users + 1.0))
+    values = [info[[i for i in list(r)[:k] if i >= 0]] for r in rankings]
+    flat = np.concatenate(values) if values else np.empty(0)
+    return float(flat.mean()) if flat.size else 0.0
+
+
+METRICS = {"recall": recall_at_k, "ndcg": ndcg_at_k, "hit": hit_rate_at_k, "mrr": mrr_at_k}
+
+
+def per_user(rankings: Sequence[Sequence[int]], targets: Sequence[Iterable[int]], ks: Iterable[int]) -> dict[str, np.ndarray]:
+    """Every metric at every k, one value per user: ``{"ndcg@10": array, ...}``."""
+    out: dict[str, np.ndarray] = {}
+    targets = [set(int(x) for x in t) for t in targets]
+    for k in ks:
+        for name, fn in METRICS.items():
+            out[f"{name}@{k}"] = np.array([fn(r, t, k) for r, t in zip(rankings, targets)], dtype=np.float64)
+    return out
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_resamples: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> dict[str, float]:
+    """Mean of ``b - a`` over users, with a paired bootstrap interval (resampling users).
+
+    >>> r = paired_bootstrap(np.zeros(50), np.ones(50))
+    >>> r["diff"], r["low"], r["high"]
+    (1.0, 1.0, 1.0)
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"paired_bootstrap: a and b must be 1-d arrays of one length > 0, got {a.shape} and {b.shape}")
+    d = b - a
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    for i in range(n_resamples):
+        means[i] = d[rng.integers(0, d.size, d.size)].mean()
+    alpha = (1 - level) / 2
+    return {"diff": float(d.mean()), "low": float(np.quantile(means, alpha)),
+            "high": float(np.quantile(means, 1 - alpha)), "n": int(d.size)}
