@@ -8,7 +8,7 @@ PIP_TORCH_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
+
+## bench: peers side by side on the real data (needs ../shared/data or DATA_DIR=...)
+DATA_DIR ?= ../shared/data
+bench: $(STAMP)
+	for d in movielens-100k instacart rees46; do $(BIN)/python benchmarks/run.py --dataset $$d --data-dir $(DATA_DIR) || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

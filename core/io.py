@@ -23,8 +23,11 @@ FORMATS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
     ".inter": "tsv", ".item": "tsv", ".user": "tsv",  # RecBole atomic files
 }
-_TZ_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M%z")
-_NAIVE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
+_TZ_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%:z",
+               "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M%z")
+_NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d",
+                  "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
+_ZONE_SUFFIX = r"\s*(UTC|GMT|Z)$"
 _MS_THRESHOLD = 1e11  # a Unix time above this is in milliseconds (1e11 s is the year 5138)
 
 
@@ -150,16 +153,32 @@ def parse_timestamps(series: pl.Series, unit: str | None = None) -> pl.Series:
         text = series.cast(pl.Utf8).str.strip_chars()
         numbers = text.cast(pl.Float64, strict=False)
         if numbers.null_count() > text.null_count():  # some values are not numbers: read them as dates
-            norm = text.str.replace(r"\s*(UTC|GMT|Z)$", "+0000").str.replace(r"^(\d{4}-\d{2}-\d{2})T", "$1 ")
-            cands = [norm.str.strptime(pl.Datetime("ms", "UTC"), f, strict=False) for f in _TZ_FORMATS]
-            cands += [
-                norm.str.strptime(pl.Datetime("ms"), f, strict=False).dt.replace_time_zone("UTC")
-                for f in _NAIVE_FORMATS
-            ]
-            dates = pl.select(pl.coalesce(cands)).to_series()
+            head = text.drop_nulls().head(1000)
+            norm = text.str.replace(_ZONE_SUFFIX, "+0000") if head.str.contains(_ZONE_SUFFIX).any() else text
+            dates = _parse_dates(norm)
             epoch = _epoch_ms(numbers.set(dates.is_not_null(), None), unit)
             return pl.select(pl.coalesce([dates, epoch])).to_series().alias(series.name)
     return _epoch_ms(numbers, unit).alias(series.name)
+
+
+def _strptime(text: pl.Series, fmt: str) -> pl.Series:
+    if fmt in _TZ_FORMATS:
+        return text.str.strptime(pl.Datetime("ms", "UTC"), fmt, strict=False)
+    return text.str.strptime(pl.Datetime("ms"), fmt, strict=False).dt.replace_time_zone("UTC")
+
+
+def _parse_dates(text: pl.Series, sample: int = 10_000) -> pl.Series:
+    """Try the formats that parse most of a sample first; later ones only on rows still unparsed."""
+    head = text.drop_nulls().head(sample)
+    formats = _TZ_FORMATS + _NAIVE_FORMATS
+    ranked = sorted(formats, key=lambda f: -int(_strptime(head, f).is_not_null().sum()))
+    dates = _strptime(text, ranked[0])
+    for fmt in ranked[1:]:
+        todo = (dates.is_null() & text.is_not_null()).arg_true()
+        if todo.len() == 0:
+            break
+        dates = dates.scatter(todo, _strptime(text.gather(todo), fmt))
+    return dates
 
 
 def _epoch_ms(numbers: pl.Series, unit: str | None) -> pl.Series:

@@ -1,0 +1,179 @@
+"""Run the peers side by side on one dataset, on the same split, scored by the same code.
+
+    python benchmarks/run.py --dataset movielens-100k --data-dir ../shared/data
+    python benchmarks/run.py --dataset instacart --data-dir ../shared/data
+    python benchmarks/run.py --dataset rees46 --data-dir ../shared/data
+    python benchmarks/run.py --events ev.csv --items items.csv --protocol temporal --name myshop
+
+Each peer is lightly tuned on the validation stage (best NDCG@10 over a small grid), refitted on
+the test-stage history, and scored on the test targets. Writes ``results/<name>.json``, a
+Markdown table ``results/<name>.md`` and a recall@k plot ``results/<name>_recall.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recsys.artifacts import package_versions
+from recsys.datasets import CLEANING, dataset_from_files, load_dataset
+from recsys.device import set_seed
+from recsys.eval.baselines import TIFUKNN, ImplicitPeer, ItemCooccurrence, PersonalFrequency, Popularity
+from recsys.eval.protocols import make_task, rank, score_rankings
+from recsys.prepare import prepare
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PROTOCOL = {"movielens-100k": "loo", "default": "loo", "instacart": "last_basket", "rees46": "temporal"}
+CURVE_KS = (1, 2, 5, 10, 20, 50, 100)
+REPORT_KS = (10, 20, 100)
+
+
+def grids(protocol: str) -> dict[str, tuple[type, dict]]:
+    """Peer name -> (class, grid of keyword arguments)."""
+    g = {
+        "popularity": (Popularity, {}),
+        "cooccurrence": (ItemCooccurrence, {"window": [1, 3], "last_n": [1, 5]}),
+        "als": (ImplicitPeer, {"kind": ["als"], "factors": [32, 64, 128], "alpha": [1.0, 5.0], "regularization": [0.05]}),
+        "bpr": (ImplicitPeer, {"kind": ["bpr"], "factors": [64], "iterations": [100], "learning_rate": [0.01, 0.05]}),
+        "itemknn_cosine": (ImplicitPeer, {"kind": ["itemknn_cosine"], "K": [50, 200]}),
+        "itemknn_bm25": (ImplicitPeer, {"kind": ["itemknn_bm25"], "K": [50, 200]}),
+    }
+    if protocol == "last_basket":
+        g["personal_frequency"] = (PersonalFrequency, {})
+        g["tifu_knn"] = (TIFUKNN, {"group_size": [3, 7], "alpha": [0.7, 0.9], "n_neighbors": [100, 300]})
+    return g
+
+
+def expand(grid: dict) -> list[dict]:
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))] or [{}]
+
+
+def evaluate_peer(cls, params: dict, task, k: int = 100):
+    peer = cls(**params)
+    t0 = time.perf_counter()
+    peer.fit(task)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ranked = rank(task, peer.scores, k)
+    rank_s = time.perf_counter() - t0
+    means, per = score_rankings(task, ranked, ks=sorted(set(REPORT_KS) | set(CURVE_KS)))
+    return means, per, fit_s, rank_s
+
+
+def run(args) -> dict:
+    set_seed(args.seed)
+    if args.events:
+        ds = dataset_from_files(args.events, args.items, name=args.name)
+        cleaning = None
+    else:
+        ds = load_dataset(args.dataset, args.data_dir)
+        cleaning = CLEANING.get(ds.name)
+    protocol = args.protocol or PROTOCOL.get(ds.name, "temporal")
+    t0 = time.perf_counter()
+    prepared = prepare(ds, cleaning, holdout=protocol)
+    prep_s = time.perf_counter() - t0
+    valid = make_task(protocol, prepared.split, prepared.users, prepared.items, "valid")
+    test = make_task(protocol, prepared.split, prepared.users, prepared.items, "test")
+    rows = {}
+    for name, (cls, grid) in grids(protocol).items():
+        if args.only and name not in args.only:
+            continue
+        best, best_params, tried = -1.0, {}, []
+        for params in expand(grid):
+            m, _, _, _ = evaluate_peer(cls, params, valid)
+            tried.append({"params": params, "valid_ndcg@10": round(m["ndcg@10"], 4)})
+            if m["ndcg@10"] > best:
+                best, best_params = m["ndcg@10"], params
+        means, per, fit_s, rank_s = evaluate_peer(cls, best_params, test)
+        rows[name] = {"params": best_params, "valid_ndcg@10": best, "tuning": tried, "fit_s": round(fit_s, 3),
+                      "rank_s": round(rank_s, 3), "test": means,
+                      "per_user": {m: per[m].round(6).tolist() for m in ("ndcg@10", "recall@10", "recall@100")}}
+        print(f"{name:20s} ndcg@10 {means['ndcg@10']:.4f} recall@10 {means['recall@10']:.4f} "
+              f"recall@100 {means['recall@100']:.4f}  ({best_params})", file=sys.stderr)
+    return {
+        "dataset": ds.name, "protocol": protocol, "citation": ds.citation,
+        "data": {k: v for k, v in prepared.data_manifest().items() if k not in ("sources",)},
+        "test_users": int(test.users.size), "valid_users": int(valid.users.size),
+        "mean_targets": float(np.mean([len(t) for t in test.targets])) if test.targets else 0.0,
+        "prepare_s": round(prep_s, 3), "peers": rows,
+        "engine": "not yet built: the two-tower model, ALS fusion and reranker rows appear here when they land",
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
+        "packages": package_versions(), "seed": args.seed, "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"### {result['dataset']} — {result['protocol']} ({result['test_users']} test users, "
+        f"mean {result['mean_targets']:.1f} targets), {result['date']}, {result['machine']['cpus']} CPUs",
+        "",
+        "| model | NDCG@10 | Recall@10 | Recall@20 | Recall@100 | MRR@10 | coverage@10 | fit s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = sorted(result["peers"].items(), key=lambda kv: -kv[1]["test"]["ndcg@10"])
+    for name, row in order:
+        t = row["test"]
+        lines.append(f"| {name} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['recall@20']:.4f} | "
+                     f"{t['recall@100']:.4f} | {t['mrr@10']:.4f} | {t['coverage@10']:.3f} | {row['fit_s']:.1f} |")
+    lines += ["", f"Full-catalogue ranking; {'seen items included (repeats count)' if result['protocol'] == 'last_basket' else 'items already seen excluded'}. "
+              "Each peer tuned on the validation stage (grid in benchmarks/run.py).", ""]
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, row in result["peers"].items():
+        ax.plot(CURVE_KS, [row["test"][f"recall@{k}"] for k in CURVE_KS], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("k")
+    ax.set_ylabel("Recall@k")
+    ax.set_title(f"{result['dataset']} ({result['protocol']})")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="movielens-100k")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--events")
+    p.add_argument("--items")
+    p.add_argument("--name", default=None, help="Result name for --events (default: the file's stem).")
+    p.add_argument("--protocol", choices=["loo", "temporal", "last_basket"])
+    p.add_argument("--only", nargs="*", help="Run only these peers.")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    result = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = args.name or result["dataset"]
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    (args.out / f"{name}.md").write_text(markdown(result))
+    plot(result, args.out / f"{name}_recall.png")
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

