@@ -1,0 +1,111 @@
+"""The two towers.
+
+- :class:`ItemTower`: the item's cached text vector through a trainable projection, plus a
+  trainable ID embedding (initialised at zero, dropped out per item during training, so that
+  the text alone gives a useful vector for items never seen in training).
+- :class:`UserTower`: a causal transformer over the user's last L events; each input is the
+  item's vector plus an event-type embedding and a time-gap bucket embedding (plus position);
+  the user vector is the output at the newest event. Sequences are left-padded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TowerConfig:
+    """Sizes of the two towers (saved inside the checkpoint)."""
+
+    dim: int = 64
+    max_len: int = 50
+    n_layers: int = 2
+    n_heads: int = 2
+    dropout: float = 0.1
+    id_dropout: float = 0.25
+    n_event_types: int = 8
+    n_gap_buckets: int = 16
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def gap_buckets(seconds: np.ndarray, n_buckets: int = 16) -> np.ndarray:
+    """Bucket 0 for the first event (no gap), then 1 + floor(log2(1 + gap in minutes)), capped.
+
+    >>> gap_buckets(np.array([-1, 0, 59, 60, 3600, 10**9]), 16).tolist()
+    [0, 1, 1, 2, 6, 15]
+    """
+    s = np.asarray(seconds, dtype=np.float64)
+    b = 1 + np.floor(np.log2(1.0 + np.maximum(s, 0) / 60.0))
+    return np.where(s < 0, 0, np.minimum(b, n_buckets - 1)).astype(np.int64)
+
+
+class ItemTower(nn.Module):
+    def __init__(self, cfg: TowerConfig, text_vectors: torch.Tensor):
+        super().__init__()
+        self.cfg = cfg
+        n_items, text_dim = text_vectors.shape
+        self.register_buffer("text", text_vectors.float(), persistent=False)
+        self.proj = nn.Sequential(nn.Linear(text_dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, cfg.dim))
+        self.ids = nn.Embedding(n_items, cfg.dim)
+        nn.init.zeros_(self.ids.weight)
+
+    @property
+    def n_items(self) -> int:
+        return self.ids.num_embeddings
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """Vectors (…, dim) of item indices ``items`` (any shape)."""
+        v = self.proj(self.text[items])
+        idv = self.ids(items)
+        if self.training and self.cfg.id_dropout > 0:
+            keep = (torch.rand(items.shape, device=items.device) >= self.cfg.id_dropout).unsqueeze(-1)
+            idv = idv * keep
+        return v + idv
+
+    def all_items(self, batch_size: int = 65536) -> torch.Tensor:
+        """Every item's vector (n_items, dim), L2-normalised."""
+        out = [self.forward(torch.arange(s, min(s + batch_size, self.n_items), device=self.ids.weight.device))
+               for s in range(0, self.n_items, batch_size)]
+        return F.normalize(torch.cat(out), dim=-1)
+
+
+def attention_mask(valid: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B·heads, L, L) boolean mask, True = blocked: causal, and padding keys blocked except a
+    position's own (so padded rows never become all-blocked, which would give NaN)."""
+    b, length = valid.shape
+    causal = torch.ones(length, length, dtype=torch.bool, device=valid.device).tril()
+    allowed = causal.unsqueeze(0) & (valid.unsqueeze(1) | torch.eye(length, dtype=torch.bool, device=valid.device))
+    return (~allowed).repeat_interleave(n_heads, dim=0)
+
+
+class UserTower(nn.Module):
+    def __init__(self, cfg: TowerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.event = nn.Embedding(cfg.n_event_types, cfg.dim)
+        self.gap = nn.Embedding(cfg.n_gap_buckets, cfg.dim)
+        self.pos = nn.Embedding(cfg.max_len, cfg.dim)
+        layer = nn.TransformerEncoderLayer(cfg.dim, cfg.n_heads, 4 * cfg.dim, cfg.dropout, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, item_vecs: torch.Tensor, events: torch.Tensor, gaps: torch.Tensor,
+                valid: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
+        """``item_vecs`` (B, L, dim), ``events``/``gaps`` (B, L) ints, ``valid`` (B, L) bool, left-padded.
+
+        Returns the user vector (B, dim) at the newest event, or (B, L, dim) at every position.
+        """
+        length = item_vecs.shape[1]
+        pos = torch.arange(length, device=item_vecs.device)
+        x = item_vecs + self.event(events) + self.gap(gaps) + self.pos(pos + self.cfg.max_len - length)
+        x = x * valid.unsqueeze(-1)
+        h = self.norm(self.encoder(x, mask=attention_mask(valid, self.cfg.n_heads)))
+        return h if all_positions else h[:, -1]
