@@ -12,7 +12,7 @@ from recsys.config import load_config
 from recsys.datasets import CLEANING, dataset_from_files, load_dataset
 from recsys.errors import ConfigError
 from recsys.io import parse_mapping
-from recsys.schema import VALUE_KINDS, Dataset, parse_weights
+from recsys.schema import VALUE_KINDS, Dataset, EventWeights, parse_weights
 
 _PATH = click.Path(path_type=Path)
 
@@ -74,8 +74,6 @@ def dataset_from_options(o: dict[str, Any]) -> tuple[Dataset, CleaningConfig, di
     if dataset:
         ds = load_dataset(dataset, o["data_dir"] or cfg.get("data_dir"))
         if weights:
-            from recsys.schema import EventWeights
-
             ds.weights = EventWeights.from_dict({**ds.weights.to_dict(), **weights})
         base = CLEANING.get(ds.name, CleaningConfig())
     else:

@@ -110,7 +110,7 @@ def read_table(path: str | Path) -> pl.DataFrame:
     except (pl.exceptions.PolarsError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: cannot be read as {fmt.upper()}: {first}") from None
-    if df.width == 0 or (df.height == 0 and fmt != "parquet" and df.width <= 1 and not df.columns[0]):
+    if df.width == 0:
         raise DataError(f"{path}: file is empty; give a file with a header row and at least one row")
     if df.height == 0:
         raise DataError(f"{path}: has a header but no rows; give at least one row")
