@@ -18,10 +18,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: validate and clean the embedded default data (MovieLens-100k), then describe it
+## demo: validate the embedded MovieLens-100k, build the retrieval index, recommend for user 1
 demo: $(STAMP)
 	$(BIN)/recsys data validate
-	$(BIN)/recsys data stats
+	$(BIN)/recsys build-index --out artifacts/default
+	$(BIN)/recsys query --artifacts artifacts/default --user 1
 
 ## test: the default suite (slow tests excluded); test-all: everything
 test: $(STAMP)

@@ -38,9 +38,13 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
+    from recsys.cli.build import build_index
     from recsys.cli.data import data
+    from recsys.cli.query import query
 
     cli.add_command(data)
+    cli.add_command(build_index)
+    cli.add_command(query)
 
 
 _register()

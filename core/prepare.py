@@ -39,7 +39,9 @@ class Prepared:
         return {
             "name": self.dataset.name, "fingerprint": self.fingerprint(), "sources": self.dataset.sources,
             "citation": self.dataset.citation, "text_fields": list(self.dataset.text_fields),
-            "value_kind": self.dataset.value_kind, "weights": self.dataset.weights.to_dict(),
+            "value_kind": self.dataset.value_kind,
+            # a list of pairs, not an object: the order defines the event codes models are trained on
+            "weights": [list(pair) for pair in self.dataset.weights.weights],
             "rows_in": self.report.rows_in, "rows_kept": self.events.height,
             "users": len(self.users), "items": len(self.items), "id_only_items": self.id_only_items,
             "split": self.split.summary(),
@@ -107,5 +109,5 @@ def load_prepared_tables(art: Artifact) -> dict:
         "train": art.load_table("data/train.parquet"),
         "valid": art.load_table("data/valid.parquet"),
         "test": art.load_table("data/test.parquet"),
-        "weights": EventWeights.from_dict(art.manifest["data"]["weights"], defaults=False),
+        "weights": EventWeights(tuple((str(name), float(w)) for name, w in art.manifest["data"]["weights"])),
     }

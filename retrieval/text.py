@@ -55,6 +55,10 @@ class TextEncoder:
             self.name = f"{type(self.model).__name__}-{self.model.config.hidden_size}"
         else:
             path = default_model_path() if model in (None, "default", DEFAULT_MODEL) else model
+            from transformers.utils import logging as hf_logging
+
+            bars = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()  # library code: no bar of transformers' own on load
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(str(path))
                 self.model = AutoModel.from_pretrained(str(path))
@@ -62,6 +66,9 @@ class TextEncoder:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise ConfigError(f"--text-model {model}: cannot load it ({first}); give a local model folder "
                                   "or a hub id that is cached") from None
+            finally:
+                if bars:
+                    hf_logging.enable_progress_bar()
             self.name = DEFAULT_MODEL if model in (None, "default", DEFAULT_MODEL) else str(model)
         self.model.eval().to(self.device)
         self.dim = int(self.model.config.hidden_size)

@@ -26,7 +26,7 @@ class TowerConfig:
     max_len: int = 50
     n_layers: int = 2
     n_heads: int = 2
-    dropout: float = 0.1
+    dropout: float = 0.5
     id_dropout: float = 0.25
     n_event_types: int = 8
     n_gap_buckets: int = 16

@@ -1,0 +1,86 @@
+"""The two-tower model alone, built by `build-index`'s code and scored by `recsys.eval`.
+
+    python benchmarks/two_tower.py --dataset movielens-100k --data-dir ../shared/data
+    python benchmarks/two_tower.py --dataset movielens-100k --data-dir ../shared/data --pretrain-epochs 0 --name no-pretrain
+
+Writes ``results/two_tower_<name>.json`` with the build summary (stage times, epochs) and the
+test metrics of the held-out split (full-catalogue ranking, seen items excluded except for
+last-basket).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from recsys.artifacts import Artifact, package_versions
+from recsys.datasets import CLEANING, load_dataset
+from recsys.eval.protocols import make_task, rank, score_rankings
+from recsys.prepare import load_prepared_tables
+from recsys.retrieval.build import BuildOptions, build, model_scorer
+from recsys.retrieval.retriever import TwoTowerRetriever
+from recsys.retrieval.towers import TowerConfig
+from recsys.retrieval.train import TrainConfig
+from recsys.splits import Split
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="movielens-100k")
+    p.add_argument("--data-dir")
+    p.add_argument("--holdout", default=None)
+    p.add_argument("--text-model", default=None)
+    p.add_argument("--pretrain-epochs", type=int, default=None)
+    p.add_argument("--max-len", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--name", default="default")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    ds = load_dataset(args.dataset, args.data_dir)
+    holdout = args.holdout or {"instacart": "last_basket", "rees46": "temporal"}.get(ds.name, "loo")
+    tower = TowerConfig(**({"max_len": args.max_len} if args.max_len else {}))
+    train = TrainConfig(**{k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
+                                             "seed": args.seed}.items() if v is not None})
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        summary = build(ds, Path(tmp) / "art", CLEANING.get(ds.name),
+                        BuildOptions(holdout=holdout, tower=tower, train=train, text_model=args.text_model,
+                                     seed=args.seed, show_progress=True))
+        wall = time.perf_counter() - t0
+        art = Artifact.open(Path(tmp) / "art")
+        t = load_prepared_tables(art)
+        r = TwoTowerRetriever(art)
+        task = make_task(holdout, Split(t["train"], t["valid"], t["test"], {}), t["users"], t["items"], "test")
+        ranked = rank(task, model_scorer(r.model, task.history, len(t["users"]), t["weights"]), 100)
+        metrics, _ = score_rankings(task, ranked, ks=(10, 20, 100))
+    result = {"dataset": ds.name, "holdout": holdout, "name": args.name, "build_seconds": round(wall, 1),
+              "test": metrics, "summary": summary, "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"two_tower_{ds.name}_{args.name}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    table()
+    print(f"{ds.name} {args.name}: NDCG@10 {metrics['ndcg@10']:.4f} Recall@10 {metrics['recall@10']:.4f} "
+          f"Recall@100 {metrics['recall@100']:.4f}; build {wall:.0f} s, {summary['epochs']} epochs "
+          f"(best {summary['best_epoch']})")
+
+
+def table() -> None:
+    """Rewrite ``results/two_tower.md`` from every ``two_tower_*.json``."""
+    rows = ["| dataset | run | NDCG@10 | Recall@10 | Recall@100 | epochs (best) | pre-training | build s | date |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("two_tower_*.json")):
+        r = json.loads(path.read_text())
+        t, s = r["test"], r["summary"]
+        rows.append(f"| {r['dataset']} ({r['holdout']}) | {r['name']} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | "
+                    f"{t['recall@100']:.4f} | {s['epochs']} ({s['best_epoch']}) | {len(s['pretrain_loss'])} epochs | "
+                    f"{r['build_seconds']:.0f} | {r['date']} |")
+    (RESULTS / "two_tower.md").write_text("### Two-tower model alone (benchmarks/two_tower.py), 2-core CPU\n\n"
+                                          + "\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()

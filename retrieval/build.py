@@ -1,0 +1,218 @@
+"""``build-index``: ingest -> clean -> split -> text -> train -> encode -> index -> artifact.
+
+The artifact folder holds the prepared data (id maps, catalog, split), the text-vector cache,
+the model (safetensors + its config), the item vectors, the FAISS index and the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from recsys.artifacts import Artifact, ArtifactWriter
+from recsys.cleaning import CleaningConfig
+from recsys.device import resolve_device, set_seed
+from recsys.errors import ArtifactError
+from recsys.eval.protocols import make_task, rank, score_rankings, with_indices
+from recsys.prepare import Prepared, prepare, save_prepared
+from recsys.schema import Dataset
+from recsys.splits import leave_one_out
+
+from .charngram import NAME as CHAR_NGRAM
+from .charngram import CharNgramEncoder
+from .index import VectorIndex
+from .model import TwoTower
+from .sequences import build_sequences
+from .text import TextEncoder, encode_with_cache, text_key
+from .towers import TowerConfig
+from .train import TrainConfig, pretrain, train
+
+log = logging.getLogger(__name__)
+UNK_WARN = 0.05  # warn when more than 5% of the catalogue's tokens are unknown to the text model
+
+
+@dataclass
+class BuildOptions:
+    """What a build does beyond the data: model sizes, training, text model, index, device."""
+
+    holdout: str = "loo"
+    tower: TowerConfig = field(default_factory=TowerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    text_model: str | None = None
+    text_encoder: TextEncoder | None = None  # an already loaded encoder (tests pass a tiny one)
+    finetune_text_layers: int = 0
+    index_kind: str = "auto"
+    device: str | None = None
+    seed: int = 0
+    show_progress: bool = True
+
+    def manifest(self) -> dict:
+        return {"holdout": self.holdout, "tower": self.tower.to_dict(), "train": self.train.to_dict(),
+                "text_model": self.text_model or "all-MiniLM-L6-v2", "finetune_text_layers": self.finetune_text_layers,
+                "index_kind": self.index_kind, "device": self.device, "seed": self.seed}
+
+
+class Stages:
+    """Times each stage and reports it (a log line, and a progress line when enabled)."""
+
+    def __init__(self, show: bool):
+        self.show, self.times = show, {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        if self.show:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"[{name}] ...")
+        yield
+        self.times[name] = round(time.perf_counter() - start, 2)
+        log.info("stage %s: %.1f s", name, self.times[name])
+
+    def say(self, message: str) -> None:
+        if self.show:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"  {message}")
+        log.info(message)
+
+
+def _text_cache(out: Path, model_name: str, dim: int) -> dict[str, np.ndarray]:
+    """Text vectors of the previous artifact at ``out`` made with the same text model."""
+    try:
+        art = Artifact.open(out)
+    except ArtifactError:
+        return {}
+    if art.manifest.get("config", {}).get("text_model") != model_name or not art.has("text/keys.parquet"):
+        return {}
+    keys = art.load_table("text/keys.parquet")["key"].to_list()
+    vecs = art.load_array("text/vectors.npy")
+    return dict(zip(keys, vecs)) if vecs.ndim == 2 and vecs.shape[1] == dim else {}
+
+
+def _encoder(text_model: str | None, device: str):
+    if text_model == CHAR_NGRAM:
+        return CharNgramEncoder()
+    return TextEncoder(text_model, device=device)
+
+
+def model_scorer(model: TwoTower, history: pl.DataFrame, n_users: int, weights):
+    seq = build_sequences(history, n_users, weights, model.cfg.n_gap_buckets)
+    items = model.item_vectors()
+    return lambda users: model.user_vectors(seq, users) @ items.T
+
+
+def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = None,
+          opts: BuildOptions | None = None, config_used: dict | None = None) -> dict:
+    """Run every stage and write the artifact atomically; returns the summary."""
+    opts = opts or BuildOptions()
+    out = Path(out)
+    set_seed(opts.seed)
+    device = resolve_device(opts.device)
+    stages = Stages(opts.show_progress)
+    with stages("ingest+clean+split"):
+        prepared = prepare(dataset, cleaning, holdout=opts.holdout)
+    with stages("text"):
+        encoder = opts.text_encoder or _encoder(opts.text_model, device)
+        if opts.finetune_text_layers and device == "cpu":
+            log.warning("--finetune-text-layers needs a GPU; on the CPU the text vectors are computed once and cached")
+        texts = prepared.catalog["text"].fill_null("").to_list()
+        if hasattr(encoder, "fit"):  # fitted on this catalogue: its vectors are not reusable across builds
+            encoder.fit(texts)
+            cache = {}
+        else:
+            cache = _text_cache(out, encoder.name, encoder.dim)
+        text_vectors, n_new = encode_with_cache(encoder, texts, cache)
+        unk = encoder.unk_rate([t for t in texts if t][:20000])
+        stages.say(f"{len(texts)} item texts, {n_new} encoded anew, unknown-token rate {unk:.1%}")
+        if unk > UNK_WARN:
+            log.warning("%.0f%% of the catalogue's tokens are unknown to the text model %s; point --text-model at "
+                        "a model for this language (e.g. a multilingual BERT folder) or use --text-model char-ngram",
+                        100 * unk, encoder.name)
+    tower = TowerConfig(**{**opts.tower.to_dict(), "n_event_types": max(opts.tower.n_event_types,
+                                                                        len(dataset.weights.names()) + 1)})
+    torch.manual_seed(opts.seed)
+    model = TwoTower(tower, torch.as_tensor(text_vectors)).to(device)
+    with stages("train"):
+        fit = _fit(model, prepared, opts, stages)
+    with stages("encode"):
+        item_vectors = model.item_vectors()
+    with stages("index"):
+        index = VectorIndex(kind=opts.index_kind, seed=opts.seed).build(item_vectors)
+        approx = _approx_recall(index, item_vectors, opts.seed)
+    config = {**(config_used or {}), **opts.manifest(), "text_model": encoder.name}
+    with stages("write"), ArtifactWriter(out, config=config, seed=opts.seed) as w:
+        save_prepared(w, prepared)
+        w.save_table("text/keys.parquet", pl.DataFrame({"key": [text_key(t) for t in texts]}))
+        w.save_array("text/vectors.npy", text_vectors)
+        model.save(w.path("model/config.json").parent)
+        w.save_array("index/item_vectors.npy", item_vectors)
+        index.save(w.path("index/items.faiss"))
+        summary = {
+            "dataset": dataset.name, "rows_in": prepared.report.rows_in, "rows_kept": prepared.events.height,
+            "users": len(prepared.users), "items": len(prepared.items), "id_only_items": prepared.id_only_items,
+            "holdout": opts.holdout, "device": device, "epochs": len(fit["history"]), "best_epoch": fit["best_epoch"],
+            "valid_recall@10": round(fit["best_valid"], 4), "pretrain_loss": fit["pretrain"],
+            "full_softmax": fit["full_softmax"], "index": index.kind_built,
+            "index_bytes_per_item": round(index.bytes_per_item(), 1), "index_recall@10_vs_exact": approx,
+            "text_model": encoder.name, "texts_encoded": n_new, "unk_rate": round(unk, 4),
+            "history": fit["history"],
+        }
+        summary["stage_seconds"] = stages.times
+        w.save_json("summary.json", summary)
+    summary["stage_seconds"] = stages.times
+    summary["artifact"] = str(out)
+    return summary
+
+
+def _fit(model: TwoTower, prepared: Prepared, opts: BuildOptions, stages: Stages) -> dict:
+    """Pre-train, then train with early stopping on validation Recall@k.
+
+    With ``holdout="none"`` the last event of each user is held out only to choose the number
+    of epochs; the model is then trained again on everything for that many epochs.
+    """
+    weights = prepared.dataset.weights
+    n_users = len(prepared.users)
+    split = prepared.split if opts.holdout != "none" else leave_one_out(prepared.events)
+    protocol = {"loo": "loo", "temporal": "temporal", "last_basket": "last_basket", "none": "loo"}[opts.holdout]
+    task = make_task(protocol, split, prepared.users, prepared.items, "valid")
+    seq = build_sequences(task.history, n_users, weights, model.cfg.n_gap_buckets)
+
+    def validate(m: TwoTower) -> float:
+        if task.users.size == 0:
+            return 0.0
+        ranked = rank(task, model_scorer(m, task.history, n_users, weights), opts.train.eval_k)
+        return score_rankings(task, ranked, ks=(opts.train.eval_k,))[0][f"recall@{opts.train.eval_k}"]
+
+    pre = pretrain(model, seq, opts.train, stages.say) if opts.train.pretrain_epochs else []
+    fit = train(model, seq, opts.train, validate if task.users.size else None, stages.say)
+    if opts.holdout == "none":
+        everything = with_indices(prepared.events, prepared.users, prepared.items)
+        full_seq = build_sequences(everything, n_users, weights, model.cfg.n_gap_buckets)
+        again = TrainConfig(**{**opts.train.to_dict(), "epochs": max(1, fit["best_epoch"]), "patience": 10**6})
+        stages.say(f"retraining on every event for {again.epochs} epochs")
+        torch.manual_seed(opts.seed)
+        model.load_state_dict(TwoTower(model.cfg, model.items.text.cpu()).to(model.device).state_dict())
+        if opts.train.pretrain_epochs:
+            pretrain(model, full_seq, opts.train, stages.say)
+        train(model, full_seq, again, None, stages.say)
+    fit["pretrain"] = [round(x, 4) for x in pre]
+    return fit
+
+
+def _approx_recall(index: VectorIndex, vectors: np.ndarray, seed: int, n: int = 200) -> float | None:
+    """Recall@10 of the index against exact search on random item vectors as queries."""
+    if index.kind_built == "flat":
+        return 1.0
+    rng = np.random.default_rng(seed)
+    q = vectors[rng.choice(len(vectors), min(n, len(vectors)), replace=False)]
+    exact = VectorIndex(kind="flat", use_gpu=False).build(vectors).search(q, 10)[0]
+    found = index.search(q, 10)[0]
+    return round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)])), 4)

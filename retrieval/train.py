@@ -1,0 +1,192 @@
+"""Training the two-tower model: contrastive pre-training, then next-item retrieval.
+
+1. Pre-training (self-supervised): two augmented views of each user's recent sequence (a random
+   crop and a random drop of events) should give the same user vector: InfoNCE over the batch.
+2. Supervised: every position of each window predicts the next item; the loss is a softmax over
+   the whole catalogue when it is small (``full_softmax_below`` items), else a sampled softmax over
+   in-batch and random negatives with logQ correction; each target is weighted by its event type.
+   The learning rate decays on a cosine over ``epochs``; early stopping on validation Recall@k
+   keeps the best epoch's weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .losses import candidate_log_q, item_frequency, sampled_softmax_loss
+from .model import TwoTower, to_tensors
+from .sequences import Sequences, left_pad, training_windows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training knobs (saved in the artifact). Defaults suit catalogues up to ~1M items on a CPU."""
+
+    epochs: int = 40
+    pretrain_epochs: int = 2
+    batch_size: int = 32
+    lr: float = 5e-3
+    weight_decay: float = 0.0
+    temperature: float = 0.1
+    n_negatives: int = 2048
+    full_softmax_below: int = 20_000
+    patience: int = 6
+    eval_k: int = 10
+    max_train_seconds: float | None = None
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _augment(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Crop a random 60-100% span or drop 20% of events (never all), then left-pad again."""
+    valid = batch["valid"]
+    keep = valid.copy()
+    for r in range(valid.shape[0]):
+        idx = np.flatnonzero(valid[r])
+        if idx.size < 2:
+            continue
+        if rng.random() < 0.5:
+            n = max(1, int(idx.size * rng.uniform(0.6, 1.0)))
+            s = rng.integers(0, idx.size - n + 1)
+            keep[r] = False
+            keep[r, idx[s:s + n]] = True
+        else:
+            drop = idx[rng.random(idx.size) < 0.2]
+            if drop.size < idx.size:
+                keep[r, drop] = False
+    out = {k: np.zeros_like(v) for k, v in batch.items()}
+    length = valid.shape[1]
+    for r in range(valid.shape[0]):
+        idx = np.flatnonzero(keep[r])
+        for k, v in batch.items():
+            out[k][r, length - idx.size:] = v[r, idx]
+    out["valid"] = np.zeros_like(valid)
+    for r in range(valid.shape[0]):
+        out["valid"][r, length - keep[r].sum():] = True
+    return out
+
+
+def pretrain(model: TwoTower, seq: Sequences, cfg: TrainConfig, progress: Callable[[str], None] | None = None) -> list[float]:
+    """Contrastive pre-training of both towers; returns the mean loss per epoch."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    users = np.flatnonzero(seq.lengths() >= 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    losses = []
+    model.train()
+    for epoch in range(cfg.pretrain_epochs):
+        total, n = 0.0, 0
+        perm = rng.permutation(users)
+        for s in range(0, users.size, cfg.batch_size):
+            part = perm[s:s + cfg.batch_size]
+            if part.size < 2:
+                continue
+            base = left_pad(seq, part, model.cfg.max_len)
+            a = to_tensors(_augment(base, rng), model.device)
+            b = to_tensors(_augment(base, rng), model.device)
+            with _autocast(model.device):
+                za, zb = model.encode_history(a), model.encode_history(b)
+                logits = za @ zb.T / 0.1
+                target = torch.arange(part.size, device=model.device)
+                loss = (F.cross_entropy(logits.float(), target) + F.cross_entropy(logits.T.float(), target)) / 2
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * part.size
+            n += part.size
+        losses.append(total / max(n, 1))
+        if progress:
+            progress(f"pretrain epoch {epoch + 1}: loss {losses[-1]:.4f}")
+    return losses
+
+
+def train(
+    model: TwoTower,
+    seq: Sequences,
+    cfg: TrainConfig,
+    validate: Callable[[TwoTower], float] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Supervised next-item training with early stopping on ``validate(model)`` (higher is better)."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    length = model.cfg.max_len
+    win_users, win_ends = training_windows(seq, length)
+    n_items = model.items.n_items
+    full = n_items <= cfg.full_softmax_below
+    freq = item_frequency(seq.items, n_items).to(model.device)
+    # items with no training interaction are never negatives: nothing says the user would not want them
+    trained = torch.as_tensor(np.bincount(seq.items, minlength=n_items) > 0, device=model.device)
+    trained_ids = torch.nonzero(trained).squeeze(1)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * max(1, -(-win_users.size // cfg.batch_size))
+    # cosine decay of the learning rate over the most epochs allowed (early stopping may end sooner)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+    history, best, best_state, bad = [], -1.0, None, 0
+    start = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(win_users.size)
+        total, count = 0.0, 0.0
+        for s in range(0, order.size, cfg.batch_size):
+            sel = order[s:s + cfg.batch_size]
+            w = left_pad(seq, win_users[sel], length + 1, win_ends[sel])
+            inp = to_tensors({k: v[:, :-1] for k, v in w.items()}, model.device)
+            target = torch.as_tensor(w["items"][:, 1:], device=model.device)
+            mask = torch.as_tensor(w["valid"][:, 1:] & w["valid"][:, :-1], device=model.device)
+            weight = torch.as_tensor(w["weights"][:, 1:], device=model.device)[mask]
+            pos = target[mask]
+            with _autocast(model.device):
+                h = model.encode_history(inp, all_positions=True)[mask]
+                if full:
+                    logits = (h @ model.items.all_items().T / cfg.temperature).masked_fill(~trained, float("-inf"))
+                    ce = F.cross_entropy(logits.float(), pos, reduction="none")
+                    loss = (ce * weight).sum() / weight.sum()
+                else:
+                    neg = trained_ids[torch.randint(0, trained_ids.numel(), (cfg.n_negatives,), device=model.device)]
+                    ids = torch.cat([pos, neg])
+                    cand = F.normalize(model.items(ids), dim=-1)
+                    loss = sampled_softmax_loss(h, cand, ids, candidate_log_q(pos, neg, freq, trained_ids.numel()), weight,
+                                                cfg.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += loss.item() * float(weight.sum())
+            count += float(weight.sum())
+        score = validate(model) if validate else -float(total / max(count, 1))
+        history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "valid": score,
+                        "seconds": round(time.perf_counter() - start, 1)})
+        if progress:
+            progress(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, valid {score:.4f}")
+        if score > best:
+            best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+        if cfg.max_train_seconds and time.perf_counter() - start > cfg.max_train_seconds:
+            log.warning("training stopped at its time budget (%.0f s)", cfg.max_train_seconds)
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return {"history": history, "best_valid": best, "best_epoch": int(np.argmax([h["valid"] for h in history])) + 1
+            if history else 0, "full_softmax": full}
