@@ -78,8 +78,10 @@ def table() -> None:
         rows.append(f"| {r['dataset']} ({r['holdout']}) | {r['name']} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | "
                     f"{t['recall@100']:.4f} | {s['epochs']} ({s['best_epoch']}) | {len(s['pretrain_loss'])} epochs | "
                     f"{r['build_seconds']:.0f} | {r['date']} |")
+    old = (RESULTS / "two_tower.md").read_text() if (RESULTS / "two_tower.md").exists() else ""
+    gpu = old[old.index("GPU check"):] if "GPU check" in old else ""
     (RESULTS / "two_tower.md").write_text("### Two-tower model alone (benchmarks/two_tower.py), 2-core CPU\n\n"
-                                          + "\n".join(rows) + "\n")
+                                          + "\n".join(rows) + "\n" + ("\n" + gpu if gpu else ""))
 
 
 if __name__ == "__main__":
