@@ -121,8 +121,9 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
         prepared = prepare(dataset, cleaning, holdout=opts.holdout)
     with stages("text"):
         encoder = opts.text_encoder or _encoder(opts.text_model, device)
-        if opts.finetune_text_layers and device == "cpu":
-            log.warning("--finetune-text-layers needs a GPU; on the CPU the text vectors are computed once and cached")
+        if opts.finetune_text_layers:
+            log.warning("--finetune-text-layers is not implemented yet (it will need a GPU); the text vectors are "
+                        "computed once and cached")
         texts = prepared.catalog["text"].fill_null("").to_list()
         if hasattr(encoder, "fit"):  # fitted on this catalogue: its vectors are not reusable across builds
             encoder.fit(texts)
