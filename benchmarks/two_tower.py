@@ -37,13 +37,14 @@ def main(argv=None) -> None:
     p.add_argument("--text-model", default=None)
     p.add_argument("--pretrain-epochs", type=int, default=None)
     p.add_argument("--max-len", type=int, default=None)
+    p.add_argument("--dim", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--name", default="default")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     ds = load_dataset(args.dataset, args.data_dir)
     holdout = args.holdout or {"instacart": "last_basket", "rees46": "temporal"}.get(ds.name, "loo")
-    tower = TowerConfig(**({"max_len": args.max_len} if args.max_len else {}))
+    tower = TowerConfig(**{k: v for k, v in {"max_len": args.max_len, "dim": args.dim}.items() if v})
     train = TrainConfig(**{k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
                                              "seed": args.seed}.items() if v is not None})
     with tempfile.TemporaryDirectory() as tmp:

@@ -130,7 +130,7 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
             cache = {}
         else:
             cache = _text_cache(out, encoder.name, encoder.dim)
-        text_vectors, n_new = encode_with_cache(encoder, texts, cache)
+        text_vectors, n_new = encode_with_cache(encoder, texts, cache, show_progress=opts.show_progress)
         unk = encoder.unk_rate([t for t in texts if t][:20000])
         stages.say(f"{len(texts)} item texts, {n_new} encoded anew, unknown-token rate {unk:.1%}")
         if unk > UNK_WARN:

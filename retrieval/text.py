@@ -73,16 +73,18 @@ class TextEncoder:
         self.model.eval().to(self.device)
         self.dim = int(self.model.config.hidden_size)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """(len(texts), dim) float32, L2-normalised; empty texts get a zero vector."""
         import torch
+        from tqdm.auto import tqdm
 
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         todo = [i for i, t in enumerate(texts) if t]
         order = sorted(todo, key=lambda i: len(texts[i]))  # similar lengths batch together: less padding
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
+            starts = range(0, len(order), self.batch_size)
+            for start in tqdm(starts, desc="text", unit="batch", disable=not show_progress, leave=False):
                 idx = order[start:start + self.batch_size]
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt").to(self.device)
@@ -107,8 +109,8 @@ class TextEncoder:
         return hits / total if total else 0.0
 
 
-def encode_with_cache(encoder: TextEncoder, texts: Sequence[str], cache: dict[str, np.ndarray] | None = None
-                      ) -> tuple[np.ndarray, int]:
+def encode_with_cache(encoder: TextEncoder, texts: Sequence[str], cache: dict[str, np.ndarray] | None = None,
+                      show_progress: bool = False) -> tuple[np.ndarray, int]:
     """Vectors for ``texts``, reusing ``cache`` (text key -> vector) for texts seen before.
 
     Returns the vectors and how many texts were encoded anew.
@@ -116,7 +118,13 @@ def encode_with_cache(encoder: TextEncoder, texts: Sequence[str], cache: dict[st
     cache = cache or {}
     keys = [text_key(t) for t in texts]
     missing = [i for i, k in enumerate(keys) if k not in cache]
-    fresh = encoder.encode([texts[i] for i in missing]) if missing else np.zeros((0, encoder.dim), np.float32)
+    todo = [texts[i] for i in missing]
+    if not missing:
+        fresh = np.zeros((0, encoder.dim), np.float32)
+    elif show_progress and isinstance(encoder, TextEncoder):
+        fresh = encoder.encode(todo, show_progress=True)
+    else:
+        fresh = encoder.encode(todo)
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
     for j, i in enumerate(missing):
         out[i] = fresh[j]
