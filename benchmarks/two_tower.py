@@ -21,7 +21,7 @@ from recsys.datasets import CLEANING, load_dataset
 from recsys.eval.protocols import make_task, rank, score_rankings
 from recsys.prepare import load_prepared_tables
 from recsys.retrieval.build import BuildOptions, build, model_scorer
-from recsys.retrieval.retriever import TwoTowerRetriever
+from recsys.retrieval.recommender import Recommender
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig
 from recsys.splits import Split
@@ -39,6 +39,9 @@ def main(argv=None) -> None:
     p.add_argument("--max-len", type=int, default=None)
     p.add_argument("--dim", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--stride", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--patience", type=int, default=None)
     p.add_argument("--name", default="default")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -46,7 +49,8 @@ def main(argv=None) -> None:
     holdout = args.holdout or {"instacart": "last_basket", "rees46": "temporal"}.get(ds.name, "loo")
     tower = TowerConfig(**{k: v for k, v in {"max_len": args.max_len, "dim": args.dim}.items() if v})
     train = TrainConfig(**{k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
-                                             "seed": args.seed}.items() if v is not None})
+                                             "seed": args.seed, "window_stride": args.stride, "lr": args.lr,
+                                             "patience": args.patience}.items() if v is not None})
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = build(ds, Path(tmp) / "art", CLEANING.get(ds.name),
@@ -55,7 +59,7 @@ def main(argv=None) -> None:
         wall = time.perf_counter() - t0
         art = Artifact.open(Path(tmp) / "art")
         t = load_prepared_tables(art)
-        r = TwoTowerRetriever(art)
+        r = Recommender(art)
         task = make_task(holdout, Split(t["train"], t["valid"], t["test"], {}), t["users"], t["items"], "test")
         ranked = rank(task, model_scorer(r.model, task.history, len(t["users"]), t["weights"]), 100)
         metrics, _ = score_rankings(task, ranked, ks=(10, 20, 100))

@@ -26,17 +26,22 @@ from recsys.splits import HOLDOUTS
 @click.option("--max-len", type=int, default=None, help="Events of history the user tower reads.")
 @click.option("--dim", type=int, default=None, help="Vector size of both towers.")
 @click.option("--index-kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default="auto", show_default=True)
+@click.option("--als-factors", type=int, default=64, show_default=True, help="ALS latent factors.")
+@click.option("--als-weighting", type=click.Choice(["none", "bm25", "tfidf"]), default="none", show_default=True,
+              help="Re-weighting of the ALS confidence matrix.")
+@click.option("--no-als", is_flag=True, help="No ALS candidate source.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--no-reranker", is_flag=True, help="Skip training the reranker (no reranker stage exists yet).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, max_len, dim, index_kind,
-                device, seed, quiet, no_reranker, as_json, **kwargs) -> None:
-    """Ingest, clean, split, train the two-tower model and write its FAISS index.
+                als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, as_json, **kwargs) -> None:
+    """Ingest, clean, split, train the two-tower model and ALS, and write the FAISS index.
 
     With no data argument it builds on the embedded default dataset (MovieLens-100k).
     """
+    from recsys.retrieval.als import ALSConfig
     from recsys.retrieval.build import BuildOptions, build
     from recsys.retrieval.towers import TowerConfig
     from recsys.retrieval.train import TrainConfig
@@ -52,7 +57,8 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
         logging.getLogger("transformers").setLevel(logging.ERROR)
     summary = build(ds, out, cleaning, BuildOptions(
         holdout=holdout, tower=tower, train=train, text_model=text_model, finetune_text_layers=finetune_text_layers,
-        index_kind=index_kind, device=device, seed=seed, show_progress=not quiet), used)
+        index_kind=index_kind, als=None if no_als else ALSConfig(factors=als_factors, weighting=als_weighting, seed=seed),
+        device=device, seed=seed, show_progress=not quiet), used)
     if as_json:
         click.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2, default=str))
         return
@@ -71,6 +77,7 @@ def _screen(s: dict) -> str:
         f"{s['valid_recall@10']:.4f}; pre-training loss {s['pretrain_loss'] or 'off'}",
         f"  index     {s['index']}, {s['index_bytes_per_item']:.0f} bytes/item, recall@10 vs exact "
         f"{s['index_recall@10_vs_exact']}",
+        f"  ALS       {'yes' if s.get('als') else 'off'}",
         f"  times     {times}",
     ]
     return "\n".join(lines)

@@ -40,11 +40,14 @@ def cli(verbose: int) -> None:
 def _register() -> None:
     from recsys.cli.build import build_index
     from recsys.cli.data import data
-    from recsys.cli.query import query
+    from recsys.cli.evaluate import evaluate
+    from recsys.cli.query import query, recommend
 
     cli.add_command(data)
     cli.add_command(build_index)
     cli.add_command(query)
+    cli.add_command(recommend)
+    cli.add_command(evaluate)
 
 
 _register()

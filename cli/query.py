@@ -1,36 +1,133 @@
-"""``recsys query``: recommendations for one user from a built artifact."""
+"""``recsys query`` (one user, explained) and ``recsys recommend`` (many users, one JSON line each)."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import click
-import polars as pl
+import numpy as np
+
+from recsys.errors import DataError
+
+ARTIFACTS = click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts/default"),
+                         show_default=True, help="An artifact folder written by `recsys build-index`.")
+INCLUDE_SEEN = click.option("--include-seen", is_flag=True,
+                            help="Keep items the user already interacted with (groceries: most purchases are repeats); "
+                                 "the user's own frequent items then become a candidate source.")
+
+
+def _load(artifacts: Path):
+    from recsys.retrieval.recommender import Recommender
+
+    return Recommender.load(artifacts)
 
 
 @click.command("query")
-@click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts/default"), show_default=True,
-              help="An artifact folder written by `recsys build-index`.")
-@click.option("--user", required=True, help="The user's external id.")
+@ARTIFACTS
+@click.option("--user", required=True, help="The user's external id (an unknown one is served popular items).")
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many items.")
-@click.option("--include-seen", is_flag=True, help="Keep items the user already interacted with.")
+@click.option("--history", default=None, metavar="ITEM[:EVENT],...",
+              help="Fresh events given at query time, oldest first (event default: purchase); they count without "
+                   "retraining, and serve a new user.")
+@click.option("--context", default=None, metavar="FIELD=VALUE",
+              help="For a user with no history: popular items whose catalogue FIELD contains VALUE (e.g. genres=Comedy).")
+@INCLUDE_SEEN
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def query(artifacts: Path, user: str, k: int, include_seen: bool, as_json: bool) -> None:
-    """The ranked list for --user: item id, title, score and where it came from."""
-    from recsys.retrieval.retriever import TwoTowerRetriever
-
-    r = TwoTowerRetriever.load(artifacts)
-    ids, scores = r.recommend([user], k=k, exclude_seen=not include_seen)
-    titles = dict(r.catalog.select("item_id", pl.col("text").fill_null("")).iter_rows())
-    items = [
-        {"item_id": str(i), "title": titles.get(str(i), ""), "score": round(float(s), 6),
-         "provenance": {"two_tower": {"rank": rank, "score": round(float(s), 6)}}}
-        for rank, (i, s) in enumerate(zip(ids[0], scores[0]), start=1) if i is not None
-    ]
+@click.option("--timing", is_flag=True, help="Print load and query times (ms) on stderr.")
+def query(artifacts: Path, user: str, k: int, history: str | None, context: str | None, include_seen: bool,
+          as_json: bool, timing: bool) -> None:
+    """The ranked list for --user: item id, title, fused score, provenance, and the history items behind it."""
+    t0 = time.perf_counter()
+    rec = _load(artifacts)
+    t1 = time.perf_counter()
+    fresh = rec.parse_history(history) if history else []
+    out = rec.explain_one(user, k=k, include_seen=include_seen, fresh=fresh, context=context)
+    t2 = time.perf_counter()
+    if not out["known_user"] and not fresh:
+        click.echo(f"note: user {user!r} has no history in {artifacts}; serving popular items "
+                   "(give --history ITEM[:EVENT],... to personalise)", err=True)
+    if timing:
+        click.echo(f"timing: load {1000 * (t1 - t0):.0f} ms, query {1000 * (t2 - t1):.1f} ms", err=True)
     if as_json:
-        click.echo(json.dumps({"user_id": user, "items": items}, ensure_ascii=False))
+        click.echo(json.dumps(out, ensure_ascii=False))
         return
-    click.echo(f"top {len(items)} for user {user}:")
-    for rank, item in enumerate(items, start=1):
-        click.echo(f"{rank:>3}. {item['item_id']:<12} {item['score']:.4f}  {item['title'][:70]}")
+    click.echo(f"top {len(out['items'])} for user {user}" + (f" (+{len(fresh)} fresh events)" if fresh else "") + ":")
+    for rank, item in enumerate(out["items"], start=1):
+        sources = "+".join(f"{s}#{p['rank']}" for s, p in item["provenance"].items())
+        click.echo(f"{rank:>3}. {item['item_id']:<12} {item['score']:.4f}  {item['title'][:60]:<60}  [{sources}]")
+        if item["because"]:
+            click.echo(f"     {item['because'][0]['reason'][:90]}")
+
+
+def _read_users(path: str) -> list[str]:
+    if path == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"--users {path}: no such file; give a file with one user id per line, or - for stdin")
+        lines = p.read_text(encoding="utf-8").splitlines()
+    users = [x.strip().split(",")[0].strip() for x in lines if x.strip()]
+    if users and users[0] == "user_id":
+        users = users[1:]
+    if not users:
+        raise DataError(f"--users {path}: no user ids found; write one user id per line")
+    return users
+
+
+@click.command("recommend")
+@ARTIFACTS
+@click.option("--users", "users_path", required=True, metavar="FILE|-",
+              help="User ids, one per line (a 'user_id' header line is skipped); - reads stdin.")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output JSON Lines file.")
+@INCLUDE_SEEN
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=1024, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--timing", is_flag=True, help="Print load time and throughput on stderr.")
+def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool, batch_size: int, quiet: bool,
+              timing: bool) -> None:
+    """Batch inference: one JSON line per user, {"user_id", "items", "scores"}, written atomically."""
+    from tqdm.auto import tqdm
+
+    users = _read_users(users_path)
+    t0 = time.perf_counter()
+    rec = _load(artifacts)
+    t1 = time.perf_counter()
+    known = rec.users.to_internal(users, missing="ignore") >= 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f, tqdm(total=len(users), disable=quiet, unit="user") as bar:
+            for s in range(0, len(users), batch_size):
+                part = users[s:s + batch_size]
+                mask = known[s:s + batch_size]
+                ids = np.full((len(part), k), None, dtype=object)
+                scores = np.full((len(part), k), -np.inf, dtype=np.float32)
+                if mask.any():
+                    got = rec.recommend([u for u, m in zip(part, mask) if m], k=k, include_seen=include_seen)
+                    ids[mask], scores[mask] = got
+                for r in np.flatnonzero(~mask):
+                    cold = rec.explain_one(part[r], k=k)["items"]
+                    ids[r, :len(cold)] = [c["item_id"] for c in cold]
+                    scores[r, :len(cold)] = [c["score"] for c in cold]
+                for u, row_ids, row_scores in zip(part, ids, scores):
+                    keep = [j for j, i in enumerate(row_ids) if i is not None]
+                    f.write(json.dumps({"user_id": u, "items": [str(row_ids[j]) for j in keep],
+                                        "scores": [round(float(row_scores[j]), 6) for j in keep]}) + "\n")
+                bar.update(len(part))
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    t2 = time.perf_counter()
+    n_cold = int((~known).sum())
+    click.echo(f"wrote {len(users)} users to {out}" + (f" ({n_cold} unknown: popular items)" if n_cold else ""), err=True)
+    if timing:
+        click.echo(f"timing: load {t1 - t0:.2f} s, recommend {t2 - t1:.2f} s ({len(users) / max(t2 - t1, 1e-9):,.0f} "
+                   "users/s)", err=True)

@@ -109,5 +109,6 @@ def load_prepared_tables(art: Artifact) -> dict:
         "train": art.load_table("data/train.parquet"),
         "valid": art.load_table("data/valid.parquet"),
         "test": art.load_table("data/test.parquet"),
+        "value_kind": art.manifest["data"].get("value_kind"),
         "weights": EventWeights(tuple((str(name), float(w)) for name, w in art.manifest["data"]["weights"])),
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from recsys.prepare import Prepared, prepare, save_prepared
 from recsys.schema import Dataset
 from recsys.splits import leave_one_out
 
+from .als import ALSCandidates, ALSConfig, confidence_matrix
 from .charngram import NAME as CHAR_NGRAM
 from .charngram import CharNgramEncoder
 from .index import VectorIndex
@@ -49,6 +50,7 @@ class BuildOptions:
     text_encoder: TextEncoder | None = None  # an already loaded encoder (tests pass a tiny one)
     finetune_text_layers: int = 0
     index_kind: str = "auto"
+    als: ALSConfig | None = field(default_factory=ALSConfig)  # None: no ALS candidates
     device: str | None = None
     seed: int = 0
     show_progress: bool = True
@@ -56,7 +58,8 @@ class BuildOptions:
     def manifest(self) -> dict:
         return {"holdout": self.holdout, "tower": self.tower.to_dict(), "train": self.train.to_dict(),
                 "text_model": self.text_model or "all-MiniLM-L6-v2", "finetune_text_layers": self.finetune_text_layers,
-                "index_kind": self.index_kind, "device": self.device, "seed": self.seed}
+                "index_kind": self.index_kind, "als": None if self.als is None else asdict(self.als),
+                "device": self.device, "seed": self.seed}
 
 
 class Stages:
@@ -143,6 +146,11 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
     model = TwoTower(tower, torch.as_tensor(text_vectors)).to(device)
     with stages("train"):
         fit = _fit(model, prepared, opts, stages)
+    als = None
+    if opts.als is not None:
+        with stages("als"):
+            als, als_events = _fit_als(prepared, opts)
+            stages.say(f"ALS: {opts.als.factors} factors on {als_events:,} events")
     with stages("encode"):
         item_vectors = model.item_vectors()
     with stages("index"):
@@ -156,6 +164,9 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
         model.save(w.path("model/config.json").parent)
         w.save_array("index/item_vectors.npy", item_vectors)
         index.save(w.path("index/items.faiss"))
+        if als is not None:
+            als.save(w.path("als/config.json").parent)
+            w.save_array("als/user_event_counts.npy", als.user_event_counts)
         summary = {
             "dataset": dataset.name, "rows_in": prepared.report.rows_in, "rows_kept": prepared.events.height,
             "users": len(prepared.users), "items": len(prepared.items), "id_only_items": prepared.id_only_items,
@@ -163,7 +174,7 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
             "valid_recall@10": round(fit["best_valid"], 4), "pretrain_loss": fit["pretrain"],
             "full_softmax": fit["full_softmax"], "index": index.kind_built,
             "index_bytes_per_item": round(index.bytes_per_item(), 1), "index_recall@10_vs_exact": approx,
-            "text_model": encoder.name, "texts_encoded": n_new, "unk_rate": round(unk, 4),
+            "als": als is not None, "text_model": encoder.name, "texts_encoded": n_new, "unk_rate": round(unk, 4),
             "history": fit["history"],
         }
         summary["stage_seconds"] = stages.times
@@ -206,6 +217,26 @@ def _fit(model: TwoTower, prepared: Prepared, opts: BuildOptions, stages: Stages
         train(model, full_seq, again, None, stages.say)
     fit["pretrain"] = [round(x, 4) for x in pre]
     return fit
+
+
+def als_history(prepared_split_tables: dict, holdout: str) -> pl.DataFrame:
+    """The events ALS learns from: everything but the test split (all of it with ``holdout="none"``)."""
+    parts = [prepared_split_tables["train"], prepared_split_tables["valid"]]
+    if holdout == "none":
+        parts.append(prepared_split_tables["test"])
+    return pl.concat(parts)
+
+
+def _fit_als(prepared: Prepared, opts: BuildOptions) -> tuple[ALSCandidates, int]:
+    split = {"train": prepared.split.train, "valid": prepared.split.valid, "test": prepared.split.test}
+    events = with_indices(als_history(split, opts.holdout), prepared.users, prepared.items)
+    n_users, n_items = len(prepared.users), len(prepared.items)
+    conf = confidence_matrix(events, n_users, n_items, prepared.dataset.weights, prepared.dataset.value_kind)
+    als = ALSCandidates(opts.als, use_gpu=None if opts.device in (None, "auto") else opts.device.startswith("cuda"))
+    als.fit(conf)
+    # how many events each user's factors were solved from: a user with more at query time is folded in
+    als.user_event_counts = np.bincount(events["user_idx"].to_numpy(), minlength=n_users).astype(np.int64)
+    return als, events.height
 
 
 def _approx_recall(index: VectorIndex, vectors: np.ndarray, seed: int, n: int = 200) -> float | None:

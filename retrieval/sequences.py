@@ -93,9 +93,17 @@ def left_pad(seq: Sequences, users: np.ndarray, length: int, end: np.ndarray | N
     }
 
 
-def training_windows(seq: Sequences, length: int, min_len: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """(user, end) pairs of windows that cover every event of every user once as a target: windows
-    of ``length + 1`` events ending at the user's last event, stepping back by ``length``."""
+def training_windows(seq: Sequences, length: int, min_len: int = 2, stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(user, end) pairs of windows of ``length + 1`` events ending at the user's last event,
+    stepping back by ``stride`` (default ``length``: every event is a target exactly once).
+
+    A smaller stride makes overlapping windows, so each event is also predicted from a longer
+    context than its position in one window would give it (the data augmentation that SASRec-style
+    training gets from using every prefix).
+    """
+    stride = length if stride is None else stride
+    if stride < 1:
+        raise ValueError(f"stride: {stride}; use a positive number of events")
     users, ends = [], []
     lens = seq.lengths()
     for u in np.flatnonzero(lens >= min_len):
@@ -104,5 +112,5 @@ def training_windows(seq: Sequences, length: int, min_len: int = 2) -> tuple[np.
         while stop - first >= min_len:
             users.append(u)
             ends.append(stop)
-            stop -= length
+            stop -= stride
     return np.asarray(users, dtype=np.int64), np.asarray(ends, dtype=np.int64)

@@ -42,6 +42,7 @@ class TrainConfig:
     n_negatives: int = 2048
     full_softmax_below: int = 20_000
     patience: int = 6
+    window_stride: int | None = None
     eval_k: int = 10
     max_train_seconds: float | None = None
     seed: int = 0
@@ -127,7 +128,7 @@ def train(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     length = model.cfg.max_len
-    win_users, win_ends = training_windows(seq, length)
+    win_users, win_ends = training_windows(seq, length, stride=cfg.window_stride)
     n_items = model.items.n_items
     full = n_items <= cfg.full_softmax_below
     freq = item_frequency(seq.items, n_items).to(model.device)

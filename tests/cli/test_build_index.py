@@ -2,11 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from recsys.cli.main import cli
-from recsys.retrieval.retriever import TwoTowerRetriever
+from recsys.retrieval.recommender import Recommender
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_build_index_cli(files, tiny_bert, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["items"] == 48 and summary["epochs"] == 2 and summary["holdout"] == "temporal"
-    r = TwoTowerRetriever.load(out)
+    r = Recommender.load(out)
     ids, _ = r.recommend([r.users.ids[0]], k=5)
     assert ids.shape == (1, 5)
     # a second build reuses the cached text vectors: nothing is encoded anew
@@ -49,22 +50,126 @@ def test_build_index_bad_input(files, tmp_path):
     assert not (tmp_path / "a").exists()  # nothing half-written
 
 
-def test_query_after_build(files, tiny_bert, tmp_path):
-    out = tmp_path / "art"
+@pytest.fixture(scope="module")
+def art(files, tiny_bert, tmp_path_factory):
+    out = tmp_path_factory.mktemp("q") / "art"
     args = ["build-index", "--events", str(files / "events.csv"), "--items", str(files / "items.csv"),
             "--text-model", str(tiny_bert), "--epochs", "1", "--pretrain-epochs", "0", "--dim", "16",
             "--max-len", "10", "--out", str(out), "--quiet"]
-    assert CliRunner().invoke(cli, args).exit_code == 0
-    r = TwoTowerRetriever.load(out)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def rrf(provenance: dict) -> float:
+    return sum(1 / (60 + p["rank"]) for p in provenance.values())
+
+
+def test_query_after_build(art):
+    r = Recommender.load(art)
     user = r.users.ids[3]
-    result = CliRunner().invoke(cli, ["query", "--artifacts", str(out), "--user", user, "-k", "4", "--json"])
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "4", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
-    assert body["user_id"] == user and len(body["items"]) == 4
+    assert body["user_id"] == user and body["known_user"] and len(body["items"]) == 4
     seen = set(r.items.to_external(r.seen(r.users.index(user))))
     assert not {i["item_id"] for i in body["items"]} & seen
-    assert [i["provenance"]["two_tower"]["rank"] for i in body["items"]] == [1, 2, 3, 4]
-    result = CliRunner().invoke(cli, ["query", "--artifacts", str(out), "--user", "nobody"])
-    assert (result.exit_code, result.output) == (2, "Error: unknown user id 'nobody': not in this dataset's user map\n")
+    for item in body["items"]:  # the fused score is the reciprocal-rank fusion of the provenance
+        assert set(item["provenance"]) <= {"two_tower", "als"} and item["provenance"]
+        assert item["score"] == pytest.approx(rrf(item["provenance"]), abs=1e-6)
+        assert item["because"] and item["because"][0]["item_id"] in seen
+    assert [i["score"] for i in body["items"]] == sorted([i["score"] for i in body["items"]], reverse=True)
+    # --include-seen lets the user's own items back in, proposed by the "repeat" source
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "40", "--json",
+                                      "--include-seen"])
+    items = json.loads(result.output)["items"]
+    assert {i["item_id"] for i in items} & seen
+    assert all("repeat" in i["provenance"] for i in items if i["item_id"] in seen)
+
+
+def test_query_unknown_user_and_fresh_history(art):
+    r = Recommender.load(art)
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", "nobody", "--json", "-k", "3"])
+    assert result.exit_code == 0
+    assert result.stderr == (f"note: user 'nobody' has no history in {art}; serving popular items "
+                             "(give --history ITEM[:EVENT],... to personalise)\n")
+    body = json.loads(result.stdout)
+    assert not body["known_user"] and [list(i["provenance"]) for i in body["items"]] == [["popular"]] * 3
+    top = np.argsort(-r.popular, kind="stable")[:3]
+    assert [i["item_id"] for i in body["items"]] == list(r.items.to_external(top))
+    # a new user served from a handful of events given at query time
+    a, b = r.items.ids[0], r.items.ids[1]
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", "nobody", "--json",
+                                      "--history", f"{a}:view,{b}"])
+    body = json.loads(result.stdout)
+    assert body["fresh_events"] == 2 and body["history_events"] == 2 and result.stderr == ""
+    assert {a, b}.isdisjoint(i["item_id"] for i in body["items"])
+    assert all(set(i["provenance"]) <= {"two_tower", "als"} for i in body["items"])
+
+
+def test_query_errors(art, tmp_path):
+    user = Recommender.load(art).users.ids[3]
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "--history", "zzz:view"])
+    assert (result.exit_code, result.output) == (
+        2, "Error: --history: item 'zzz' is not in this artifact's catalogue (48 items); use an item_id from the catalogue\n")
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "--history", "i00001:like"])
+    assert result.exit_code == 2
+    assert result.output == ("Error: --history: event 'like' in 'i00001:like' is not one of view, click, cart, purchase; "
+                             "write ITEM or ITEM:EVENT, e.g. i00001:purchase\n")
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", "x", "--context", "colour=red"])
+    assert result.exit_code == 2 and result.output.startswith("Error: --context 'colour=red': write FIELD=VALUE with FIELD one of")
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(tmp_path / "none"), "--user", user])
     assert result.exit_code == 2 and "no artifact folder here; build one with `recsys build-index" in result.output
+
+
+def test_recommend_batch(art, tmp_path):
+    r = Recommender.load(art)
+    users = list(r.users.ids[:7]) + ["stranger"]
+    (tmp_path / "users.txt").write_text("user_id\n" + "\n".join(users) + "\n")
+    out = tmp_path / "out" / "recs.jsonl"
+    result = CliRunner().invoke(cli, ["recommend", "--artifacts", str(art), "--users", str(tmp_path / "users.txt"),
+                                      "-k", "5", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["user_id"] for x in lines] == users
+    ids, scores = r.recommend(users[:7], k=5)
+    for line, row_ids, row_scores in zip(lines, ids, scores):
+        assert line["items"] == list(row_ids) and line["scores"] == pytest.approx(row_scores.tolist(), abs=1e-6)
+    top = np.argsort(-r.popular, kind="stable")[:5]
+    assert lines[-1]["items"] == list(r.items.to_external(top))
+    # stdin works too; a missing file is a one-line error and leaves no output behind
+    result = CliRunner().invoke(cli, ["recommend", "--artifacts", str(art), "--users", "-", "--out",
+                                      str(tmp_path / "b.jsonl"), "--quiet"], input=users[0] + "\n")
+    assert result.exit_code == 0 and len((tmp_path / "b.jsonl").read_text().splitlines()) == 1
+    result = CliRunner().invoke(cli, ["recommend", "--artifacts", str(art), "--users", str(tmp_path / "no.txt"),
+                                      "--out", str(tmp_path / "c.jsonl")])
+    assert result.exit_code == 2 and not (tmp_path / "c.jsonl").exists()
+    assert result.output == (f"Error: --users {tmp_path / 'no.txt'}: no such file; give a file with one user id per "
+                             "line, or - for stdin\n")
+
+
+def test_evaluate_prints_the_funnel(art):
+    import polars as pl
+
+    from recsys.artifacts import Artifact
+
+    result = CliRunner().invoke(cli, ["evaluate", "--artifacts", str(art), "--k", "10,5", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["protocol"] == "loo" and body["sources"] == ["two_tower", "als"] and not body["include_seen"]
+    assert set(body["metrics"]) == {"two_tower", "als", "merged", "popularity"}
+    assert set(body["intervals"]) == {"recall@10 merged - two_tower", "recall@10 merged - als",
+                                      "ndcg@5 merged - two_tower", "recall@5 merged - two_tower"}
+    # the two-tower row recomputed by hand: the share of test users whose one held-out item is in the top 10
+    a = Artifact.open(art)
+    test, train, valid = (a.load_table(f"data/{n}.parquet") for n in ("test", "train", "valid"))
+    rec = Recommender(a, history=pl.concat([train, valid]))
+    users = test["user_id"].to_list()
+    ids, _ = rec.two_tower(users, k=10)
+    hits = [t in set(row) for t, row in zip(test["item_id"].to_list(), ids)]
+    assert body["metrics"]["two_tower"]["recall@10"] == round(sum(hits) / len(hits), 4)
+    text = CliRunner().invoke(cli, ["evaluate", "--artifacts", str(art), "--k", "10"]).output
+    assert "| merged |" in text and "recall@10 merged - als" in text
+    result = CliRunner().invoke(cli, ["evaluate", "--artifacts", str(art), "--k", "ten"])
+    assert (result.exit_code, result.output) == (2, "Error: --k 'ten': give positive cut-offs separated by commas, "
+                                                    "e.g. 10,20,100\n")

@@ -10,7 +10,7 @@ from recsys.eval.protocols import make_task, rank, score_rankings
 from recsys.prepare import load_prepared_tables
 from recsys.retrieval.build import BuildOptions, build, model_scorer
 from recsys.retrieval.charngram import CharNgramEncoder
-from recsys.retrieval.retriever import TwoTowerRetriever
+from recsys.retrieval.recommender import Recommender
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig
 from recsys.synthetic import generate_synthetic
@@ -43,7 +43,7 @@ def test_summary_and_manifest(built):
     out, s = built
     assert s["items"] == 300 and s["epochs"] >= 1 and 0.0 <= s["valid_recall@10"] <= 1.0
     assert s["index"] == "flat" and s["index_recall@10_vs_exact"] == 1.0
-    assert set(s["stage_seconds"]) == {"ingest+clean+split", "text", "train", "encode", "index", "write"}
+    assert set(s["stage_seconds"]) == {"ingest+clean+split", "text", "train", "als", "encode", "index", "write"}
     m = Artifact.open(out).manifest
     assert m["config"]["tower"]["dim"] == 32 and m["config"]["holdout"] == "temporal"
     assert {"model/weights.safetensors", "model/config.json", "index/items.faiss", "text/vectors.npy"} <= set(m["files"])
@@ -51,9 +51,9 @@ def test_summary_and_manifest(built):
 
 def test_reload_and_index_answers(built, data):
     out, _ = built
-    r = TwoTowerRetriever.load(out)
+    r = Recommender.load(out)
     user = data.users["user_id"][0]
-    ids, scores = r.recommend([user], k=10)
+    ids, scores = r.two_tower([user], k=10)
     assert ids.shape == (1, 10) and np.all(np.diff(scores[0]) <= 1e-6)
     assert not set(ids[0]) & set(r.items.to_external(r.seen(r.users.index(user))))  # seen items excluded
     # the FAISS answer equals an exact dot product over the stored item vectors
@@ -66,7 +66,7 @@ def test_recall_floor_on_synthetic(built):
     out, _ = built
     art = Artifact.open(out)
     t = load_prepared_tables(art)
-    r = TwoTowerRetriever(art)
+    r = Recommender(art)
     from recsys.splits import Split
 
     split = Split(t["train"], t["valid"], t["test"], {})
@@ -82,7 +82,7 @@ def test_recall_floor_on_synthetic(built):
 def test_items_without_training_interactions_are_retrieved(built, data):
     """Cold items never occur in training; their eventual buyers should still find them (text)."""
     out, _ = built
-    r = TwoTowerRetriever.load(out)
+    r = Recommender.load(out)
     train_items = set(Artifact.open(out).load_table("data/train.parquet")["item_id"])
     cold = set(data.items.filter(pl.col("cold"))["item_id"]) - train_items
     buys = data.dataset.events.filter(pl.col("item_id").is_in(list(cold)))
@@ -109,5 +109,5 @@ def test_holdout_none_trains_on_everything(tmp_path):
     assert s["holdout"] == "none" and t["valid"].height == t["test"].height == 0
     assert t["train"].height == d.dataset.events.height
     # the stored history used for serving holds every event, the latest included
-    r = TwoTowerRetriever(art)
+    r = Recommender(art)
     assert r.history.height == d.dataset.events.height

@@ -1,0 +1,120 @@
+"""Candidate sources, fusion and serving speed of a built artifact, on its stored held-out split.
+
+    python benchmarks/candidates.py --dataset movielens-100k --data-dir ../shared/data
+    python benchmarks/candidates.py --dataset instacart --data-dir ../shared/data
+    python benchmarks/candidates.py --artifacts artifacts/myshop       # an artifact built already
+
+Builds the artifact with `build-index`'s defaults (or reuses ``--artifacts``), then, for every test
+user, with the test-stage history (training + validation events):
+
+- candidate Recall@100 of each source (two-tower, ALS, and the user's own repeat items where seen
+  items are kept) and of the fused list, with paired bootstrap 95% intervals of merged - source;
+- NDCG@10 / Recall@10 of the fused list (the final list until a reranker exists) against
+  personal frequency and popularity scored by the same code;
+- query latency p50/p99 (one user per call, retrieval only) over all test users, and batch
+  throughput of ``Recommender.recommend``.
+
+Writes ``results/candidates_<dataset>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from recsys.artifacts import Artifact, package_versions
+from recsys.datasets import CLEANING, load_dataset
+from recsys.errors import ArtifactError
+from recsys.eval.funnel import funnel_table, run_funnel, stored_task
+from recsys.prepare import load_prepared_tables
+from recsys.retrieval.build import BuildOptions, build
+from recsys.retrieval.recommender import Recommender
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HOLDOUT = {"instacart": "last_basket", "rees46": "temporal"}
+KS = (10, 20, 100)
+
+
+def artifact_for(args) -> Path:
+    """``--artifacts`` as given, or ``artifacts/bench-<dataset>`` built (or reused when it reloads)."""
+    if args.artifacts:
+        return Path(args.artifacts)
+    ds = load_dataset(args.dataset, args.data_dir)
+    out = Path("artifacts") / f"bench-{ds.name}"
+    try:
+        if not args.rebuild:
+            Artifact.open(out)
+            return out
+    except ArtifactError:
+        pass
+    build(ds, out, CLEANING.get(ds.name), BuildOptions(holdout=HOLDOUT.get(ds.name, "loo"), seed=args.seed))
+    return out
+
+
+def latency(rec: Recommender, user_ids: list[str], include_seen: bool) -> dict:
+    times = []
+    for u in user_ids:
+        t0 = time.perf_counter()
+        rec.recommend([u], k=10, include_seen=include_seen)
+        times.append(1000 * (time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    rec.recommend(user_ids, k=20, include_seen=include_seen)
+    batch = time.perf_counter() - t0
+    return {"p50_ms": round(float(np.percentile(times, 50)), 2), "p99_ms": round(float(np.percentile(times, 99)), 2),
+            "users": len(user_ids), "batch_seconds": round(batch, 3), "batch_users_per_s": round(len(user_ids) / batch, 1)}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="movielens-100k")
+    p.add_argument("--data-dir")
+    p.add_argument("--artifacts", help="A built artifact to score instead of building one.")
+    p.add_argument("--rebuild", action="store_true", help="Build again even if artifacts/bench-<dataset> reloads.")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    t_build = time.perf_counter()
+    path = artifact_for(args)
+    t_build = time.perf_counter() - t_build
+    art = Artifact.open(path)
+    t = load_prepared_tables(art)
+    task = stored_task(art)
+    rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]))
+    t0 = time.perf_counter()
+    f = run_funnel(rec, task, KS)
+    funnel_s = time.perf_counter() - t0
+    speed = latency(rec, list(t["users"].to_external(task.users)), f.include_seen)
+    result = {
+        "dataset": art.manifest["data"]["name"], "artifact": str(path), "build_seconds": round(t_build, 1),
+        "funnel_seconds": round(funnel_s, 2), **f.to_dict(),
+        "fusion": {"method": rec.fusion.method, "rrf_k": rec.fusion.rrf_k, "weights": dict(rec.fusion.weights),
+                   "n_candidates": rec.fusion.n_candidates},
+        "latency": speed,
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
+        "packages": package_versions(), "date": time.strftime("%Y-%m-%d"),
+    }
+    name = result["dataset"]
+    result["markdown"] = table(result, funnel_table(f))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"candidates_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"candidates_{name}.md").write_text(result["markdown"])
+    print(result["markdown"])
+    return result
+
+
+def table(r: dict, funnel_md: str) -> str:
+    s = r["latency"]
+    return (f"### Candidates and fusion: {r['dataset']} ({r['protocol']}, seen items "
+            f"{'kept' if r['include_seen'] else 'excluded'}), {r['users']} users, {r['date']}\n\n{funnel_md}\n"
+            f"Query latency (one user per call, retrieval + fusion, no reranker): p50 {s['p50_ms']} ms, "
+            f"p99 {s['p99_ms']} ms over {s['users']} users; batch `recommend`: {s['batch_users_per_s']:,} users/s. "
+            f"Fusion: {r['fusion']}.\n")
+
+
+if __name__ == "__main__":
+    main()

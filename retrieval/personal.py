@@ -1,0 +1,91 @@
+"""Two candidate sources that need no model: recent popularity, and the user's own frequent items.
+
+- :func:`popularity_scores`: Σ over events of weight(event) · 0.5 ** (age in days / half-life),
+  the age counted back from the newest event in the data. It serves users nobody knows.
+- :func:`repeat_scores`: for each user, Σ over their events on an item of weight(event) ·
+  ``decay`` ** (visits since), a visit being a session (or a day, when events carry no session).
+  In groceries most purchases are repeats, so the user's own recent, frequent items are a
+  source of their own (used when seen items are kept).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from recsys.schema import EventWeights
+
+
+def popularity_scores(events: pl.DataFrame, n_items: int, weights: EventWeights, half_life_days: float = 30.0) -> np.ndarray:
+    """Time-decayed weighted popularity of each item (events carry ``item_idx``).
+
+    >>> import datetime as dt
+    >>> t = dt.datetime(2024, 1, 31, tzinfo=dt.timezone.utc)
+    >>> ev = pl.DataFrame({"item_idx": [0, 1, 1], "event": ["purchase", "view", "view"],
+    ...                    "timestamp": [t - dt.timedelta(days=30), t, t]})
+    >>> popularity_scores(ev, 3, EventWeights(), half_life_days=30).tolist()
+    [4.0, 2.0, 0.0]
+    """
+    if events.height == 0:
+        return np.zeros(n_items)
+    newest = events["timestamp"].max()
+    age = ((newest - events["timestamp"]).dt.total_seconds() / 86400.0).to_numpy()
+    w = events.select(weights.expr().fill_null(1.0)).to_series().to_numpy()
+    return np.bincount(events["item_idx"].to_numpy(), weights=w * 0.5 ** (age / half_life_days), minlength=n_items)
+
+
+def repeat_scores(events: pl.DataFrame, n_users: int, n_items: int, weights: EventWeights, decay: float = 0.9) -> sp.csr_matrix:
+    """Users × items matrix of recency-decayed weighted counts (see module doc).
+
+    >>> import datetime as dt
+    >>> d = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    >>> ev = pl.DataFrame({"user_idx": [0, 0, 0], "item_idx": [0, 0, 1], "event": ["purchase"] * 3,
+    ...                    "timestamp": [d, d + dt.timedelta(days=1), d + dt.timedelta(days=1)],
+    ...                    "session_id": ["a", "b", "b"]})
+    >>> repeat_scores(ev, 1, 2, EventWeights(), decay=0.5).toarray().tolist()  # item 0: 8·0.5 + 8
+    [[12.0, 8.0]]
+    """
+    if events.height == 0:
+        return sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    visit = pl.col("timestamp").dt.date().cast(pl.Utf8)
+    if "session_id" in events.columns:
+        visit = pl.coalesce(pl.col("session_id"), visit)
+    df = events.select("user_idx", "item_idx", "timestamp", visit.alias("_visit"),
+                       weights.expr().fill_null(1.0).alias("_w"))
+    starts = df.group_by("user_idx", "_visit").agg(pl.col("timestamp").min().alias("_start"))
+    starts = starts.with_columns(
+        (pl.col("_start").rank("ordinal", descending=True).over("user_idx") - 1).alias("_age"))
+    df = df.join(starts.select("user_idx", "_visit", "_age"), on=["user_idx", "_visit"], how="left")
+    data = (df["_w"].to_numpy() * decay ** df["_age"].to_numpy().astype(np.float64)).astype(np.float32)
+    m = sp.csr_matrix((data, (df["user_idx"].to_numpy(), df["item_idx"].to_numpy())), shape=(n_users, n_items))
+    m.sum_duplicates()
+    return m
+
+
+def top_n(scores: np.ndarray, n: int, exclude: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``n`` ids and scores of each row of a dense ``scores`` (rows, items), best first; ids in
+    ``exclude[row]`` and non-positive scores are left out; rows are padded with -1 / -inf.
+
+    >>> ids, scores = top_n(np.array([[0.5, 2.0, 0.0, 1.0]]), 3, [np.array([3])])
+    >>> ids.tolist(), scores.tolist()
+    ([[1, 0, -1]], [[2.0, 0.5, -inf]])
+    """
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    if exclude is not None:
+        for r, ex in enumerate(exclude):
+            scores[r, np.asarray(ex, dtype=np.int64)] = 0.0
+    rows, items = scores.shape
+    n_eff = min(n, items)
+    ids = np.full((rows, n), -1, dtype=np.int64)
+    out = np.full((rows, n), -np.inf, dtype=np.float32)
+    if n_eff == 0 or rows == 0:
+        return ids, out
+    part = np.argpartition(-scores, n_eff - 1, axis=1)[:, :n_eff]
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)  # best first, ties by the smaller id
+    part, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    keep = vals > 0
+    ids[:, :n_eff] = np.where(keep, part, -1)
+    out[:, :n_eff] = np.where(keep, vals, -np.inf)
+    return ids, out
