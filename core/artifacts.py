@@ -133,6 +133,11 @@ class ArtifactWriter:
     def save_json(self, name: str, obj: Any) -> None:
         self.path(name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
+    def pending(self) -> Artifact:
+        """A read view of the files written so far (not yet committed, not verified)."""
+        files = {p.relative_to(self.tmp).as_posix(): {} for p in self.tmp.rglob("*") if p.is_file()}
+        return Artifact(self.tmp, {**self.manifest, "files": files})
+
     def commit(self) -> Path:
         files = {}
         for p in sorted(self.tmp.rglob("*")):

@@ -167,6 +167,9 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
         if als is not None:
             als.save(w.path("als/config.json").parent)
             w.save_array("als/user_event_counts.npy", als.user_event_counts)
+        fusion = _tune(w, prepared, opts, stages)
+        if fusion:
+            w.save_json("fusion.json", fusion)
         summary = {
             "dataset": dataset.name, "rows_in": prepared.report.rows_in, "rows_kept": prepared.events.height,
             "users": len(prepared.users), "items": len(prepared.items), "id_only_items": prepared.id_only_items,
@@ -174,7 +177,7 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
             "valid_recall@10": round(fit["best_valid"], 4), "pretrain_loss": fit["pretrain"],
             "full_softmax": fit["full_softmax"], "index": index.kind_built,
             "index_bytes_per_item": round(index.bytes_per_item(), 1), "index_recall@10_vs_exact": approx,
-            "als": als is not None, "text_model": encoder.name, "texts_encoded": n_new, "unk_rate": round(unk, 4),
+            "als": als is not None, "fusion": fusion, "text_model": encoder.name, "texts_encoded": n_new, "unk_rate": round(unk, 4),
             "history": fit["history"],
         }
         summary["stage_seconds"] = stages.times
@@ -237,6 +240,26 @@ def _fit_als(prepared: Prepared, opts: BuildOptions) -> tuple[ALSCandidates, int
     # how many events each user's factors were solved from: a user with more at query time is folded in
     als.user_event_counts = np.bincount(events["user_idx"].to_numpy(), minlength=n_users).astype(np.int64)
     return als, events.height
+
+
+def _tune(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Stages) -> dict:
+    """Fusion weights for both serving modes, chosen on the validation stage (see :mod:`.tune`)."""
+    from .recommender import Recommender
+    from .tune import tune_fusion
+
+    # with --holdout none, each user's last event is held out for this choice, as for the epochs
+    split = prepared.split if opts.holdout != "none" else leave_one_out(prepared.events)
+    if opts.als is None or split.valid.height == 0:
+        return {}
+    task = make_task("loo" if opts.holdout == "none" else opts.holdout, split, prepared.users, prepared.items, "valid")
+    with stages("fusion"):
+        rec = Recommender(w.pending(), opts.device, history=split.train)
+        out = {"exclude_seen": tune_fusion(rec, task, include_seen=False, seed=opts.seed),
+               "include_seen": tune_fusion(rec, task, include_seen=True, seed=opts.seed)}
+        for mode, r in out.items():
+            stages.say(f"fusion weights ({mode.replace('_', ' ')}): {r['weights']}, validation NDCG@10 "
+                       f"{r['valid_ndcg@10']} (all 1: {r['default_ndcg@10']})")
+    return out
 
 
 def _approx_recall(index: VectorIndex, vectors: np.ndarray, seed: int, n: int = 200) -> float | None:

@@ -49,7 +49,7 @@ class FusionOptions:
     n_candidates: int = 100
     method: str = "rrf"
     rrf_k: int = 60
-    weights: tuple[tuple[str, float], ...] = ()
+    weights: tuple[tuple[str, float], ...] = ()  # empty: the weights tuned at build time (fusion.json), else 1
 
 
 @dataclass
@@ -82,6 +82,7 @@ class Recommender:
         if art.has("als/config.json"):
             self.als = ALSCandidates.load(art.file("als/config.json").parent)
             self.als_counts = art.load_array("als/user_event_counts.npy")
+        self.tuned = art.load_json("fusion.json") if art.has("fusion.json") else {}
         self.titles = [""] * self.n_items
         for i, text in zip(self.items.to_internal(self.catalog["item_id"], missing="ignore"),
                            self.catalog["text"].fill_null("").to_list()):
@@ -183,8 +184,17 @@ class Recommender:
                     lists[name] = (np.where(cold[:, None], -1, i), np.where(cold[:, None], -np.inf, s))
         return lists
 
-    def fuse(self, lists: dict[str, tuple[np.ndarray, np.ndarray]]) -> Candidates:
-        weights = {k: v for k, v in self.fusion.weights if k in lists}
+    def fusion_weights(self, include_seen: bool) -> dict[str, float]:
+        """The weights in use: given in :class:`FusionOptions`, else tuned at build time, else all 1."""
+        if self.fusion.weights:
+            return dict(self.fusion.weights)
+        return dict(self.tuned.get("include_seen" if include_seen else "exclude_seen", {}).get("weights", {}))
+
+    def fuse(self, lists: dict[str, tuple[np.ndarray, np.ndarray]], weights: dict[str, float] | None = None) -> Candidates:
+        """Fuse source lists (see :func:`fuse`); ``weights`` default to :meth:`fusion_weights`."""
+        if weights is None:
+            weights = self.fusion_weights("repeat" in lists)
+        weights = {k: v for k, v in weights.items() if k in lists}
         return fuse(lists, n=self.fusion.n_candidates, method=self.fusion.method, weights=weights, k=self.fusion.rrf_k)
 
     def candidates(self, p: _Profiles, include_seen: bool = False, stored: bool = True,

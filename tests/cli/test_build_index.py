@@ -61,8 +61,8 @@ def art(files, tiny_bert, tmp_path_factory):
     return out
 
 
-def rrf(provenance: dict) -> float:
-    return sum(1 / (60 + p["rank"]) for p in provenance.values())
+def rrf(provenance: dict, weights: dict) -> float:
+    return sum(weights.get(s, 1.0) / (60 + p["rank"]) for s, p in provenance.items())
 
 
 def test_query_after_build(art):
@@ -74,9 +74,11 @@ def test_query_after_build(art):
     assert body["user_id"] == user and body["known_user"] and len(body["items"]) == 4
     seen = set(r.items.to_external(r.seen(r.users.index(user))))
     assert not {i["item_id"] for i in body["items"]} & seen
+    weights = r.fusion_weights(include_seen=False)  # chosen on the validation stage at build time
+    assert weights == r.art.load_json("fusion.json")["exclude_seen"]["weights"] and set(weights) == {"als"}
     for item in body["items"]:  # the fused score is the reciprocal-rank fusion of the provenance
         assert set(item["provenance"]) <= {"two_tower", "als"} and item["provenance"]
-        assert item["score"] == pytest.approx(rrf(item["provenance"]), abs=1e-6)
+        assert item["score"] == pytest.approx(rrf(item["provenance"], weights), abs=1e-6)
         assert item["because"] and item["because"][0]["item_id"] in seen
     assert [i["score"] for i in body["items"]] == sorted([i["score"] for i in body["items"]], reverse=True)
     # --include-seen lets the user's own items back in, proposed by the "repeat" source

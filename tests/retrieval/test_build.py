@@ -43,7 +43,7 @@ def test_summary_and_manifest(built):
     out, s = built
     assert s["items"] == 300 and s["epochs"] >= 1 and 0.0 <= s["valid_recall@10"] <= 1.0
     assert s["index"] == "flat" and s["index_recall@10_vs_exact"] == 1.0
-    assert set(s["stage_seconds"]) == {"ingest+clean+split", "text", "train", "als", "encode", "index", "write"}
+    assert set(s["stage_seconds"]) == {"ingest+clean+split", "text", "train", "als", "encode", "index", "fusion", "write"}
     m = Artifact.open(out).manifest
     assert m["config"]["tower"]["dim"] == 32 and m["config"]["holdout"] == "temporal"
     assert {"model/weights.safetensors", "model/config.json", "index/items.faiss", "text/vectors.npy"} <= set(m["files"])
