@@ -18,11 +18,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: validate the embedded MovieLens-100k, build the retrieval index, recommend for user 1
+## demo: validate the embedded MovieLens-100k, build the index, recommend for user 1, print the funnel
 demo: $(STAMP)
 	$(BIN)/recsys data validate
 	$(BIN)/recsys build-index --out artifacts/default
 	$(BIN)/recsys query --artifacts artifacts/default --user 1
+	$(BIN)/recsys evaluate --artifacts artifacts/default
 
 ## test: the default suite (slow tests excluded); test-all: everything
 test: $(STAMP)

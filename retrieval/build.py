@@ -6,6 +6,7 @@ the model (safetensors + its config), the item vectors, the FAISS index and the 
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import torch
 from recsys.artifacts import Artifact, ArtifactWriter
 from recsys.cleaning import CleaningConfig
 from recsys.device import resolve_device, set_seed
-from recsys.errors import ArtifactError
+from recsys.errors import ArtifactError, ConfigError
 from recsys.eval.protocols import make_task, rank, score_rankings, with_indices
 from recsys.prepare import Prepared, prepare, save_prepared
 from recsys.schema import Dataset
@@ -28,6 +29,7 @@ from recsys.splits import leave_one_out
 from .als import ALSCandidates, ALSConfig, confidence_matrix
 from .charngram import NAME as CHAR_NGRAM
 from .charngram import CharNgramEncoder
+from .finetune import FinetunedText
 from .index import VectorIndex
 from .model import TwoTower
 from .sequences import build_sequences
@@ -124,9 +126,9 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
         prepared = prepare(dataset, cleaning, holdout=opts.holdout)
     with stages("text"):
         encoder = opts.text_encoder or _encoder(opts.text_model, device)
-        if opts.finetune_text_layers:
-            log.warning("--finetune-text-layers is not implemented yet (it will need a GPU); the text vectors are "
-                        "computed once and cached")
+        if opts.finetune_text_layers and not isinstance(encoder, TextEncoder):
+            raise ConfigError(f"--finetune-text-layers {opts.finetune_text_layers}: the text model {encoder.name} has "
+                              "no layers to tune; use a BERT-family --text-model or --finetune-text-layers 0")
         texts = prepared.catalog["text"].fill_null("").to_list()
         if hasattr(encoder, "fit"):  # fitted on this catalogue: its vectors are not reusable across builds
             encoder.fit(texts)
@@ -144,8 +146,13 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
                                                                         len(dataset.weights.names()) + 1)})
     torch.manual_seed(opts.seed)
     model = TwoTower(tower, torch.as_tensor(text_vectors)).to(device)
+    if opts.finetune_text_layers:
+        if not device.startswith("cuda"):
+            log.warning("fine-tuning %d text layers on the CPU is slow (it is meant for a GPU)", opts.finetune_text_layers)
+        model.items.finetune = FinetunedText.from_encoder(encoder, texts, opts.finetune_text_layers).to(device)
     with stages("train"):
         fit = _fit(model, prepared, opts, stages)
+        model.items.freeze_text()  # tuned layers -> their text vectors (no text model needed to serve)
     als = None
     if opts.als is not None:
         with stages("als"):
@@ -161,6 +168,8 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
         save_prepared(w, prepared)
         w.save_table("text/keys.parquet", pl.DataFrame({"key": [text_key(t) for t in texts]}))
         w.save_array("text/vectors.npy", text_vectors)
+        if opts.finetune_text_layers:
+            w.save_array("text/finetuned.npy", model.items.text.cpu().numpy())
         model.save(w.path("model/config.json").parent)
         w.save_array("index/item_vectors.npy", item_vectors)
         index.save(w.path("index/items.faiss"))
@@ -206,6 +215,7 @@ def _fit(model: TwoTower, prepared: Prepared, opts: BuildOptions, stages: Stages
         ranked = rank(task, model_scorer(m, task.history, n_users, weights), opts.train.eval_k)
         return score_rankings(task, ranked, ks=(opts.train.eval_k,))[0][f"recall@{opts.train.eval_k}"]
 
+    initial = copy.deepcopy(model.state_dict())
     pre = pretrain(model, seq, opts.train, stages.say) if opts.train.pretrain_epochs else []
     fit = train(model, seq, opts.train, validate if task.users.size else None, stages.say)
     if opts.holdout == "none":
@@ -214,7 +224,7 @@ def _fit(model: TwoTower, prepared: Prepared, opts: BuildOptions, stages: Stages
         again = TrainConfig(**{**opts.train.to_dict(), "epochs": max(1, fit["best_epoch"]), "patience": 10**6})
         stages.say(f"retraining on every event for {again.epochs} epochs")
         torch.manual_seed(opts.seed)
-        model.load_state_dict(TwoTower(model.cfg, model.items.text.cpu()).to(model.device).state_dict())
+        model.load_state_dict(initial)
         if opts.train.pretrain_epochs:
             pretrain(model, full_seq, opts.train, stages.say)
         train(model, full_seq, again, None, stages.say)

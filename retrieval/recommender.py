@@ -73,7 +73,7 @@ class Recommender:
         t = load_prepared_tables(art)
         self.users, self.items, self.catalog, self.weights = t["users"], t["items"], t["catalog"], t["weights"]
         self.value_kind = art.manifest.get("data", {}).get("value_kind")
-        text = torch.as_tensor(art.load_array("text/vectors.npy"))
+        text = torch.as_tensor(art.load_array("text/finetuned.npy" if art.has("text/finetuned.npy") else "text/vectors.npy"))
         self.model = TwoTower.load(art.file("model/config.json").parent, text, self.device)
         self.index = VectorIndex.load(art.file("index/items.faiss"))
         vecs = art.load_array("index/item_vectors.npy")

@@ -55,6 +55,7 @@ class ItemTower(nn.Module):
         self.proj = nn.Sequential(nn.Linear(text_dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, cfg.dim))
         self.ids = nn.Embedding(n_items, cfg.dim)
         nn.init.zeros_(self.ids.weight)
+        self.finetune: nn.Module | None = None  # top text-encoder layers being tuned (see .finetune)
 
     @property
     def n_items(self) -> int:
@@ -62,12 +63,18 @@ class ItemTower(nn.Module):
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """Vectors (…, dim) of item indices ``items`` (any shape)."""
-        v = self.proj(self.text[items])
+        v = self.proj(self.text[items] if self.finetune is None else self.finetune(items).to(self.text.dtype))
         idv = self.ids(items)
         if self.training and self.cfg.id_dropout > 0:
             keep = (torch.rand(items.shape, device=items.device) >= self.cfg.id_dropout).unsqueeze(-1)
             idv = idv * keep
         return v + idv
+
+    def freeze_text(self) -> None:
+        """Replace the tuned text layers by the vectors they now give (serving needs no text model)."""
+        if self.finetune is not None:
+            self.text = torch.as_tensor(self.finetune.encode_all(), device=self.text.device)
+            self.finetune = None
 
     def all_items(self, batch_size: int = 65536) -> torch.Tensor:
         """Every item's vector (n_items, dim), L2-normalised."""

@@ -44,11 +44,20 @@ class TrainConfig:
     patience: int = 6
     window_stride: int | None = None
     eval_k: int = 10
+    text_lr: float = 5e-5  # for text-encoder layers being fine-tuned (--finetune-text-layers)
     max_train_seconds: float | None = None
     seed: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _optimizer(model: TwoTower, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; fine-tuned text layers (if any) get their own, much smaller learning rate."""
+    text = [p for n, p in model.named_parameters() if n.startswith("items.finetune.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("items.finetune.")]
+    groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": text, "lr": cfg.text_lr}] if text else [])
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def _autocast(device: torch.device):
@@ -88,7 +97,7 @@ def pretrain(model: TwoTower, seq: Sequences, cfg: TrainConfig, progress: Callab
     """Contrastive pre-training of both towers; returns the mean loss per epoch."""
     rng = np.random.default_rng(cfg.seed + 1)
     users = np.flatnonzero(seq.lengths() >= 2)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = _optimizer(model, cfg)
     losses = []
     model.train()
     for epoch in range(cfg.pretrain_epochs):
@@ -135,7 +144,7 @@ def train(
     # items with no training interaction are never negatives: nothing says the user would not want them
     trained = torch.as_tensor(np.bincount(seq.items, minlength=n_items) > 0, device=model.device)
     trained_ids = torch.nonzero(trained).squeeze(1)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = _optimizer(model, cfg)
     steps = cfg.epochs * max(1, -(-win_users.size // cfg.batch_size))
     # cosine decay of the learning rate over the most epochs allowed (early stopping may end sooner)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
