@@ -33,14 +33,20 @@ from recsys.splits import HOLDOUTS
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-@click.option("--no-reranker", is_flag=True, help="Skip training the reranker (no reranker stage exists yet).")
+@click.option("--no-reranker", is_flag=True, help="Skip training the cross-encoder reranker.")
+@click.option("--reranker-model", default=None,
+              help="Reranker starting point: a BERT-family folder or hub id (default: all-MiniLM-L6-v2, offline).")
+@click.option("--reranker-epochs", type=click.IntRange(1, 100), default=None, help="Reranker fine-tuning epochs (default 2).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, max_len, dim, index_kind,
-                als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, as_json, **kwargs) -> None:
+                als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, reranker_model, reranker_epochs, as_json,
+                **kwargs) -> None:
     """Ingest, clean, split, train the two-tower model and ALS, and write the FAISS index.
 
     With no data argument it builds on the embedded default dataset (MovieLens-100k).
     """
+    from recsys.rerank.pipeline import RerankOptions
+    from recsys.rerank.train import RerankTrainConfig
     from recsys.retrieval.als import ALSConfig
     from recsys.retrieval.build import BuildOptions, build
     from recsys.retrieval.towers import TowerConfig
@@ -58,6 +64,9 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
     summary = build(ds, out, cleaning, BuildOptions(
         holdout=holdout, tower=tower, train=train, text_model=text_model, finetune_text_layers=finetune_text_layers,
         index_kind=index_kind, als=None if no_als else ALSConfig(factors=als_factors, weighting=als_weighting, seed=seed),
+        reranker=None if no_reranker else RerankOptions(
+            model=reranker_model, train=RerankTrainConfig(**({"epochs": reranker_epochs} if reranker_epochs else {}),
+                                                          seed=seed)),
         device=device, seed=seed, show_progress=not quiet), used)
     if as_json:
         click.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2, default=str))
@@ -78,6 +87,9 @@ def _screen(s: dict) -> str:
         f"  index     {s['index']}, {s['index_bytes_per_item']:.0f} bytes/item, recall@10 vs exact "
         f"{s['index_recall@10_vs_exact']}",
         f"  ALS       {'yes' if s.get('als') else 'off'}",
+        "  reranker  " + (f"validation NDCG@10 {s['reranker']['best_valid_ndcg@10']} (fused order "
+                           f"{s['reranker']['fused_valid_ndcg@10']}), {s['reranker']['train_lists']} training lists"
+                           if s.get("reranker") else "off"),
         f"  times     {times}",
     ]
     return "\n".join(lines)

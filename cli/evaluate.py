@@ -25,8 +25,11 @@ def parse_ks(text: str) -> tuple[int, ...]:
               help="An artifact folder written by `recsys build-index` with a held-out split.")
 @click.option("--k", "ks", default="10,20,100", show_default=True, help="Cut-offs, comma-separated.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
+@click.option("--no-rerank", is_flag=True, help="Leave the reranker out (the fused list is final).")
+@click.option("--rerank-depth", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="How many fused candidates the reranker reorders.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(artifacts: Path, ks: str, device: str | None, as_json: bool) -> None:
+def evaluate(artifacts: Path, ks: str, device: str | None, no_rerank: bool, rerank_depth: int, as_json: bool) -> None:
     """Recall@N of each candidate source and of the fused list, NDCG@k / Recall@k of the final
     list, with paired bootstrap 95% intervals for the differences (full-catalogue ranking)."""
     from recsys.artifacts import Artifact
@@ -34,7 +37,7 @@ def evaluate(artifacts: Path, ks: str, device: str | None, as_json: bool) -> Non
 
     cut = parse_ks(ks)
     art = Artifact.open(artifacts)
-    f = evaluate_artifact(art, cut, device)
+    f = evaluate_artifact(art, cut, device, rerank=not no_rerank, rerank_depth=rerank_depth)
     if as_json:
         click.echo(json.dumps({"artifacts": str(artifacts), **f.to_dict()}))
         return

@@ -42,12 +42,14 @@ def _register() -> None:
     from recsys.cli.data import data
     from recsys.cli.evaluate import evaluate
     from recsys.cli.query import query, recommend
+    from recsys.cli.rerank import train_reranker
 
     cli.add_command(data)
     cli.add_command(build_index)
     cli.add_command(query)
     cli.add_command(recommend)
     cli.add_command(evaluate)
+    cli.add_command(train_reranker)
 
 
 _register()

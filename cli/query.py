@@ -21,10 +21,13 @@ INCLUDE_SEEN = click.option("--include-seen", is_flag=True,
                                  "the user's own frequent items then become a candidate source.")
 
 
-def _load(artifacts: Path):
+NO_RERANK = click.option("--no-rerank", is_flag=True, help="Skip the reranker (the fused list is final), to compare.")
+
+
+def _load(artifacts: Path, rerank: bool = True):
     from recsys.retrieval.recommender import Recommender
 
-    return Recommender.load(artifacts)
+    return Recommender.load(artifacts, use_reranker=rerank)
 
 
 @click.command("query")
@@ -37,13 +40,14 @@ def _load(artifacts: Path):
 @click.option("--context", default=None, metavar="FIELD=VALUE",
               help="For a user with no history: popular items whose catalogue FIELD contains VALUE (e.g. genres=Comedy).")
 @INCLUDE_SEEN
+@NO_RERANK
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--timing", is_flag=True, help="Print load and query times (ms) on stderr.")
 def query(artifacts: Path, user: str, k: int, history: str | None, context: str | None, include_seen: bool,
-          as_json: bool, timing: bool) -> None:
+          no_rerank: bool, as_json: bool, timing: bool) -> None:
     """The ranked list for --user: item id, title, fused score, provenance, and the history items behind it."""
     t0 = time.perf_counter()
-    rec = _load(artifacts)
+    rec = _load(artifacts, not no_rerank)
     t1 = time.perf_counter()
     fresh = rec.parse_history(history) if history else []
     out = rec.explain_one(user, k=k, include_seen=include_seen, fresh=fresh, context=context)
@@ -87,17 +91,18 @@ def _read_users(path: str) -> list[str]:
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output JSON Lines file.")
 @INCLUDE_SEEN
+@NO_RERANK
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=1024, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--timing", is_flag=True, help="Print load time and throughput on stderr.")
-def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool, batch_size: int, quiet: bool,
-              timing: bool) -> None:
+def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool, no_rerank: bool, batch_size: int,
+              quiet: bool, timing: bool) -> None:
     """Batch inference: one JSON line per user, {"user_id", "items", "scores"}, written atomically."""
     from tqdm.auto import tqdm
 
     users = _read_users(users_path)
     t0 = time.perf_counter()
-    rec = _load(artifacts)
+    rec = _load(artifacts, not no_rerank)
     t1 = time.perf_counter()
     known = rec.users.to_internal(users, missing="ignore") >= 0
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +118,7 @@ def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen:
                     got = rec.recommend([u for u, m in zip(part, mask) if m], k=k, include_seen=include_seen)
                     ids[mask], scores[mask] = got
                 for r in np.flatnonzero(~mask):
-                    cold = rec.explain_one(part[r], k=k)["items"]
+                    cold = rec.explain_one(part[r], k=k, include_seen=include_seen)["items"]
                     ids[r, :len(cold)] = [c["item_id"] for c in cold]
                     scores[r, :len(cold)] = [c["score"] for c in cold]
                 for u, row_ids, row_scores in zip(part, ids, scores):

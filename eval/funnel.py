@@ -5,8 +5,9 @@ source's list and the fused list are scored by the same code (:func:`score_ranki
 difference a claim rests on gets a paired bootstrap 95% interval:
 
 - candidate Recall@N of each source, and of the merged list (merged - source);
-- NDCG@k / Recall@k of the final list against the two-tower list alone (and, where seen items
-  are kept, against the user's own most-bought items: personal frequency).
+- NDCG@k / Recall@k of the final list (reranked when the artifact has a reranker, else the fused
+  list) against the fused list, the two-tower list alone, and, where seen items are kept, the
+  user's own most-bought items (personal frequency).
 """
 
 from __future__ import annotations
@@ -64,11 +65,15 @@ def run_funnel(rec, task: EvalTask, ks: tuple[int, ...] = (10, 20, 100), batch_s
     kmax = max(ks)
     lists: dict[str, list] = {}
     for s in range(0, task.users.size, batch_size):
-        part = rec.source_lists(rec.stored_profiles(task.users[s:s + batch_size]), include_seen)
+        profiles = rec.stored_profiles(task.users[s:s + batch_size])
+        part = rec.source_lists(profiles, include_seen)
         for name, (ids, _) in part.items():
             lists.setdefault(name, []).append(ids)
-        lists.setdefault("merged", []).append(rec.fuse(part).items)
-    f = Funnel(task, include_seen, tuple(ks), sources=tuple(k for k in lists if k != "merged"))
+        merged = rec.fuse(part)
+        lists.setdefault("merged", []).append(merged.items)
+        if rec.reranker is not None:
+            lists.setdefault("reranked", []).append(rec._rerank(profiles, merged)["items"])
+    f = Funnel(task, include_seen, tuple(ks), sources=tuple(k for k in lists if k not in ("merged", "reranked")))
     rankings = {name: _width(np.concatenate(v), kmax) for name, v in lists.items()}
     rankings["popularity"] = rank(task, Popularity().fit(task).scores, kmax)
     if include_seen:
@@ -80,11 +85,13 @@ def run_funnel(rec, task: EvalTask, ks: tuple[int, ...] = (10, 20, 100), batch_s
         f.intervals[f"recall@{n} merged - {src}"] = paired_bootstrap(
             f.per_user[src][f"recall@{n}"], f.per_user["merged"][f"recall@{n}"], n_resamples)
     k = min(ks)
-    for ref in ("two_tower", "personal_frequency"):
+    final = "reranked" if "reranked" in f.per_user else "merged"
+    refs = ["two_tower", "personal_frequency"] + (["merged"] if final == "reranked" else [])
+    for ref in refs:
         if ref in f.per_user:
             for m in (f"ndcg@{k}", f"recall@{k}"):
-                f.intervals[f"{m} merged - {ref}"] = paired_bootstrap(f.per_user[ref][m], f.per_user["merged"][m],
-                                                                      n_resamples)
+                f.intervals[f"{m} {final} - {ref}"] = paired_bootstrap(f.per_user[ref][m], f.per_user[final][m],
+                                                                       n_resamples)
     return f
 
 
@@ -94,7 +101,8 @@ def _width(ranked: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([ranked, np.full((ranked.shape[0], k - ranked.shape[1]), -1, dtype=ranked.dtype)], axis=1)
 
 
-def evaluate_artifact(art: Artifact, ks: tuple[int, ...] = (10, 20, 100), device: str | None = None) -> Funnel:
+def evaluate_artifact(art: Artifact, ks: tuple[int, ...] = (10, 20, 100), device: str | None = None,
+                      rerank: bool = True, rerank_depth: int = 100) -> Funnel:
     """Load ``art`` with its test-stage history and run the funnel on its stored split."""
     from recsys.retrieval.recommender import FusionOptions, Recommender
 
@@ -102,7 +110,8 @@ def evaluate_artifact(art: Artifact, ks: tuple[int, ...] = (10, 20, 100), device
     t = load_prepared_tables(art)
     n = max(ks)
     fusion = FusionOptions(n_two_tower=n, n_als=n, n_repeat=n, n_candidates=n)
-    rec = Recommender(art, device, history=pl.concat([t["train"], t["valid"]]), fusion=fusion)
+    rec = Recommender(art, device, history=pl.concat([t["train"], t["valid"]]), fusion=fusion, use_reranker=rerank,
+                      rerank_depth=rerank_depth)
     return run_funnel(rec, task, ks)
 
 

@@ -10,7 +10,7 @@ import copy
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ class BuildOptions:
     finetune_text_layers: int = 0
     index_kind: str = "auto"
     als: ALSConfig | None = field(default_factory=ALSConfig)  # None: no ALS candidates
+    reranker: object | None = None  # recsys.rerank.pipeline.RerankOptions; None: no reranker
     device: str | None = None
     seed: int = 0
     show_progress: bool = True
@@ -61,6 +62,9 @@ class BuildOptions:
         return {"holdout": self.holdout, "tower": self.tower.to_dict(), "train": self.train.to_dict(),
                 "text_model": self.text_model or "all-MiniLM-L6-v2", "finetune_text_layers": self.finetune_text_layers,
                 "index_kind": self.index_kind, "als": None if self.als is None else asdict(self.als),
+                "reranker": None if self.reranker is None else {"model": self.reranker.model or "all-MiniLM-L6-v2",
+                                                                "config": self.reranker.config.to_dict(),
+                                                                "train": self.reranker.train.to_dict()},
                 "device": self.device, "seed": self.seed}
 
 
@@ -179,6 +183,7 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
         fusion = _tune(w, prepared, opts, stages)
         if fusion:
             w.save_json("fusion.json", fusion)
+        rerank_fit = _fit_reranker(w, prepared, opts, stages) if opts.reranker is not None else None
         summary = {
             "dataset": dataset.name, "rows_in": prepared.report.rows_in, "rows_kept": prepared.events.height,
             "users": len(prepared.users), "items": len(prepared.items), "id_only_items": prepared.id_only_items,
@@ -186,7 +191,7 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
             "valid_recall@10": round(fit["best_valid"], 4), "pretrain_loss": fit["pretrain"],
             "full_softmax": fit["full_softmax"], "index": index.kind_built,
             "index_bytes_per_item": round(index.bytes_per_item(), 1), "index_recall@10_vs_exact": approx,
-            "als": als is not None, "fusion": fusion, "text_model": encoder.name, "texts_encoded": n_new, "unk_rate": round(unk, 4),
+            "als": als is not None, "fusion": fusion, "reranker": rerank_fit, "text_model": encoder.name, "texts_encoded": n_new, "unk_rate": round(unk, 4),
             "history": fit["history"],
         }
         summary["stage_seconds"] = stages.times
@@ -270,6 +275,23 @@ def _tune(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Sta
             stages.say(f"fusion weights ({mode.replace('_', ' ')}): {r['weights']}, validation NDCG@10 "
                        f"{r['valid_ndcg@10']} (all 1: {r['default_ndcg@10']})")
     return out
+
+
+def _fit_reranker(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Stages) -> dict:
+    """Train the cross-encoder on the training period, validate on the validation period."""
+    from recsys.rerank.pipeline import fit_reranker
+
+    from .recommender import Recommender
+
+    split = prepared.split if opts.holdout != "none" else leave_one_out(prepared.events)
+    with stages("reranker"):
+        rec = Recommender(w.pending(), opts.device, history=split.train, use_reranker=False)
+        tables = {"train": split.train, "valid": split.valid}
+        ropts = replace(opts.reranker, device=resolve_device(opts.device))
+        reranker, fit = fit_reranker(rec, tables, ropts, include_seen=opts.holdout == "last_basket",
+                                     progress=stages.say)
+        reranker.save(w.path("reranker/config.json").parent)
+    return {k: v for k, v in fit.items() if k != "history"} | {"history": fit["history"]}
 
 
 def _approx_recall(index: VectorIndex, vectors: np.ndarray, seed: int, n: int = 200) -> float | None:

@@ -66,8 +66,9 @@ class _Profiles:
 
 class Recommender:
     def __init__(self, art: Artifact, device: str | None = None, history: pl.DataFrame | None = None,
-                 fusion: FusionOptions | None = None):
+                 fusion: FusionOptions | None = None, use_reranker: bool = True, rerank_depth: int = 100):
         self.art = art
+        self.rerank_depth = rerank_depth
         self.fusion = fusion or FusionOptions()
         self.device = resolve_device(device)
         t = load_prepared_tables(art)
@@ -83,6 +84,11 @@ class Recommender:
             self.als = ALSCandidates.load(art.file("als/config.json").parent)
             self.als_counts = art.load_array("als/user_event_counts.npy")
         self.tuned = art.load_json("fusion.json") if art.has("fusion.json") else {}
+        self.reranker = None
+        if use_reranker and art.has("reranker/config.json"):
+            from recsys.rerank.model import Reranker
+
+            self.reranker = Reranker.load(art.file("reranker/config.json").parent, self.device)
         self.titles = [""] * self.n_items
         for i, text in zip(self.items.to_internal(self.catalog["item_id"], missing="ignore"),
                            self.catalog["text"].fill_null("").to_list()):
@@ -158,7 +164,7 @@ class Recommender:
                 self._repeat = repeat_scores(self.history, self.n_users, self.n_items, self.weights)
             mat = self._repeat[p.rows]
         else:
-            mat = repeat_scores(p.events, 1, self.n_items, self.weights)
+            mat = repeat_scores(p.events, p.seq.n_users, self.n_items, self.weights)[p.rows]
         return top_n(mat.toarray(), self.fusion.n_repeat)
 
     def source_lists(self, p: _Profiles, include_seen: bool = False, stored: bool = True,
@@ -206,11 +212,37 @@ class Recommender:
         """The profiles of known users (internal indices) from the stored history."""
         return self._stored(np.asarray(users, dtype=np.int64))
 
-    def recommend(self, user_ids, k: int = 10, include_seen: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k external item ids and fused scores for known users (None / -inf pad short rows)."""
+    def profiles_at(self, users: np.ndarray, cuts: np.ndarray) -> _Profiles:
+        """Profiles of ``users`` from their stored events strictly before ``cuts`` (datetimes, one per
+        row; a user may appear several times). Row r of the result is (users[r], cuts[r]);
+        ALS folds each prefix in (``recalculate_user``), since its factors saw later events too."""
+        users = np.asarray(users, dtype=np.int64)
+        cut = cuts if isinstance(cuts, pl.Series) else pl.Series("_cut", list(cuts))
+        rows = pl.DataFrame({"user_idx": users}).with_columns(cut.alias("_cut").cast(self.history["timestamp"].dtype))
+        rows = rows.with_row_index("_row")
+        prefix = (self.history.join(rows, on="user_idx", how="inner").filter(pl.col("timestamp") < pl.col("_cut"))
+                  .drop("user_idx", "_cut").rename({"_row": "user_idx"}).with_columns(pl.col("user_idx").cast(pl.Int64)))
+        n = users.size
+        seq = build_sequences(prefix, n, self.weights, self.model.cfg.n_gap_buckets)
+        conf = confidence_matrix(prefix, n, self.n_items, self.weights, self.value_kind)
+        return _Profiles(seq, np.arange(n), conf, users, np.ones(n, dtype=bool), prefix)
+
+    def _rerank(self, p: _Profiles, c: Candidates) -> dict:
+        from recsys.rerank.pipeline import rerank
+
+        return rerank(self.reranker, self, p, c, self.rerank_depth)
+
+    def recommend(self, user_ids, k: int = 10, include_seen: bool = False, rerank: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k external item ids and scores for known users (None / -inf pad short rows): reranked
+        when the artifact has a reranker (and ``rerank``), else fused."""
         users = self.users.to_internal(user_ids)
-        c = self.candidates(self._stored(users), include_seen)
-        ids, scores = c.items[:, :k], c.scores[:, :k]
+        p = self._stored(users)
+        c = self.candidates(p, include_seen)
+        if rerank and self.reranker is not None:
+            r = self._rerank(p, c)
+            ids, scores = r["items"][:, :k], r["scores"][:, :k]
+        else:
+            ids, scores = c.items[:, :k], c.scores[:, :k]
         return np.where(ids >= 0, self.items.to_external(np.maximum(ids, 0)), None), scores
 
     def two_tower(self, user_ids, k: int = 10, include_seen: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -254,7 +286,7 @@ class Recommender:
         return mask
 
     def explain_one(self, user_id: str, k: int = 10, include_seen: bool = False, fresh: list[tuple[str, str]] = (),
-                    context: str | None = None) -> dict:
+                    context: str | None = None, rerank: bool = True) -> dict:
         """Recommendations for one user, known or not, with fresh events given at query time."""
         allowed = self.context_filter(context)
         known = self.users.to_internal([user_id], missing="ignore")[0]
@@ -265,16 +297,25 @@ class Recommender:
         c = self.candidates(p, include_seen, stored=stored, allowed=allowed)
         mine = p.events.filter(pl.col("user_idx") == int(p.rows[0]))
         recent = mine.sort("timestamp", maintain_order=True).tail(self.model.cfg.max_len)
+        reranked = self._rerank(p, c) if rerank and self.reranker is not None and mine.height else None
+        order = reranked["order"][0] if reranked is not None else np.arange(c.items.shape[1])
         items = []
-        for j in range(min(k, c.items.shape[1])):
-            i = int(c.items[0, j])
+        for pos, j in enumerate(order[:k]):
+            i = int(c.items[0, j]) if j >= 0 else -1
             if i < 0:
                 break
+            prov = c.provenance(0, int(j))
+            score = float(c.scores[0, j])
+            if reranked is not None:
+                score = float(reranked["scores"][0, pos])
+                prov["reranker"] = {"rank": pos + 1, "score": round(score, 6), "fused_rank": int(j) + 1,
+                                    "fused_score": round(float(c.scores[0, j]), 6),
+                                    "p_click": round(float(reranked["click"][0, pos]), 6),
+                                    "p_purchase": round(float(reranked["purchase"][0, pos]), 6)}
             items.append({"item_id": str(self.items.to_external([i])[0]), "title": self.titles[i],
-                          "score": round(float(c.scores[0, j]), 6), "provenance": c.provenance(0, j),
-                          "because": self._because(i, recent)})
+                          "score": round(score, 6), "provenance": prov, "because": self._because(i, recent)})
         return {"user_id": user_id, "known_user": bool(known >= 0), "history_events": mine.height,
-                "fresh_events": len(fresh), "items": items}
+                "fresh_events": len(fresh), "reranked": reranked is not None, "items": items}
 
     def _adhoc(self, known: int, fresh: list[tuple[str, str]]) -> _Profiles:
         """A one-user profile: the stored events (if any) plus ``fresh`` ones, newest last."""

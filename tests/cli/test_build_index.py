@@ -55,7 +55,7 @@ def art(files, tiny_bert, tmp_path_factory):
     out = tmp_path_factory.mktemp("q") / "art"
     args = ["build-index", "--events", str(files / "events.csv"), "--items", str(files / "items.csv"),
             "--text-model", str(tiny_bert), "--epochs", "1", "--pretrain-epochs", "0", "--dim", "16",
-            "--max-len", "10", "--out", str(out), "--quiet"]
+            "--max-len", "10", "--out", str(out), "--quiet", "--no-reranker"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     return out

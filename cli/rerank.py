@@ -1,0 +1,45 @@
+"""``recsys train-reranker``: train the cross-encoder for an artifact built without one (or again)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+
+@click.command("train-reranker")
+@click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts/default"), show_default=True,
+              help="An artifact folder written by `recsys build-index`.")
+@click.option("--reranker-model", default=None,
+              help="Starting point: a BERT-family folder or hub id (default: all-MiniLM-L6-v2, offline).")
+@click.option("--epochs", type=click.IntRange(1, 100), default=2, show_default=True)
+@click.option("--loss", type=click.Choice(["pointwise", "listwise"]), default="pointwise", show_default=True,
+              help="Per-head binary cross-entropy, or a softmax over each candidate list.")
+@click.option("--layers", type=click.IntRange(0, 48), default=0, show_default=True,
+              help="Keep only the first N encoder layers (0: all); fewer layers rerank faster.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
+def train_reranker(artifacts: Path, reranker_model, epochs, loss, layers, device, seed, quiet, as_json) -> None:
+    """Fine-tune the click/purchase cross-encoder on the artifact's training period and add it."""
+    from tqdm.auto import tqdm
+
+    from recsys.device import resolve_device
+    from recsys.rerank.model import RerankerConfig
+    from recsys.rerank.pipeline import RerankOptions, add_reranker
+    from recsys.rerank.train import RerankTrainConfig
+
+    if quiet:
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+    opts = RerankOptions(model=reranker_model, config=RerankerConfig(n_layers=layers),
+                         train=RerankTrainConfig(epochs=epochs, loss=loss, seed=seed), device=resolve_device(device))
+    fit = add_reranker(artifacts, opts, progress=None if quiet else tqdm.write)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in fit.items()}, default=str))
+        return
+    click.echo(f"reranker added to {artifacts}: validation NDCG@10 {fit['best_valid_ndcg@10']} "
+               f"(fused order {fit['fused_valid_ndcg@10']}), {fit['train_lists']} training lists, "
+               f"{fit['history'][-1]['seconds'] if fit['history'] else 0:.0f} s of training")

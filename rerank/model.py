@@ -1,0 +1,179 @@
+"""The cross-encoder: BERT over (user context, candidate text), joined with retrieval features,
+feeding two heads, P(click) and P(purchase).
+
+``score = click_weight · P(click) + purchase_weight · P(purchase)`` (purchase-heavy by default).
+The API follows sentence-transformers' CrossEncoder: :meth:`Reranker.predict` takes pairs,
+batches them under ``torch.inference_mode()`` and handles empty input; :meth:`Reranker.rank`
+orders one user's candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys.errors import ConfigError
+
+from .features import FEATURES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RerankerConfig:
+    """Saved with the reranker. ``n_layers`` keeps the first N encoder layers (0: all)."""
+
+    max_length: int = 64
+    context_items: int = 8
+    n_layers: int = 0
+    click_weight: float = 0.3
+    purchase_weight: float = 0.7
+    feature_dim: int = 32
+    features: tuple[str, ...] = FEATURES
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "features": list(self.features)}
+
+
+class CrossEncoder(nn.Module):
+    def __init__(self, bert: nn.Module, cfg: RerankerConfig):
+        super().__init__()
+        self.bert, self.cfg = bert, cfg
+        hidden = bert.config.hidden_size
+        self.features = nn.Sequential(nn.Linear(len(cfg.features), cfg.feature_dim), nn.GELU())
+        self.click = nn.Linear(hidden + cfg.feature_dim, 1)
+        self.purchase = nn.Linear(hidden + cfg.feature_dim, 1)
+        self.register_buffer("feat_mean", torch.zeros(len(cfg.features)))
+        self.register_buffer("feat_std", torch.ones(len(cfg.features)))
+
+    def forward(self, tokens: dict[str, torch.Tensor], features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of P(click) and P(purchase), each (batch,)."""
+        cls = self.bert(**tokens).last_hidden_state[:, 0]
+        f = self.features((features - self.feat_mean) / self.feat_std)
+        h = torch.cat([cls, f.to(cls.dtype)], dim=-1)
+        return self.click(h).squeeze(-1), self.purchase(h).squeeze(-1)
+
+
+def _truncate(bert: nn.Module, n_layers: int) -> nn.Module:
+    layers = bert.encoder.layer
+    if n_layers and n_layers < len(layers):
+        bert.encoder.layer = nn.ModuleList(list(layers)[:n_layers])
+        bert.config.num_hidden_layers = n_layers
+    return bert
+
+
+class Reranker:
+    """A loaded cross-encoder with its tokenizer (see the module doc)."""
+
+    def __init__(self, model: CrossEncoder, tokenizer, device: str = "cpu"):
+        self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
+        self.cfg = model.cfg
+
+    @classmethod
+    def from_pretrained(cls, name_or_path=None, cfg: RerankerConfig | None = None, device: str = "cpu") -> Reranker:
+        """A new reranker from a BERT-family model (default all-MiniLM-L6-v2, offline): heads untrained."""
+        from transformers import AutoModel, AutoTokenizer
+
+        from recsys.retrieval.text import DEFAULT_MODEL, default_model_path
+
+        cfg = cfg or RerankerConfig()
+        path = default_model_path() if name_or_path in (None, "default", DEFAULT_MODEL) else name_or_path
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # library code: no bar of transformers' own on load
+        try:
+            tok = AutoTokenizer.from_pretrained(str(path))
+            bert = AutoModel.from_pretrained(str(path))
+        except (OSError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"--reranker-model {name_or_path}: cannot load it ({first}); give a local model "
+                              "folder or a hub id that is cached") from None
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+        return cls(CrossEncoder(_truncate(bert, cfg.n_layers), cfg), tok, device)
+
+    def tokenize(self, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        contexts = [p[0] or "" for p in pairs]
+        items = [p[1] or "" for p in pairs]
+        # the candidate keeps its tokens; the context is cut to the budget ("only_first")
+        return self.tokenizer(contexts, items, padding=True, truncation="only_first", max_length=self.cfg.max_length,
+                              return_tensors="pt").to(self.device)
+
+    def _features(self, features: np.ndarray | None, n: int) -> torch.Tensor:
+        if features is None:
+            features = np.zeros((n, len(self.cfg.features)), dtype=np.float32)
+        features = np.asarray(features, dtype=np.float32).reshape(n, -1)
+        if features.shape[1] != len(self.cfg.features):
+            raise ConfigError(f"features: {features.shape[1]} columns, this reranker reads {len(self.cfg.features)} "
+                              f"({', '.join(self.cfg.features)})")
+        return torch.as_tensor(features, device=self.device)
+
+    def predict(self, pairs: Sequence[tuple[str, str]], features: np.ndarray | None = None, batch_size: int = 128,
+                heads: bool = False) -> np.ndarray:
+        """Scores of (context, candidate) pairs, shape (n,); with ``heads`` (n, 2): P(click), P(purchase)."""
+        pairs = list(pairs)
+        n = len(pairs)
+        if n == 0:
+            return np.zeros((0, 2) if heads else (0,), dtype=np.float32)
+        for i, p in enumerate(pairs):
+            if not isinstance(p, (tuple, list)) or len(p) != 2:
+                raise ConfigError(f"pairs[{i}]: {p!r} is not a (context, candidate) pair of two texts")
+        feats = self._features(features, n)
+        out = np.zeros((n, 2), dtype=np.float32)
+        self.model.eval()
+        with torch.inference_mode():
+            for s in range(0, n, batch_size):
+                click, buy = self.model(self.tokenize(pairs[s:s + batch_size]), feats[s:s + batch_size])
+                out[s:s + batch_size, 0] = torch.sigmoid(click.float()).cpu().numpy()
+                out[s:s + batch_size, 1] = torch.sigmoid(buy.float()).cpu().numpy()
+        return out if heads else out @ np.array([self.cfg.click_weight, self.cfg.purchase_weight], dtype=np.float32)
+
+    def rank(self, context: str, candidates: Sequence[str], features: np.ndarray | None = None,
+             batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """One user's candidates, best first: (positions into ``candidates``, scores)."""
+        scores = self.predict([(context, c) for c in candidates], features, batch_size)
+        order = np.argsort(-scores, kind="stable")
+        return order, scores[order]
+
+    def quantized(self) -> Reranker:
+        """An int8 copy (dynamic quantisation of the linear layers; CPU only)."""
+        import copy
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao's dynamic quantisation is deprecated in favour of torchao
+            warnings.simplefilter("ignore")
+            from torch.ao.quantization import quantize_dynamic
+
+            q = quantize_dynamic(copy.deepcopy(self.model).cpu(), {nn.Linear}, dtype=torch.qint8)
+        return Reranker(q, self.tokenizer, "cpu")
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(folder / "weights.safetensors"))
+        (folder / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        self.model.bert.config.save_pretrained(str(folder / "bert"))
+        self.tokenizer.save_pretrained(str(folder / "tokenizer"))
+
+    @classmethod
+    def load(cls, folder: Path, device: str = "cpu") -> Reranker:
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        raw = json.loads((folder / "config.json").read_text())
+        cfg = RerankerConfig(**{**raw, "features": tuple(raw["features"])})
+        bert = AutoModel.from_config(AutoConfig.from_pretrained(str(folder / "bert")))
+        model = CrossEncoder(bert, cfg)
+        model.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
+        return cls(model, AutoTokenizer.from_pretrained(str(folder / "tokenizer")), device)

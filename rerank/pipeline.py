@@ -1,0 +1,142 @@
+"""The reranker inside the engine: trained from an artifact's split, applied to fused candidates.
+
+Training lists come from the training period only (decision times sampled among training events,
+history and labels from training events); validation lists from the validation period (decision
+time = the user's first validation event, history = training events, labels = validation events).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from .data import build_lists, sample_cuts
+from .features import candidate_features, context_text
+from .model import Reranker, RerankerConfig
+from .train import RerankTrainConfig, train_reranker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RerankOptions:
+    model: str | None = None  # BERT-family folder or hub id (default all-MiniLM-L6-v2)
+    config: RerankerConfig = field(default_factory=RerankerConfig)
+    train: RerankTrainConfig = field(default_factory=RerankTrainConfig)
+    cuts_per_user: int = 2
+    max_train_lists: int = 4000
+    max_valid_lists: int = 300
+    horizon_hours: float = 1.0
+    device: str = "cpu"
+
+
+def fit_reranker(rec, split_tables: dict, opts: RerankOptions, include_seen: bool,
+                 progress=None) -> tuple[Reranker, dict]:
+    """Train a reranker for ``rec`` (a Recommender over the artifact) on the stored split.
+
+    ``rec``'s history is replaced on the way (training events, then training + validation)."""
+    t0 = time.perf_counter()
+    horizon = dt.timedelta(hours=opts.horizon_hours)
+    rng = np.random.default_rng(opts.train.seed)
+    rec.set_history(split_tables["train"])
+    cuts = sample_cuts(rec.history, opts.cuts_per_user, opts.train.seed)
+    if cuts.height > opts.max_train_lists:
+        cuts = cuts[np.sort(rng.choice(cuts.height, opts.max_train_lists, replace=False))]
+    train = build_lists(rec, cuts, include_seen, horizon, context_items=opts.config.context_items)
+    rec.set_history(pl.concat([split_tables["train"], split_tables["valid"]]))
+    valid_ev = split_tables["valid"].join(rec.history.select("user_id", "user_idx").unique(), on="user_id")
+    vcuts = valid_ev.group_by("user_idx").agg(pl.col("timestamp").min().alias("cut")).sort("user_idx")
+    if vcuts.height > opts.max_valid_lists:
+        vcuts = vcuts[np.sort(rng.choice(vcuts.height, opts.max_valid_lists, replace=False))]
+    valid = build_lists(rec, vcuts, include_seen, horizon, context_items=opts.config.context_items)
+    lists_s = time.perf_counter() - t0
+    if progress:
+        progress(f"reranker lists: {len(train)} training ({int((train.click.sum(1) > 0).sum())} with a label), "
+                 f"{len(valid)} validation, {lists_s:.0f} s")
+    reranker = Reranker.from_pretrained(opts.model, opts.config, opts.device)
+    fit = train_reranker(reranker, train, valid, rec.titles, opts.train, progress)
+    fit.update(lists_seconds=round(lists_s, 1), include_seen=include_seen,
+               train_positive_rate=round(float(train.click[train.items >= 0].mean()), 4) if len(train) else 0.0)
+    return reranker, fit
+
+
+def rerank(reranker: Reranker, rec, profiles, candidates, depth: int = 100, batch_size: int = 128) -> dict:
+    """Reorder each row's top ``depth`` candidates by the reranker.
+
+    Returns ``{"items", "scores", "click", "purchase", "order"}``: ``order[r]`` holds the
+    positions (into the fused list) in reranked order; rows are padded with -1."""
+    n_rows = candidates.items.shape[0]
+    depth = min(depth, candidates.items.shape[1])
+    seen = rec._seen(profiles)
+    feats = candidate_features(candidates, rec.popular, seen)
+    ctx_items = reranker.cfg.context_items
+    mine = pl.Series(np.unique(profiles.rows).astype(np.int64)).implode()
+    ev = profiles.events.filter(pl.col("user_idx").is_in(mine)).sort("user_idx", "timestamp", maintain_order=True)
+    per_row = ev.group_by("user_idx", maintain_order=True).agg(pl.col("item_idx").tail(ctx_items),
+                                                               pl.col("event").tail(ctx_items))
+    ctx = dict(zip(per_row["user_idx"].to_list(), zip(per_row["item_idx"].to_list(), per_row["event"].to_list())))
+    pairs, f, where = [], [], []
+    for r in range(n_rows):
+        its, evs = ctx.get(int(profiles.rows[r]), ([], []))
+        text = context_text([rec.titles[i] for i in its], evs, ctx_items)
+        for j in np.flatnonzero(candidates.items[r, :depth] >= 0):
+            pairs.append((text, rec.titles[candidates.items[r, j]]))
+            f.append(feats[r, j])
+            where.append((r, j))
+    heads = reranker.predict(pairs, np.asarray(f, np.float32) if f else None, batch_size=batch_size, heads=True)
+    w = np.array([reranker.cfg.click_weight, reranker.cfg.purchase_weight], dtype=np.float32)
+    scores = heads @ w if len(heads) else np.zeros(0, np.float32)
+    out = {k: np.full((n_rows, depth), fill, dtype=dt_) for k, fill, dt_ in
+           (("items", -1, np.int64), ("order", -1, np.int64), ("scores", -np.inf, np.float32),
+            ("click", np.nan, np.float32), ("purchase", np.nan, np.float32))}
+    rows: dict[int, list] = {}
+    for (r, j), s, h in zip(where, scores, heads):
+        rows.setdefault(r, []).append((-float(s), j, h))
+    for r, cand in rows.items():
+        cand.sort(key=lambda x: (x[0], x[1]))
+        for pos, (neg, j, h) in enumerate(cand):
+            out["items"][r, pos], out["order"][r, pos], out["scores"][r, pos] = candidates.items[r, j], j, -neg
+            out["click"][r, pos], out["purchase"][r, pos] = h[0], h[1]
+    return out
+
+
+def add_reranker(path, opts: RerankOptions, progress=None) -> dict:
+    """Train a reranker for the artifact at ``path`` and write it in (atomically: a new artifact
+    folder with every file of the old one plus ``reranker/``, renamed into place)."""
+    import shutil
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from recsys.artifacts import Artifact, ArtifactWriter
+    from recsys.retrieval.recommender import Recommender
+    from recsys.splits import leave_one_out
+
+    art = Artifact.open(path)
+    m = art.manifest
+    config = {**m.get("config", {}), "reranker": {"model": opts.model or "all-MiniLM-L6-v2",
+                                                  "config": opts.config.to_dict(), "train": asdict(opts.train)}}
+    with ArtifactWriter(Path(path), config=config, seed=m.get("seed"), data=m.get("data"),
+                        cleaning=m.get("cleaning")) as w:
+        for name in m.get("files", {}):
+            if not name.startswith("reranker/"):
+                shutil.copy2(art.path / name, w.path(name))
+        pending = w.pending()
+        t = {n: pending.load_table(f"data/{n}.parquet") for n in ("train", "valid")}
+        holdout = m.get("config", {}).get("holdout", "loo")
+        if holdout == "none" or t["valid"].height == 0:
+            every = pending.load_table("data/train.parquet")
+            split = leave_one_out(every)
+            t = {"train": split.train, "valid": split.valid}
+        rec = Recommender(pending, opts.device, history=t["train"], use_reranker=False)
+        reranker, fit = fit_reranker(rec, t, opts, include_seen=holdout == "last_basket", progress=progress)
+        reranker.save(w.path("reranker/config.json").parent)
+        if pending.has("summary.json"):
+            summary = pending.load_json("summary.json")
+            summary["reranker"] = fit
+            w.save_json("summary.json", summary)
+    return fit

@@ -1,0 +1,80 @@
+"""The reranker in the CLI: built by build-index, used by query/recommend/evaluate, added by train-reranker."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from recsys.artifacts import Artifact
+from recsys.cli.main import cli
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_bert):
+    from recsys.synthetic import generate_synthetic
+
+    d = generate_synthetic(n_users=60, n_items=48, n_needs=4, seed=2)
+    root = tmp_path_factory.mktemp("shop")
+    d.dataset.events.write_csv(root / "events.csv")
+    d.dataset.items.write_csv(root / "items.csv")
+    base = ["build-index", "--events", str(root / "events.csv"), "--items", str(root / "items.csv"),
+            "--text-model", str(tiny_bert), "--epochs", "1", "--pretrain-epochs", "0", "--dim", "16", "--max-len", "10",
+            "--holdout", "temporal", "--quiet"]
+    with_rr = root / "with"
+    result = CliRunner().invoke(cli, base + ["--out", str(with_rr), "--reranker-model", str(tiny_bert),
+                                             "--reranker-epochs", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    without = root / "without"
+    assert CliRunner().invoke(cli, base + ["--out", str(without), "--no-reranker"]).exit_code == 0
+    return with_rr, without, json.loads(result.output)
+
+
+def test_build_trains_the_reranker(built):
+    with_rr, without, summary = built
+    assert summary["reranker"]["train_lists"] > 0 and len(summary["reranker"]["history"]) == 1
+    assert Artifact.open(with_rr).has("reranker/weights.safetensors")
+    assert not Artifact.open(without).has("reranker/weights.safetensors")
+
+
+def test_query_reranks_and_no_rerank_compares(built):
+    with_rr, _, _ = built
+    user = Artifact.open(with_rr).load_table("data/train.parquet")["user_id"][0]
+    body = json.loads(CliRunner().invoke(cli, ["query", "--artifacts", str(with_rr), "--user", user, "--json"]).stdout)
+    assert body["reranked"]
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    for rank, item in enumerate(body["items"], start=1):
+        rr = item["provenance"]["reranker"]
+        assert rr["rank"] == rank and rr["score"] == item["score"]
+        assert rr["score"] == pytest.approx(0.3 * rr["p_click"] + 0.7 * rr["p_purchase"], abs=1e-5)
+        assert set(item["provenance"]) - {"reranker"}  # the retrieval sources stay listed
+    plain = json.loads(CliRunner().invoke(cli, ["query", "--artifacts", str(with_rr), "--user", user, "--json",
+                                                "--no-rerank"]).stdout)
+    assert not plain["reranked"] and all("reranker" not in i["provenance"] for i in plain["items"])
+
+
+def test_evaluate_reports_the_reranked_list(built):
+    with_rr, _, _ = built
+    result = CliRunner().invoke(cli, ["evaluate", "--artifacts", str(with_rr), "--k", "10,50", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert {"merged", "reranked"} <= set(body["metrics"])
+    assert "ndcg@10 reranked - merged" in body["intervals"]
+    # reranking reorders the top 50 of the fused list: recall@50 cannot change
+    assert body["metrics"]["reranked"]["recall@50"] == body["metrics"]["merged"]["recall@50"]
+
+
+def test_train_reranker_adds_one_atomically(built, tiny_bert, tmp_path):
+    _, without, _ = built
+    before = Artifact.open(without).manifest["files"]
+    bad = CliRunner().invoke(cli, ["train-reranker", "--artifacts", str(without), "--reranker-model",
+                                   str(tmp_path / "nope"), "--quiet"])
+    assert bad.exit_code == 2 and bad.output.startswith(f"Error: --reranker-model {tmp_path / 'nope'}: cannot load it")
+    assert Artifact.open(without).manifest["files"] == before  # the failed run left the artifact as it was
+    ok = CliRunner().invoke(cli, ["train-reranker", "--artifacts", str(without), "--reranker-model", str(tiny_bert),
+                                  "--epochs", "1", "--quiet", "--json"])
+    assert ok.exit_code == 0, ok.output
+    art = Artifact.open(without)
+    assert art.has("reranker/weights.safetensors") and art.manifest["config"]["reranker"]["train"]["epochs"] == 1
+    assert all(art.manifest["files"][name]["sha256"] == meta["sha256"] for name, meta in before.items()
+               if name != "summary.json")

@@ -1,0 +1,80 @@
+"""The cross-encoder: predict on empty and odd input, both heads, save/load, int8 agreement."""
+
+import numpy as np
+import pytest
+import torch
+
+from recsys.errors import ConfigError
+from recsys.rerank.features import FEATURES
+from recsys.rerank.model import Reranker, RerankerConfig
+from recsys.rerank.train import pair_loss
+
+PAIRS = [("bought: red running shoes; viewed: socks", "trail running shoes"),
+         ("rated: Toy Story", "Toy Story 2 | 1999 | Animation"),
+         ("", "an item with no context"),
+         ("viewed: coffee", "")]
+
+
+@pytest.fixture(scope="module")
+def reranker(tiny_bert):
+    torch.manual_seed(0)
+    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=32))
+    with torch.no_grad():  # heads away from zero so that the outputs differ per pair
+        for p in r.model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return r
+
+
+def test_predict_shapes_and_empty_input(reranker):
+    assert reranker.predict([]).shape == (0,) and reranker.predict([], heads=True).shape == (0, 2)
+    scores = reranker.predict(PAIRS)
+    heads = reranker.predict(PAIRS, heads=True)
+    assert scores.shape == (4,) and heads.shape == (4, 2) and ((heads > 0) & (heads < 1)).all()
+    assert np.allclose(scores, 0.3 * heads[:, 0] + 0.7 * heads[:, 1])  # purchase-heavy by default
+    # batching does not change the answer
+    assert np.allclose(reranker.predict(PAIRS, batch_size=1), scores, atol=1e-5)
+    order, ranked = reranker.rank(PAIRS[0][0], [p[1] for p in PAIRS])
+    assert sorted(order.tolist()) == [0, 1, 2, 3] and np.all(np.diff(ranked) <= 0)
+
+
+def test_odd_input_is_a_clear_error(reranker):
+    with pytest.raises(ConfigError, match=r"pairs\[1\]: 'oops' is not a \(context, candidate\) pair of two texts"):
+        reranker.predict([("a", "b"), "oops"])
+    with pytest.raises(ConfigError, match=f"features: 3 columns, this reranker reads {len(FEATURES)}"):
+        reranker.predict([("a", "b")], features=np.zeros((1, 3)))
+
+
+def test_features_change_the_score(reranker):
+    f = np.zeros((2, len(FEATURES)), np.float32)
+    f[1, FEATURES.index("two_tower_inv_rank")] = 1.0
+    s = reranker.predict([PAIRS[0], PAIRS[0]], features=f)
+    assert s[0] != pytest.approx(s[1], abs=1e-6)
+
+
+def test_save_load_roundtrip(reranker, tmp_path):
+    reranker.save(tmp_path / "rr")
+    back = Reranker.load(tmp_path / "rr")
+    assert back.cfg == reranker.cfg
+    assert np.allclose(back.predict(PAIRS, heads=True), reranker.predict(PAIRS, heads=True), atol=1e-6)
+
+
+def test_int8_agrees_with_fp32(reranker):
+    q = reranker.quantized()
+    a, b = reranker.predict(PAIRS), q.predict(PAIRS)
+    assert np.abs(a - b).max() < 0.02, (a, b)
+
+
+def test_both_heads_learn():
+    z = torch.zeros(4, requires_grad=True)
+    y = torch.zeros(4, requires_grad=True)
+    click, buy, group = torch.tensor([1.0, 0, 1, 0]), torch.tensor([1.0, 0, 0, 0]), torch.tensor([0, 0, 1, 1])
+    for kind in ("pointwise", "listwise"):
+        z.grad = y.grad = None
+        pair_loss(z, y, click, buy, group, kind).backward()
+        assert z.grad.abs().sum() > 0 and y.grad.abs().sum() > 0, kind
+    # listwise: group 1 has no purchase, so the purchase head's gradient there is zero
+    assert torch.equal(y.grad[2:], torch.zeros(2))
+    with pytest.raises(ConfigError, match="reranker loss 'pairwise': use one of pointwise, listwise"):
+        from recsys.rerank.train import RerankTrainConfig
+
+        RerankTrainConfig(loss="pairwise")
