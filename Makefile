@@ -8,7 +8,7 @@ PIP_TORCH_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all lint bench clean recbole-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+
+## recbole-venv: RecBole 1.2.1 in its own environment (.venv-recbole) for benchmarks/recbole_peers.py
+recbole-venv:
+	test -x .venv-recbole/bin/python || $(PYTHON) -m venv .venv-recbole
+	.venv-recbole/bin/python -m pip install -q $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
+	.venv-recbole/bin/python -m pip install -q "recbole==1.2.1" "numpy<2" "pandas<2.2" "scipy<1.13"

@@ -1,0 +1,150 @@
+"""SASRec and BERT4Rec from RecBole 1.2.1, run from their own virtual environment, scored by recsys.eval.
+
+    make recbole-venv                       # once: .venv-recbole with RecBole 1.2.1 and its pins
+    python benchmarks/recbole_peers.py --dataset movielens-100k --data-dir ../shared/data --models SASRec,BERT4Rec
+
+Three steps, so that RecBole's old pins never meet recsys's environment:
+
+1. ``export`` (this environment): the dataset's cleaned events as a RecBole atomic ``.inter`` file
+   whose per-user time order is the one recsys's leave-one-out split uses (ties broken the same way).
+2. ``train`` (``.venv-recbole``, no recsys import): RecBole trains the model with its own
+   leave-one-out split (``LS: valid_and_test``, time order: the same held-out events), then writes
+   each test user's top 100 items (seen items excluded) to ``topk_<model>.json``.
+3. ``score`` (this environment): those lists are scored by the same code as every other peer.
+
+RecBole quirks met here: it needs numpy < 2 (``np.float_``/``np.bool8``), pandas < 2.2 and
+scipy < 1.13; its ``full_sort_topk`` expects internal ids, so ids are mapped through
+``dataset.field2id_token``; ``torch.load`` of its own checkpoints needs ``weights_only=False``
+(patched in its environment only, by loading the model in memory instead of from the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+VENV_PY = HERE.parent / ".venv-recbole" / "bin" / "python"
+
+CONFIG = {  # the issue's reference settings: CE loss, max length 20 (SASRec), lr 0.002
+    "SASRec": {"loss_type": "CE", "MAX_ITEM_LIST_LENGTH": 20, "learning_rate": 0.002, "epochs": 13,
+               "train_neg_sample_args": None},
+    "BERT4Rec": {"loss_type": "CE", "MAX_ITEM_LIST_LENGTH": 20, "learning_rate": 0.002, "epochs": 13,
+                 "train_neg_sample_args": None},
+}
+
+
+def export(args, work: Path) -> None:
+    import polars as pl
+
+    from recsys.datasets import CLEANING, load_dataset
+    from recsys.prepare import prepare
+    from recsys.splits import chronological
+
+    ds = load_dataset(args.dataset, args.data_dir)
+    prep = prepare(ds, CLEANING.get(ds.name), holdout="loo")
+    ev = pl.concat([prep.split.train, prep.split.valid, prep.split.test])
+    # recsys's split order (recsys.splits.chronological); RecBole sorts by time, so the row rank is the time
+    ev = chronological(ev).with_row_index("_ord")
+    inter = ev.select(pl.col("user_id").alias("user_id:token"), pl.col("item_id").alias("item_id:token"),
+                      (pl.col("_ord").cast(pl.Float64)).alias("timestamp:float"))
+    folder = work / "data" / ds.name
+    folder.mkdir(parents=True, exist_ok=True)
+    inter.write_csv(folder / f"{ds.name}.inter", separator="\t")
+    (work / "dataset.json").write_text(json.dumps({"name": ds.name}))
+
+
+TRAIN_SCRIPT = r'''
+import json, sys, time
+import numpy as np, torch
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_seed, get_model, get_trainer
+from recbole.utils.case_study import full_sort_topk
+work, model_name, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+name = json.load(open(f"{work}/dataset.json"))["name"]
+cfg = {"data_path": f"{work}/data", "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+       "load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "eval_args": {"split": {"LS": "valid_and_test"},
+       "order": "TO", "mode": "full", "group_by": "user"}, "metrics": ["Recall", "NDCG"], "topk": [10],
+       "valid_metric": "NDCG@10", "seed": 0, "reproducibility": True, "device": "cpu", "show_progress": False,
+       "checkpoint_dir": f"{work}/saved", "stopping_step": 100, **overrides}
+config = Config(model=model_name, dataset=name, config_dict=cfg)
+init_seed(config["seed"], config["reproducibility"])
+dataset = create_dataset(config)
+train, valid, test = data_preparation(config, dataset)
+model = get_model(config["model"])(config, train.dataset).to(config["device"])
+trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+t0 = time.time()
+trainer.fit(train, valid, saved=False, show_progress=False)
+fit_s = time.time() - t0
+users = list(test.dataset.field2id_token["user_id"][1:])
+uid = dataset.token2id("user_id", users)
+top = []
+for s in range(0, len(uid), 256):
+    _, idx = full_sort_topk(np.asarray(uid[s:s + 256]), model, test, k=100, device=config["device"])
+    top += [list(dataset.id2token("item_id", row.cpu().numpy())) for row in idx]
+json.dump({"users": users, "topk": top, "fit_seconds": fit_s, "config": {k: str(v) for k, v in overrides.items()}},
+          open(f"{work}/topk_{model_name}.json", "w"))
+'''
+
+
+def train(work: Path, model: str) -> None:
+    if not VENV_PY.exists():
+        sys.exit(f"{VENV_PY}: no RecBole environment; run `make recbole-venv` first")
+    script = work / "train_recbole.py"
+    script.write_text(TRAIN_SCRIPT)
+    subprocess.run([str(VENV_PY), str(script), str(work), model, json.dumps(CONFIG[model])], check=True)
+
+
+def score(args, work: Path, models: list[str]) -> dict:
+    import numpy as np
+
+    from recsys.datasets import CLEANING, load_dataset
+    from recsys.eval.protocols import make_task, score_rankings
+    from recsys.prepare import prepare
+
+    ds = load_dataset(args.dataset, args.data_dir)
+    prep = prepare(ds, CLEANING.get(ds.name), holdout="loo")
+    task = make_task("loo", prep.split, prep.users, prep.items, "test")
+    out = {}
+    for model in models:
+        got = json.loads((work / f"topk_{model}.json").read_text())
+        lists = dict(zip(got["users"], got["topk"]))
+        ranked = np.full((task.users.size, 100), -1, dtype=np.int64)
+        for r, u in enumerate(prep.users.to_external(task.users)):
+            idx = prep.items.to_internal(lists.get(str(u), []), missing="ignore")
+            ranked[r, :idx.size] = idx[:100]
+        m, _ = score_rankings(task, ranked, ks=(10, 20, 100))
+        out[model] = {"ndcg@10": round(m["ndcg@10"], 4), "recall@10": round(m["recall@10"], 4),
+                      "recall@100": round(m["recall@100"], 4), "fit_seconds": round(got["fit_seconds"], 1),
+                      "config": got["config"]}
+        print(model, out[model], flush=True)
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="movielens-100k")
+    p.add_argument("--data-dir")
+    p.add_argument("--models", default="SASRec,BERT4Rec")
+    p.add_argument("--work", default="artifacts/recbole")
+    args = p.parse_args(argv)
+    work = Path(args.work).absolute()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    export(args, work)
+    for m in models:
+        train(work, m)
+    result = {"dataset": args.dataset, "protocol": "loo", "models": score(args, work, models),
+              "recbole": "1.2.1", "date": time.strftime("%Y-%m-%d")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = json.loads((work / "dataset.json").read_text())["name"]
+    (RESULTS / f"recbole_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Reranker speed on this machine: pairs/s and the latency of reranking 100 candidates for one user.
+
+    python benchmarks/rerank_speed.py                              # MiniLM-L6, untrained heads
+    python benchmarks/rerank_speed.py --artifacts artifacts/bench-movielens-100k   # its trained reranker
+
+Variants: fp32 and int8 (dynamic quantisation of the linear layers), with all layers and with
+the first 3 only, each at the token budget of the config (64) and at 48. With ``--artifacts``
+the pairs are real (the artifact's users, contexts and fused candidates) and each variant's
+NDCG@10 on the validation lists is compared with fp32's. Writes ``results/rerank_speed.json``
+and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recsys.artifacts import package_versions
+from recsys.rerank.model import Reranker, RerankerConfig, _truncate
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONTEXT = ("bought: Organic Bananas | fresh fruits | produce; bought: Whole Milk | milk | dairy eggs; viewed: Sourdough "
+           "Bread | bread | bakery; bought: Baby Spinach | packaged vegetables fruits | produce; carted: Greek Yogurt "
+           "| yogurt | dairy eggs")
+
+
+def variant(base: Reranker, layers: int, int8: bool, max_length: int) -> Reranker:
+    model = copy.deepcopy(base.model)
+    if layers:
+        _truncate(model.bert, layers)
+    cfg = replace(base.cfg, max_length=max_length, n_layers=layers)
+    model.cfg = cfg
+    r = Reranker(model, base.tokenizer, "cpu")
+    return r.quantized() if int8 else r
+
+
+def timing(r: Reranker, pairs: list, repeats: int) -> dict:
+    r.predict(pairs[:8])  # warm-up
+    lat = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r.predict(pairs, batch_size=128)
+        lat.append(1000 * (time.perf_counter() - t0))
+    lat = np.asarray(lat)
+    return {"p50_ms": round(float(np.percentile(lat, 50)), 1), "p99_ms": round(float(np.percentile(lat, 99)), 1),
+            "pairs_per_s": round(len(pairs) / (np.median(lat) / 1000), 1)}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--artifacts")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    valid = None
+    if args.artifacts:
+        from recsys.artifacts import Artifact
+
+        art = Artifact.open(args.artifacts)
+        base = Reranker.load(art.file("reranker/config.json").parent)
+        valid = _valid_lists(art)
+        pairs = [(valid[0].contexts[0], valid[1][i]) for i in valid[0].items[0][:100] if i >= 0]
+    else:
+        base = Reranker.from_pretrained(None, RerankerConfig())
+        pairs = [(CONTEXT, f"Candidate product number {i} | aisle {i % 7} | department {i % 3}") for i in range(100)]
+    rows = []
+    for layers, int8, max_length in [(0, False, 64), (0, True, 64), (3, False, 64), (3, True, 64), (3, True, 48)]:
+        r = variant(base, layers, int8, max_length)
+        row = {"layers": layers or len(base.model.bert.encoder.layer), "int8": int8, "max_length": max_length,
+               **timing(r, pairs, args.repeats)}
+        if valid is not None:
+            from recsys.rerank.train import list_ndcg, rerank_lists
+
+            lists, titles = valid
+            row["valid_ndcg@10"] = round(list_ndcg(rerank_lists(r, lists, titles, 30), lists), 4)
+        rows.append(row)
+        print(row, flush=True)
+    result = {"candidates": len(pairs), "artifact": args.artifacts, "threads": torch.get_num_threads(), "rows": rows,
+              "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads()},
+              "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "rerank_speed.json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = [f"### Reranker speed, {len(pairs)} candidates for one user, {torch.get_num_threads()} CPU threads, "
+             f"{result['date']}" + (f" ({args.artifacts})" if args.artifacts else " (MiniLM-L6, untrained heads)"), "",
+             "| layers | int8 | tokens | p50 ms | p99 ms | pairs/s |" + (" valid NDCG@10 |" if valid else ""),
+             "|---|---|---|---|---|---|" + ("---|" if valid else "")]
+    for r in rows:
+        lines.append(f"| {r['layers']} | {'yes' if r['int8'] else 'no'} | {r['max_length']} | {r['p50_ms']} | "
+                     f"{r['p99_ms']} | {r['pairs_per_s']} |" + (f" {r['valid_ndcg@10']} |" if valid else ""))
+    (RESULTS / "rerank_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return result
+
+
+def _valid_lists(art):
+    """The artifact's validation lists (as the reranker was validated on) and item titles."""
+    import polars as pl
+
+    from recsys.rerank.data import build_lists
+    from recsys.retrieval.recommender import Recommender
+
+    t = {n: art.load_table(f"data/{n}.parquet") for n in ("train", "valid")}
+    rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]), use_reranker=False)
+    ev = t["valid"].join(rec.history.select("user_id", "user_idx").unique(), on="user_id")
+    cuts = ev.group_by("user_idx").agg(pl.col("timestamp").min().alias("cut")).sort("user_idx").head(300)
+    include_seen = art.manifest["config"].get("holdout") == "last_basket"
+    return build_lists(rec, cuts, include_seen), rec.titles
+
+
+if __name__ == "__main__":
+    main()
