@@ -65,11 +65,9 @@ def stage(name: str, folder: Path) -> dict:  # runs inside a child process
             import torch
 
             from recsys.retrieval.model import TwoTower
-            from recsys.retrieval.sequences import build_sequences
+            from recsys.retrieval.sequences import build_sequences, training_windows
             from recsys.retrieval.towers import TowerConfig
             from recsys.retrieval.train import TrainConfig, train
-
-            from recsys.retrieval.sequences import training_windows
 
             ix = with_indices(ev, users, items)
             seq = build_sequences(ix, len(users), EventWeights())
