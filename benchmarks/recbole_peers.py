@@ -93,12 +93,13 @@ json.dump({"users": users, "topk": top, "fit_seconds": fit_s, "config": {k: str(
 '''
 
 
-def train(work: Path, model: str) -> None:
+def train(work: Path, model: str, epochs: int | None = None) -> None:
     if not VENV_PY.exists():
         sys.exit(f"{VENV_PY}: no RecBole environment; run `make recbole-venv` first")
     script = work / "train_recbole.py"
     script.write_text(TRAIN_SCRIPT)
-    subprocess.run([str(VENV_PY), str(script), str(work), model, json.dumps(CONFIG[model])], check=True)
+    cfg = {**CONFIG[model], **({"epochs": epochs} if epochs else {})}
+    subprocess.run([str(VENV_PY), str(script), str(work), model, json.dumps(cfg)], check=True, cwd=work)  # its logs go there
 
 
 def score(args, work: Path, models: list[str]) -> dict:
@@ -133,12 +134,13 @@ def main(argv=None) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--models", default="SASRec,BERT4Rec")
     p.add_argument("--work", default="artifacts/recbole")
+    p.add_argument("--epochs", type=int, default=None, help="Override the reference epochs (13), e.g. 1 for a smoke test.")
     args = p.parse_args(argv)
     work = Path(args.work).absolute()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     export(args, work)
     for m in models:
-        train(work, m)
+        train(work, m, args.epochs)
     result = {"dataset": args.dataset, "protocol": "loo", "models": score(args, work, models),
               "recbole": "1.2.1", "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
