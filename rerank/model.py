@@ -1,6 +1,10 @@
 """The cross-encoder: BERT over (user context, candidate text), joined with retrieval features,
 feeding two heads, P(click) and P(purchase).
 
+The pair is read as one sequence [context | candidate] in which context tokens do not attend to
+candidate tokens (:mod:`.split_attention`): each context is encoded once per batch and its keys
+and values reused by every candidate; the candidate tokens' mean output is the pair's vector.
+
 ``score = click_weight · P(click) + purchase_weight · P(purchase)`` (purchase-heavy by default).
 The API follows sentence-transformers' CrossEncoder: :meth:`Reranker.predict` takes pairs,
 batches them under ``torch.inference_mode()`` and handles empty input; :meth:`Reranker.rank`
@@ -30,7 +34,8 @@ log = logging.getLogger(__name__)
 class RerankerConfig:
     """Saved with the reranker. ``n_layers`` keeps the first N encoder layers (0: all)."""
 
-    max_length: int = 64
+    max_length: int = 64  # context tokens ([CLS] ... [SEP])
+    candidate_length: int = 24  # candidate tokens (... [SEP])
     context_items: int = 8
     n_layers: int = 0
     click_weight: float = 0.3
@@ -45,7 +50,9 @@ class RerankerConfig:
 class CrossEncoder(nn.Module):
     def __init__(self, bert: nn.Module, cfg: RerankerConfig):
         super().__init__()
-        self.bert, self.cfg = bert, cfg
+        from .split_attention import SplitBert
+
+        self.encoder, self.cfg = SplitBert(bert), cfg
         hidden = bert.config.hidden_size
         self.features = nn.Sequential(nn.Linear(len(cfg.features), cfg.feature_dim), nn.GELU())
         self.click = nn.Linear(hidden + cfg.feature_dim, 1)
@@ -53,12 +60,19 @@ class CrossEncoder(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(len(cfg.features)))
         self.register_buffer("feat_std", torch.ones(len(cfg.features)))
 
+    @property
+    def bert(self) -> nn.Module:
+        return self.encoder.bert
+
     def forward(self, tokens: dict[str, torch.Tensor], features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits of P(click) and P(purchase), each (batch,)."""
-        cls = self.bert(**tokens).last_hidden_state[:, 0]
+        """Logits of P(click) and P(purchase), each (batch,); ``tokens`` from :meth:`Reranker.tokenize`."""
+        ctx = self.encoder.context(tokens["ctx_ids"], tokens["ctx_mask"])
+        h = self.encoder.candidates(tokens["cand_ids"], tokens["cand_mask"], ctx, tokens["ctx_index"])
+        m = tokens["cand_mask"].unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
         f = self.features((features - self.feat_mean) / self.feat_std)
-        h = torch.cat([cls, f.to(cls.dtype)], dim=-1)
-        return self.click(h).squeeze(-1), self.purchase(h).squeeze(-1)
+        z = torch.cat([pooled, f.to(pooled.dtype)], dim=-1)
+        return self.click(z).squeeze(-1), self.purchase(z).squeeze(-1)
 
 
 def _truncate(bert: nn.Module, n_layers: int) -> nn.Module:
@@ -102,11 +116,23 @@ class Reranker:
         return cls(CrossEncoder(_truncate(bert, cfg.n_layers), cfg), tok, device)
 
     def tokenize(self, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
-        contexts = [p[0] or "" for p in pairs]
-        items = [p[1] or "" for p in pairs]
-        # the candidate keeps its tokens; the context is cut to the budget ("only_first")
-        return self.tokenizer(contexts, items, padding=True, truncation="only_first", max_length=self.cfg.max_length,
-                              return_tensors="pt").to(self.device)
+        """Contexts (de-duplicated: each is encoded once) and candidates, tokenized apart."""
+        unique: dict[str, int] = {}
+        index = [unique.setdefault(p[0] or "", len(unique)) for p in pairs]
+        tok = self.tokenizer
+        ctx = tok(list(unique), padding=True, truncation=True, max_length=self.cfg.max_length, return_tensors="pt")
+        ids = tok([p[1] or "" for p in pairs], add_special_tokens=False, truncation=True,
+                  max_length=self.cfg.candidate_length - 1)["input_ids"]
+        width = max(len(x) for x in ids) + 1
+        cand = torch.full((len(ids), width), tok.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for r, x in enumerate(ids):
+            row = x + [tok.sep_token_id]
+            cand[r, :len(row)] = torch.tensor(row)
+            mask[r, :len(row)] = 1
+        out = {"ctx_ids": ctx["input_ids"], "ctx_mask": ctx["attention_mask"], "cand_ids": cand, "cand_mask": mask,
+               "ctx_index": torch.tensor(index, dtype=torch.long)}
+        return {k: v.to(self.device) for k, v in out.items()}
 
     def _features(self, features: np.ndarray | None, n: int) -> torch.Tensor:
         if features is None:

@@ -140,8 +140,8 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
     feats = train.features[train.items >= 0]
     model.feat_mean.copy_(torch.as_tensor(feats.mean(0)))
     model.feat_std.copy_(torch.as_tensor(feats.std(0) + 1e-6))
-    bert = [p for n, p in model.named_parameters() if n.startswith("bert.")]
-    heads = [p for n, p in model.named_parameters() if not n.startswith("bert.")]
+    bert = [p for n, p in model.named_parameters() if n.startswith("encoder.bert.")]
+    heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.bert.")]
     opt = torch.optim.AdamW([{"params": bert, "lr": cfg.lr}, {"params": heads, "lr": cfg.head_lr}], weight_decay=0.01)
     before = list_ndcg(valid.items[:, :cfg.valid_depth], valid)
     history, best, best_state = [], -1.0, None

@@ -78,3 +78,22 @@ def test_both_heads_learn():
         from recsys.rerank.train import RerankTrainConfig
 
         RerankTrainConfig(loss="pairwise")
+
+
+def test_split_attention_context_matches_bert_and_candidates_see_only_their_context(reranker):
+    r = reranker
+    r.model.eval()
+    tokens = r.tokenize([PAIRS[0], PAIRS[1], PAIRS[0]])
+    assert tokens["ctx_ids"].shape[0] == 2 and tokens["ctx_index"].tolist() == [0, 1, 0]  # contexts encoded once
+    with torch.inference_mode():
+        ctx = r.model.encoder.context(tokens["ctx_ids"], tokens["ctx_mask"])
+        ref = r.model.bert(input_ids=tokens["ctx_ids"], attention_mask=tokens["ctx_mask"]).last_hidden_state
+        m = tokens["ctx_mask"].bool()
+        assert torch.allclose(ctx["hidden"][m], ref[m], atol=1e-5)  # the same layers as BERT's own forward
+        # a candidate's output depends on its own context only, not on the other pairs in the batch
+        both = r.model.encoder.candidates(tokens["cand_ids"], tokens["cand_mask"], ctx, tokens["ctx_index"])
+        alone = r.tokenize([PAIRS[0]])
+        one_ctx = r.model.encoder.context(alone["ctx_ids"], alone["ctx_mask"])
+        one = r.model.encoder.candidates(alone["cand_ids"], alone["cand_mask"], one_ctx, alone["ctx_index"])
+        width = int(alone["cand_mask"].sum())
+        assert torch.allclose(both[0, :width], one[0, :width], atol=1e-5)
