@@ -53,18 +53,25 @@ def artifact_for(args) -> Path:
             return out
     except ArtifactError:
         pass
-    build(ds, out, CLEANING.get(ds.name), BuildOptions(holdout=HOLDOUT.get(ds.name, "loo"), seed=args.seed))
+    reranker = None
+    if args.reranker:
+        from recsys.rerank.pipeline import RerankOptions
+
+        reranker = RerankOptions()
+    build(ds, out, CLEANING.get(ds.name), BuildOptions(holdout=HOLDOUT.get(ds.name, "loo"), seed=args.seed,
+                                                       reranker=reranker))
     return out
 
 
-def latency(rec: Recommender, user_ids: list[str], include_seen: bool) -> dict:
+def latency(rec: Recommender, user_ids: list[str], include_seen: bool, rerank: bool = False) -> dict:
+    """p50/p99 of one-user calls (retrieval + fusion, and reranking when asked) and batch throughput."""
     times = []
     for u in user_ids:
         t0 = time.perf_counter()
-        rec.recommend([u], k=10, include_seen=include_seen)
+        rec.recommend([u], k=10, include_seen=include_seen, rerank=rerank)
         times.append(1000 * (time.perf_counter() - t0))
     t0 = time.perf_counter()
-    rec.recommend(user_ids, k=20, include_seen=include_seen)
+    rec.recommend(user_ids, k=20, include_seen=include_seen, rerank=rerank)
     batch = time.perf_counter() - t0
     return {"p50_ms": round(float(np.percentile(times, 50)), 2), "p99_ms": round(float(np.percentile(times, 99)), 2),
             "users": len(user_ids), "batch_seconds": round(batch, 3), "batch_users_per_s": round(len(user_ids) / batch, 1)}
@@ -77,6 +84,8 @@ def main(argv=None) -> dict:
     p.add_argument("--artifacts", help="A built artifact to score instead of building one.")
     p.add_argument("--rebuild", action="store_true", help="Build again even if artifacts/bench-<dataset> reloads.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reranker", action="store_true", help="Build with the reranker (when building).")
+    p.add_argument("--rerank-latency-users", type=int, default=100, help="Users timed with reranking.")
     args = p.parse_args(argv)
     t_build = time.perf_counter()
     path = artifact_for(args)
@@ -88,7 +97,10 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     f = run_funnel(rec, task, KS)
     funnel_s = time.perf_counter() - t0
-    speed = latency(rec, list(t["users"].to_external(task.users)), f.include_seen)
+    ids = list(t["users"].to_external(task.users))
+    speed = latency(rec, ids, f.include_seen)
+    if rec.reranker is not None:
+        speed["with_rerank"] = latency(rec, ids[:args.rerank_latency_users], f.include_seen, rerank=True)
     result = {
         "dataset": art.manifest["data"]["name"], "artifact": str(path), "build_seconds": round(t_build, 1),
         "funnel_seconds": round(funnel_s, 2), **f.to_dict(),
@@ -113,7 +125,9 @@ def table(r: dict, funnel_md: str) -> str:
             f"{'kept' if r['include_seen'] else 'excluded'}), {r['users']} users, {r['date']}\n\n{funnel_md}\n"
             f"Query latency (one user per call, retrieval + fusion, no reranker): p50 {s['p50_ms']} ms, "
             f"p99 {s['p99_ms']} ms over {s['users']} users; batch `recommend`: {s['batch_users_per_s']:,} users/s. "
-            f"Fusion: {r['fusion']}.\n")
+            + (f"With reranking of the top 100: p50 {s['with_rerank']['p50_ms']} ms, p99 {s['with_rerank']['p99_ms']} ms "
+               f"over {s['with_rerank']['users']} users. " if "with_rerank" in s else "")
+            + f"Fusion: {r['fusion']}.\n")
 
 
 if __name__ == "__main__":
