@@ -22,12 +22,34 @@ INCLUDE_SEEN = click.option("--include-seen", is_flag=True,
 
 
 NO_RERANK = click.option("--no-rerank", is_flag=True, help="Skip the reranker (the fused list is final), to compare.")
+FUSION_WEIGHTS = click.option("--fusion-weights", default=None, metavar="SOURCE=W,...",
+                              help="Reciprocal-rank fusion weights (sources: two_tower, als, repeat, popular); "
+                                   "default: those chosen on the validation stage at build time.")
 
 
-def _load(artifacts: Path, rerank: bool = True):
-    from recsys.retrieval.recommender import Recommender
+def parse_fusion_weights(spec: str | None) -> tuple[tuple[str, float], ...]:
+    """``"als=0.5,repeat=2"`` -> (("als", 0.5), ("repeat", 2.0))."""
+    from recsys.rerank.features import SOURCES
 
-    return Recommender.load(artifacts, use_reranker=rerank)
+    out = []
+    for part in (x.strip() for x in (spec or "").split(",") if x.strip()):
+        name, _, value = part.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if name not in SOURCES or weight < 0:
+            raise DataError(f"--fusion-weights {spec!r}: write SOURCE=WEIGHT pairs, SOURCE one of {', '.join(SOURCES)} "
+                            "and WEIGHT a number >= 0, e.g. als=0.5,repeat=2")
+        out.append((name, weight))
+    return tuple(out)
+
+
+def _load(artifacts: Path, rerank: bool = True, fusion_weights: str | None = None):
+    from recsys.retrieval.recommender import FusionOptions, Recommender
+
+    weights = parse_fusion_weights(fusion_weights)
+    return Recommender.load(artifacts, use_reranker=rerank, fusion=FusionOptions(weights=weights) if weights else None)
 
 
 @click.command("query")
@@ -41,13 +63,14 @@ def _load(artifacts: Path, rerank: bool = True):
               help="For a user with no history: popular items whose catalogue FIELD contains VALUE (e.g. genres=Comedy).")
 @INCLUDE_SEEN
 @NO_RERANK
+@FUSION_WEIGHTS
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--timing", is_flag=True, help="Print load and query times (ms) on stderr.")
 def query(artifacts: Path, user: str, k: int, history: str | None, context: str | None, include_seen: bool,
-          no_rerank: bool, as_json: bool, timing: bool) -> None:
+          no_rerank: bool, fusion_weights: str | None, as_json: bool, timing: bool) -> None:
     """The ranked list for --user: item id, title, fused score, provenance, and the history items behind it."""
     t0 = time.perf_counter()
-    rec = _load(artifacts, not no_rerank)
+    rec = _load(artifacts, not no_rerank, fusion_weights)
     t1 = time.perf_counter()
     fresh = rec.parse_history(history) if history else []
     out = rec.explain_one(user, k=k, include_seen=include_seen, fresh=fresh, context=context)
@@ -92,17 +115,18 @@ def _read_users(path: str) -> list[str]:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output JSON Lines file.")
 @INCLUDE_SEEN
 @NO_RERANK
+@FUSION_WEIGHTS
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=1024, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--timing", is_flag=True, help="Print load time and throughput on stderr.")
-def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool, no_rerank: bool, batch_size: int,
-              quiet: bool, timing: bool) -> None:
+def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool, no_rerank: bool,
+              fusion_weights: str | None, batch_size: int, quiet: bool, timing: bool) -> None:
     """Batch inference: one JSON line per user, {"user_id", "items", "scores"}, written atomically."""
     from tqdm.auto import tqdm
 
     users = _read_users(users_path)
     t0 = time.perf_counter()
-    rec = _load(artifacts, not no_rerank)
+    rec = _load(artifacts, not no_rerank, fusion_weights)
     t1 = time.perf_counter()
     known = rec.users.to_internal(users, missing="ignore") >= 0
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,10 @@ def test_query_after_build(art):
         assert item["score"] == pytest.approx(rrf(item["provenance"], weights), abs=1e-6)
         assert item["because"] and item["because"][0]["item_id"] in seen
     assert [i["score"] for i in body["items"]] == sorted([i["score"] for i in body["items"]], reverse=True)
+    # weights given on the command line replace the tuned ones
+    body = json.loads(CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "4", "--json",
+                                               "--fusion-weights", "als=0,two_tower=1"]).output)
+    assert all(i["score"] == pytest.approx(rrf(i["provenance"], {"als": 0.0}), abs=1e-6) for i in body["items"])
     # --include-seen lets the user's own items back in, proposed by the "repeat" source
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "40", "--json",
                                       "--include-seen"])
@@ -118,6 +122,10 @@ def test_query_errors(art, tmp_path):
     assert result.exit_code == 2
     assert result.output == ("Error: --history: event 'like' in 'i00001:like' is not one of view, click, cart, purchase; "
                              "write ITEM or ITEM:EVENT, e.g. i00001:purchase\n")
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "--fusion-weights", "bm25=1"])
+    assert (result.exit_code, result.output) == (
+        2, "Error: --fusion-weights 'bm25=1': write SOURCE=WEIGHT pairs, SOURCE one of two_tower, als, repeat, popular "
+           "and WEIGHT a number >= 0, e.g. als=0.5,repeat=2\n")
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", "x", "--context", "colour=red"])
     assert result.exit_code == 2 and result.output.startswith("Error: --context 'colour=red': write FIELD=VALUE with FIELD one of")
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(tmp_path / "none"), "--user", user])
