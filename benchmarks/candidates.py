@@ -104,7 +104,7 @@ def main(argv=None) -> dict:
     result = {
         "dataset": art.manifest["data"]["name"], "artifact": str(path), "build_seconds": round(t_build, 1),
         "funnel_seconds": round(funnel_s, 2), **f.to_dict(),
-        "fusion": {"method": rec.fusion.method, "rrf_k": rec.fusion.rrf_k, "weights": dict(rec.fusion.weights),
+        "fusion": {"method": rec.fusion.method, "rrf_k": rec.fusion.rrf_k, "weights": rec.fusion_weights(f.include_seen),
                    "n_candidates": rec.fusion.n_candidates},
         "latency": speed,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
