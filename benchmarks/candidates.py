@@ -85,10 +85,15 @@ def main(argv=None) -> dict:
     p.add_argument("--rebuild", action="store_true", help="Build again even if artifacts/bench-<dataset> reloads.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reranker", action="store_true", help="Build with the reranker (when building).")
+    p.add_argument("--retune", action="store_true", help="Choose the fusion weights of the artifact again first.")
     p.add_argument("--rerank-latency-users", type=int, default=100, help="Users timed with reranking.")
     args = p.parse_args(argv)
     t_build = time.perf_counter()
     path = artifact_for(args)
+    if args.retune:
+        from recsys.retrieval.build import retune
+
+        print("fusion weights:", retune(path))
     t_build = time.perf_counter() - t_build
     art = Artifact.open(path)
     t = load_prepared_tables(art)

@@ -113,6 +113,7 @@ def add_reranker(path, opts: RerankOptions, progress=None) -> dict:
     from pathlib import Path
 
     from recsys.artifacts import Artifact, ArtifactWriter
+    from recsys.retrieval.build import validation_als
     from recsys.retrieval.recommender import Recommender
     from recsys.splits import leave_one_out
 
@@ -132,9 +133,11 @@ def add_reranker(path, opts: RerankOptions, progress=None) -> dict:
             every = pending.load_table("data/train.parquet")
             split = leave_one_out(every)
             t = {"train": split.train, "valid": split.valid}
-        rec = Recommender(pending, opts.device, history=t["train"], use_reranker=False)
+        als_dir = validation_als(w, t["train"])  # validation lists must not come from an ALS that saw them
+        rec = Recommender(w.pending(), opts.device, history=t["train"], use_reranker=False, als_dir=als_dir)
         reranker, fit = fit_reranker(rec, t, opts, include_seen=holdout == "last_basket", progress=progress)
         reranker.save(w.path("reranker/config.json").parent)
+        shutil.rmtree(w.tmp / "als_valid", ignore_errors=True)
         if pending.has("summary.json"):
             summary = pending.load_json("summary.json")
             summary["reranker"] = fit

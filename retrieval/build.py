@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -22,7 +23,7 @@ from recsys.cleaning import CleaningConfig
 from recsys.device import resolve_device, set_seed
 from recsys.errors import ArtifactError, ConfigError
 from recsys.eval.protocols import make_task, rank, score_rankings, with_indices
-from recsys.prepare import Prepared, prepare, save_prepared
+from recsys.prepare import Prepared, load_prepared_tables, prepare, save_prepared
 from recsys.schema import Dataset
 from recsys.splits import leave_one_out
 
@@ -177,13 +178,17 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
         model.save(w.path("model/config.json").parent)
         w.save_array("index/item_vectors.npy", item_vectors)
         index.save(w.path("index/items.faiss"))
+        als_dir = "als"
         if als is not None:
-            als.save(w.path("als/config.json").parent)
-            w.save_array("als/user_event_counts.npy", als.user_event_counts)
-        fusion = _tune(w, prepared, opts, stages)
+            _save_als(w, als, "als")
+            if _validation_split(prepared, opts).valid.height:
+                # choices made on the validation stage must not see it: an ALS on the training events alone
+                als_dir = validation_als(w, _validation_split(prepared, opts).train)
+        fusion = _tune(w, prepared, opts, stages, als_dir)
         if fusion:
             w.save_json("fusion.json", fusion)
-        rerank_fit = _fit_reranker(w, prepared, opts, stages) if opts.reranker is not None else None
+        rerank_fit = _fit_reranker(w, prepared, opts, stages, als_dir) if opts.reranker is not None else None
+        shutil.rmtree(w.tmp / "als_valid", ignore_errors=True)  # only for those choices: not served
         summary = {
             "dataset": dataset.name, "rows_in": prepared.report.rows_in, "rows_kept": prepared.events.height,
             "users": len(prepared.users), "items": len(prepared.items), "id_only_items": prepared.id_only_items,
@@ -246,6 +251,7 @@ def als_history(prepared_split_tables: dict, holdout: str) -> pl.DataFrame:
 
 
 def _fit_als(prepared: Prepared, opts: BuildOptions) -> tuple[ALSCandidates, int]:
+    """ALS on :func:`als_history` of the split, with each user's event count."""
     split = {"train": prepared.split.train, "valid": prepared.split.valid, "test": prepared.split.test}
     events = with_indices(als_history(split, opts.holdout), prepared.users, prepared.items)
     n_users, n_items = len(prepared.users), len(prepared.items)
@@ -257,18 +263,43 @@ def _fit_als(prepared: Prepared, opts: BuildOptions) -> tuple[ALSCandidates, int
     return als, events.height
 
 
-def _tune(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Stages) -> dict:
+def _validation_split(prepared: Prepared, opts: BuildOptions):
+    """The split choices are made on: the stored one, or with --holdout none each user's last event."""
+    return prepared.split if opts.holdout != "none" else leave_one_out(prepared.events)
+
+
+def _save_als(w: ArtifactWriter, als: ALSCandidates, folder: str) -> None:
+    als.save(w.path(f"{folder}/config.json").parent)
+    w.save_array(f"{folder}/user_event_counts.npy", als.user_event_counts)
+
+
+def validation_als(w: ArtifactWriter, train_events: pl.DataFrame) -> str:
+    """For a pending artifact with ALS: the same ALS fitted on ``train_events`` alone, written to
+    ``als_valid/`` (the caller removes it before commit). Returns the folder to read ALS from."""
+    art = w.pending()
+    if not art.has("als/config.json"):
+        return "als"
+    t = load_prepared_tables(art)
+    cfg = ALSCandidates.load(art.file("als/config.json").parent).cfg
+    events = with_indices(train_events, t["users"], t["items"])
+    n_users, n_items = len(t["users"]), len(t["items"])
+    als = ALSCandidates(cfg, use_gpu=False).fit(confidence_matrix(events, n_users, n_items, t["weights"], t["value_kind"]))
+    als.user_event_counts = np.bincount(events["user_idx"].to_numpy(), minlength=n_users).astype(np.int64)
+    _save_als(w, als, "als_valid")
+    return "als_valid"
+
+
+def _tune(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Stages, als_dir: str = "als") -> dict:
     """Fusion weights for both serving modes, chosen on the validation stage (see :mod:`.tune`)."""
     from .recommender import Recommender
     from .tune import tune_fusion
 
-    # with --holdout none, each user's last event is held out for this choice, as for the epochs
-    split = prepared.split if opts.holdout != "none" else leave_one_out(prepared.events)
+    split = _validation_split(prepared, opts)
     if opts.als is None or split.valid.height == 0:
         return {}
     task = make_task("loo" if opts.holdout == "none" else opts.holdout, split, prepared.users, prepared.items, "valid")
     with stages("fusion"):
-        rec = Recommender(w.pending(), opts.device, history=split.train)
+        rec = Recommender(w.pending(), opts.device, history=split.train, use_reranker=False, als_dir=als_dir)
         out = {"exclude_seen": tune_fusion(rec, task, include_seen=False, seed=opts.seed),
                "include_seen": tune_fusion(rec, task, include_seen=True, seed=opts.seed)}
         for mode, r in out.items():
@@ -277,15 +308,16 @@ def _tune(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Sta
     return out
 
 
-def _fit_reranker(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Stages) -> dict:
+def _fit_reranker(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Stages,
+                  als_dir: str = "als") -> dict:
     """Train the cross-encoder on the training period, validate on the validation period."""
     from recsys.rerank.pipeline import fit_reranker
 
     from .recommender import Recommender
 
-    split = prepared.split if opts.holdout != "none" else leave_one_out(prepared.events)
+    split = _validation_split(prepared, opts)
     with stages("reranker"):
-        rec = Recommender(w.pending(), opts.device, history=split.train, use_reranker=False)
+        rec = Recommender(w.pending(), opts.device, history=split.train, use_reranker=False, als_dir=als_dir)
         tables = {"train": split.train, "valid": split.valid}
         ropts = replace(opts.reranker, device=resolve_device(opts.device))
         reranker, fit = fit_reranker(rec, tables, ropts, include_seen=opts.holdout == "last_basket",
@@ -303,3 +335,34 @@ def _approx_recall(index: VectorIndex, vectors: np.ndarray, seed: int, n: int = 
     exact = VectorIndex(kind="flat", use_gpu=False).build(vectors).search(q, 10)[0]
     found = index.search(q, 10)[0]
     return round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)])), 4)
+
+
+def retune(path: str | Path, show_progress: bool = False) -> dict:
+    """Choose the fusion weights of a built artifact again (atomically rewritten, as build-index
+    would have chosen them); returns the new ``fusion.json``."""
+    from recsys.splits import Split
+
+    art = Artifact.open(path)
+    m = art.manifest
+    holdout = m.get("config", {}).get("holdout", "loo")
+    with ArtifactWriter(Path(path), config=m.get("config"), seed=m.get("seed"), data=m.get("data"),
+                        cleaning=m.get("cleaning")) as w:
+        for name in m.get("files", {}):
+            shutil.copy2(art.path / name, w.path(name))
+        t = load_prepared_tables(w.pending())
+        split = Split(t["train"], t["valid"], t["test"], {})
+        if holdout == "none":
+            split = leave_one_out(t["train"])
+        if split.valid.height == 0:
+            return {}
+        from .recommender import Recommender
+        from .tune import tune_fusion
+
+        task = make_task("loo" if holdout == "none" else holdout, split, t["users"], t["items"], "valid")
+        als_dir = validation_als(w, split.train)
+        rec = Recommender(w.pending(), history=split.train, use_reranker=False, als_dir=als_dir)
+        out = {"exclude_seen": tune_fusion(rec, task, include_seen=False, seed=m.get("seed") or 0),
+               "include_seen": tune_fusion(rec, task, include_seen=True, seed=m.get("seed") or 0)}
+        w.save_json("fusion.json", out)
+        shutil.rmtree(w.tmp / "als_valid", ignore_errors=True)
+    return out

@@ -66,7 +66,8 @@ class _Profiles:
 
 class Recommender:
     def __init__(self, art: Artifact, device: str | None = None, history: pl.DataFrame | None = None,
-                 fusion: FusionOptions | None = None, use_reranker: bool = True, rerank_depth: int = 100):
+                 fusion: FusionOptions | None = None, use_reranker: bool = True, rerank_depth: int = 100,
+                 als_dir: str = "als"):
         self.art = art
         self.rerank_depth = rerank_depth
         self.fusion = fusion or FusionOptions()
@@ -80,9 +81,9 @@ class Recommender:
         vecs = art.load_array("index/item_vectors.npy")
         self.item_vectors = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         self.als = self.als_counts = None
-        if art.has("als/config.json"):
-            self.als = ALSCandidates.load(art.file("als/config.json").parent)
-            self.als_counts = art.load_array("als/user_event_counts.npy")
+        if art.has(f"{als_dir}/config.json"):
+            self.als = ALSCandidates.load(art.file(f"{als_dir}/config.json").parent)
+            self.als_counts = art.load_array(f"{als_dir}/user_event_counts.npy")
         self.tuned = art.load_json("fusion.json") if art.has("fusion.json") else {}
         self.reranker = None
         if use_reranker and art.has("reranker/config.json"):

@@ -47,6 +47,9 @@ def test_summary_and_manifest(built):
     m = Artifact.open(out).manifest
     assert m["config"]["tower"]["dim"] == 32 and m["config"]["holdout"] == "temporal"
     assert {"model/weights.safetensors", "model/config.json", "index/items.faiss", "text/vectors.npy"} <= set(m["files"])
+    # the ALS fitted on training events alone for the validation-stage choices is not shipped
+    assert "als/item_factors.npy" in m["files"] and not any(f.startswith("als_valid/") for f in m["files"])
+    assert set(Artifact.open(out).load_json("fusion.json")) == {"exclude_seen", "include_seen"}
 
 
 def test_reload_and_index_answers(built, data):
@@ -111,3 +114,13 @@ def test_holdout_none_trains_on_everything(tmp_path):
     # the stored history used for serving holds every event, the latest included
     r = Recommender(art)
     assert r.history.height == d.dataset.events.height
+
+
+def test_retune_chooses_the_weights_build_chose(built):
+    from recsys.retrieval.build import retune
+
+    out, _ = built
+    before = Artifact.open(out).load_json("fusion.json")
+    assert retune(out) == before
+    m = Artifact.open(out).manifest
+    assert "fusion.json" in m["files"] and not any(f.startswith("als_valid/") for f in m["files"])
