@@ -98,7 +98,7 @@ def main(argv=None) -> dict:
     art = Artifact.open(path)
     t = load_prepared_tables(art)
     task = stored_task(art)
-    rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]))
+    rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]), use_reranker="always")
     t0 = time.perf_counter()
     f = run_funnel(rec, task, KS)
     funnel_s = time.perf_counter() - t0

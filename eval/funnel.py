@@ -110,7 +110,7 @@ def evaluate_artifact(art: Artifact, ks: tuple[int, ...] = (10, 20, 100), device
     t = load_prepared_tables(art)
     n = max(ks)
     fusion = FusionOptions(n_two_tower=n, n_als=n, n_repeat=n, n_candidates=n)
-    rec = Recommender(art, device, history=pl.concat([t["train"], t["valid"]]), fusion=fusion, use_reranker=rerank,
+    rec = Recommender(art, device, history=pl.concat([t["train"], t["valid"]]), fusion=fusion, use_reranker="always" if rerank else False,
                       rerank_depth=rerank_depth)
     return run_funnel(rec, task, ks)
 

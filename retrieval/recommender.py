@@ -16,6 +16,7 @@ kept) and ``popular`` (users with no history at all).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from .model import TwoTower
 from .personal import popularity_scores, repeat_scores, top_n
 from .sequences import Sequences, build_sequences
 
+log = logging.getLogger(__name__)
 PAST = {"view": "viewed", "click": "clicked", "cart": "added to cart", "purchase": "bought", "rating": "rated"}
 
 
@@ -66,7 +68,7 @@ class _Profiles:
 
 class Recommender:
     def __init__(self, art: Artifact, device: str | None = None, history: pl.DataFrame | None = None,
-                 fusion: FusionOptions | None = None, use_reranker: bool = True, rerank_depth: int = 100,
+                 fusion: FusionOptions | None = None, use_reranker: bool | str = True, rerank_depth: int = 100,
                  als_dir: str = "als"):
         self.art = art
         self.rerank_depth = rerank_depth
@@ -86,7 +88,7 @@ class Recommender:
             self.als_counts = art.load_array(f"{als_dir}/user_event_counts.npy")
         self.tuned = art.load_json("fusion.json") if art.has("fusion.json") else {}
         self.reranker = None
-        if use_reranker and art.has("reranker/config.json"):
+        if use_reranker and art.has("reranker/config.json") and (use_reranker == "always" or self._reranker_helps()):
             from recsys.rerank.model import Reranker
 
             self.reranker = Reranker.load(art.file("reranker/config.json").parent, self.device)
@@ -96,6 +98,18 @@ class Recommender:
             if i >= 0:
                 self.titles[i] = text
         self.set_history(history if history is not None else pl.concat([t["train"], t["valid"], t["test"]]))
+
+    def _reranker_helps(self) -> bool:
+        """Whether the stored reranker beat the fused order on the validation lists (build summary)."""
+        fit = self.art.load_json("summary.json").get("reranker") if self.art.has("summary.json") else None
+        if not fit or fit.get("best_valid_ndcg@10") is None:
+            return True
+        if fit["best_valid_ndcg@10"] > fit["fused_valid_ndcg@10"]:
+            return True
+        log.warning("the reranker in %s did not beat the fused order on validation (NDCG@10 %s vs %s): serving the "
+                    "fused list; `recsys evaluate` still reports it", self.art.path, fit["best_valid_ndcg@10"],
+                    fit["fused_valid_ndcg@10"])
+        return False
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, **kwargs) -> Recommender:

@@ -78,3 +78,19 @@ def test_train_reranker_adds_one_atomically(built, tiny_bert, tmp_path):
     assert art.has("reranker/weights.safetensors") and art.manifest["config"]["reranker"]["train"]["epochs"] == 1
     assert all(art.manifest["files"][name]["sha256"] == meta["sha256"] for name, meta in before.items()
                if name != "summary.json")
+
+
+def test_a_reranker_that_loses_on_validation_is_not_served(built, monkeypatch, caplog):
+    from recsys.retrieval.recommender import Recommender
+
+    with_rr, _, summary = built
+    assert summary["reranker"]["best_valid_ndcg@10"] > summary["reranker"]["fused_valid_ndcg@10"]
+    assert Recommender.load(with_rr).reranker is not None
+    art = Artifact.open(with_rr)
+    real = art.load_json
+    monkeypatch.setattr(Artifact, "load_json", lambda self, name: {"reranker": {"best_valid_ndcg@10": 0.1,
+                                                                               "fused_valid_ndcg@10": 0.2}}
+                        if name == "summary.json" else real(name))
+    assert Recommender.load(with_rr).reranker is None
+    assert "did not beat the fused order on validation (NDCG@10 0.1 vs 0.2)" in caplog.text
+    assert Recommender.load(with_rr, use_reranker="always").reranker is not None  # evaluate still reports it
