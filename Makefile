@@ -21,7 +21,7 @@ install: $(STAMP)
 ## demo: validate the embedded MovieLens-100k, build the index, recommend for user 1, print the funnel
 demo: $(STAMP)
 	$(BIN)/recsys data validate
-	$(BIN)/recsys build-index --out artifacts/default
+	$(BIN)/recsys build-index --out artifacts/default --no-reranker
 	$(BIN)/recsys query --artifacts artifacts/default --user 1
 	$(BIN)/recsys evaluate --artifacts artifacts/default
 
