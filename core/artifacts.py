@@ -133,6 +133,18 @@ class ArtifactWriter:
     def save_json(self, name: str, obj: Any) -> None:
         self.path(name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
+    @classmethod
+    def update(cls, art: Artifact, config: dict | None = None, skip: str | None = None) -> ArtifactWriter:
+        """A writer that replaces ``art`` atomically, starting from a copy of its files (those under
+        the folder ``skip`` left out) and its manifest's config, seed, data and cleaning."""
+        m = art.manifest
+        w = cls(art.path, config=config if config is not None else m.get("config"), seed=m.get("seed"),
+                data=m.get("data"), cleaning=m.get("cleaning"))
+        for name in m.get("files", {}):
+            if not (skip and name.startswith(skip.rstrip("/") + "/")):
+                shutil.copy2(art.path / name, w.path(name))
+        return w
+
     def pending(self) -> Artifact:
         """A read view of the files written so far (not yet committed, not verified)."""
         files = {p.relative_to(self.tmp).as_posix(): {} for p in self.tmp.rglob("*") if p.is_file()}

@@ -110,7 +110,6 @@ def add_reranker(path, opts: RerankOptions, progress=None) -> dict:
     folder with every file of the old one plus ``reranker/``, renamed into place)."""
     import shutil
     from dataclasses import asdict
-    from pathlib import Path
 
     from recsys.artifacts import Artifact, ArtifactWriter
     from recsys.retrieval.build import validation_als
@@ -121,11 +120,7 @@ def add_reranker(path, opts: RerankOptions, progress=None) -> dict:
     m = art.manifest
     config = {**m.get("config", {}), "reranker": {"model": opts.model or "all-MiniLM-L6-v2",
                                                   "config": opts.config.to_dict(), "train": asdict(opts.train)}}
-    with ArtifactWriter(Path(path), config=config, seed=m.get("seed"), data=m.get("data"),
-                        cleaning=m.get("cleaning")) as w:
-        for name in m.get("files", {}):
-            if not name.startswith("reranker/"):
-                shutil.copy2(art.path / name, w.path(name))
+    with ArtifactWriter.update(art, config=config, skip="reranker") as w:
         pending = w.pending()
         t = {n: pending.load_table(f"data/{n}.parquet") for n in ("train", "valid")}
         holdout = m.get("config", {}).get("holdout", "loo")

@@ -345,10 +345,7 @@ def retune(path: str | Path, show_progress: bool = False) -> dict:
     art = Artifact.open(path)
     m = art.manifest
     holdout = m.get("config", {}).get("holdout", "loo")
-    with ArtifactWriter(Path(path), config=m.get("config"), seed=m.get("seed"), data=m.get("data"),
-                        cleaning=m.get("cleaning")) as w:
-        for name in m.get("files", {}):
-            shutil.copy2(art.path / name, w.path(name))
+    with ArtifactWriter.update(art) as w:
         t = load_prepared_tables(w.pending())
         split = Split(t["train"], t["valid"], t["test"], {})
         if holdout == "none":
