@@ -42,15 +42,20 @@ def main(argv=None) -> None:
     p.add_argument("--stride", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--layers", type=int, default=None)
     p.add_argument("--name", default="default")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     ds = load_dataset(args.dataset, args.data_dir)
     holdout = args.holdout or {"instacart": "last_basket", "rees46": "temporal"}.get(ds.name, "loo")
-    tower = TowerConfig(**{k: v for k, v in {"max_len": args.max_len, "dim": args.dim}.items() if v})
+    tower = TowerConfig(**{k: v for k, v in {"max_len": args.max_len, "dim": args.dim, "n_layers": args.layers,
+                                             "dropout": args.dropout}.items() if v is not None})
     train = TrainConfig(**{k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
                                              "seed": args.seed, "window_stride": args.stride, "lr": args.lr,
-                                             "patience": args.patience}.items() if v is not None})
+                                             "patience": args.patience,
+                                             "temperature": args.temperature}.items() if v is not None})
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = build(ds, Path(tmp) / "art", CLEANING.get(ds.name),
@@ -79,6 +84,8 @@ def table() -> None:
             "|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("two_tower_*.json")):
         r = json.loads(path.read_text())
+        if not isinstance(r, dict):  # two_tower_sweep.json: a list, tabled by two_tower_sweep.py
+            continue
         t, s = r["test"], r["summary"]
         rows.append(f"| {r['dataset']} ({r['holdout']}) | {r['name']} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | "
                     f"{t['recall@100']:.4f} | {s['epochs']} ({s['best_epoch']}) | {len(s['pretrain_loss'])} epochs | "

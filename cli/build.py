@@ -68,10 +68,16 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
             model=reranker_model, train=RerankTrainConfig(**({"epochs": reranker_epochs} if reranker_epochs else {}),
                                                           seed=seed)),
         device=device, seed=seed, show_progress=not quiet), used)
+    if summary.get("rank"):  # a torchrun worker other than rank 0: rank 0 writes and reports
+        return
     if as_json:
         click.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2, default=str))
         return
     click.echo(_screen(summary))
+
+
+def _procs(s: dict) -> str:
+    return f" x {s['processes']} processes" if s.get("processes", 1) > 1 else ""
 
 
 def _screen(s: dict) -> str:
@@ -82,7 +88,7 @@ def _screen(s: dict) -> str:
         f"{s['items']:,} items ({s['id_only_items']} ID-only)",
         f"  split     {s['holdout']}",
         f"  text      {s['text_model']}: {s['texts_encoded']:,} texts encoded, unknown tokens {s['unk_rate']:.1%}",
-        f"  training  {s['epochs']} epochs on {s['device']} (best {s['best_epoch']}), validation recall@10 "
+        f"  training  {s['epochs']} epochs on {s['device']}{_procs(s)} (best {s['best_epoch']}), validation recall@10 "
         f"{s['valid_recall@10']:.4f}; pre-training loss {s['pretrain_loss'] or 'off'}",
         f"  index     {s['index']}, {s['index_bytes_per_item']:.0f} bytes/item, recall@10 vs exact "
         f"{s['index_recall@10_vs_exact']}",

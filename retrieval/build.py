@@ -28,6 +28,7 @@ from recsys.schema import Dataset
 from recsys.splits import leave_one_out
 
 from .als import ALSCandidates, ALSConfig, confidence_matrix
+from . import distributed
 from .charngram import NAME as CHAR_NGRAM
 from .charngram import CharNgramEncoder
 from .finetune import FinetunedText
@@ -121,12 +122,16 @@ def model_scorer(model: TwoTower, history: pl.DataFrame, n_users: int, weights):
 
 def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = None,
           opts: BuildOptions | None = None, config_used: dict | None = None) -> dict:
-    """Run every stage and write the artifact atomically; returns the summary."""
+    """Run every stage and write the artifact atomically; returns the summary.
+
+    Under ``torchrun`` every rank prepares the data and trains its shard (see :mod:`.distributed`);
+    rank 0 alone goes on to ALS, the index and the artifact; the other ranks return ``{"rank": r}``.
+    """
     opts = opts or BuildOptions()
     out = Path(out)
     set_seed(opts.seed)
-    device = resolve_device(opts.device)
-    stages = Stages(opts.show_progress)
+    device = distributed.init(resolve_device(opts.device))
+    stages = Stages(opts.show_progress and distributed.rank_and_size()[0] == 0)
     with stages("ingest+clean+split"):
         prepared = prepare(dataset, cleaning, holdout=opts.holdout)
     with stages("text"):
@@ -158,6 +163,11 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
     with stages("train"):
         fit = _fit(model, prepared, opts, stages)
         model.items.freeze_text()  # tuned layers -> their text vectors (no text model needed to serve)
+    rank, size = distributed.rank_and_size()
+    distributed.finish()
+    weights_sha = distributed.state_checksum(model.state_dict())
+    if rank:
+        return {"rank": rank, "world_size": size, "weights_sha256": weights_sha}
     als = None
     if opts.als is not None:
         with stages("als"):
@@ -192,7 +202,7 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
         summary = {
             "dataset": dataset.name, "rows_in": prepared.report.rows_in, "rows_kept": prepared.events.height,
             "users": len(prepared.users), "items": len(prepared.items), "id_only_items": prepared.id_only_items,
-            "holdout": opts.holdout, "device": device, "epochs": len(fit["history"]), "best_epoch": fit["best_epoch"],
+            "holdout": opts.holdout, "device": device, "processes": size, "weights_sha256": weights_sha, "epochs": len(fit["history"]), "best_epoch": fit["best_epoch"],
             "valid_recall@10": round(fit["best_valid"], 4), "pretrain_loss": fit["pretrain"],
             "full_softmax": fit["full_softmax"], "index": index.kind_built,
             "index_bytes_per_item": round(index.bytes_per_item(), 1), "index_recall@10_vs_exact": approx,

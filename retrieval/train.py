@@ -7,6 +7,10 @@
    in-batch and random negatives with logQ correction; each target is weighted by its event type.
    The learning rate decays on a cosine over ``epochs``; early stopping on validation Recall@k
    keeps the best epoch's weights.
+
+Under ``torchrun`` both steps run inside DistributedDataParallel: each rank trains on its own
+shard of the users (see :mod:`.distributed`), ``batch_size`` is split across the ranks (the same
+config gives the same optimisation), and rank 0's validation score decides early stopping.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torch import nn
+
+from . import distributed
 from .losses import candidate_log_q, item_frequency, sampled_softmax_loss
 from .model import TwoTower, to_tensors
 from .sequences import Sequences, left_pad, training_windows
@@ -35,7 +42,7 @@ class TrainConfig:
 
     epochs: int = 40
     pretrain_epochs: int = 2
-    batch_size: int = 32
+    batch_size: int = 32  # across all ranks under torchrun
     lr: float = 5e-3
     weight_decay: float = 0.0
     temperature: float = 0.1
@@ -93,28 +100,78 @@ def _augment(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str
     return out
 
 
+class ContrastiveStep(nn.Module):
+    """InfoNCE between two augmented views of the same users (symmetric, temperature 0.1)."""
+
+    def __init__(self, model: TwoTower):
+        super().__init__()
+        self.model = model
+
+    def forward(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
+        za, zb = self.model.encode_history(a), self.model.encode_history(b)
+        logits = za @ zb.T / 0.1
+        target = torch.arange(za.shape[0], device=za.device)
+        return (F.cross_entropy(logits.float(), target) + F.cross_entropy(logits.T.float(), target)) / 2
+
+
+class NextItemStep(nn.Module):
+    """Every position of a window predicts the next item: full softmax over the trained items, or
+    a sampled softmax with logQ correction; each target weighted by its event type."""
+
+    def __init__(self, model: TwoTower, seq: Sequences, cfg: TrainConfig):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        n_items = model.items.n_items
+        self.full = n_items <= cfg.full_softmax_below
+        self.freq = item_frequency(seq.items, n_items).to(model.device)
+        # items with no training interaction are never negatives: nothing says the user would not want them
+        self.trained = torch.as_tensor(np.bincount(seq.items, minlength=n_items) > 0, device=model.device)
+        self.trained_ids = torch.nonzero(self.trained).squeeze(1)
+
+    def forward(self, inp: dict[str, torch.Tensor], pos: torch.Tensor, mask: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
+        cfg, model = self.cfg, self.model
+        h = model.encode_history(inp, all_positions=True)[mask]
+        if self.full:
+            logits = (h @ model.items.all_items().T / cfg.temperature).masked_fill(~self.trained, float("-inf"))
+            ce = F.cross_entropy(logits.float(), pos, reduction="none")
+            return (ce * weight).sum() / weight.sum()
+        neg = self.trained_ids[torch.randint(0, self.trained_ids.numel(), (cfg.n_negatives,), device=h.device)]
+        ids = torch.cat([pos, neg])
+        cand = F.normalize(model.items(ids), dim=-1)
+        return sampled_softmax_loss(h, cand, ids, candidate_log_q(pos, neg, self.freq, self.trained_ids.numel()),
+                                    weight, cfg.temperature)
+
+
+def _local_batches(n: int, cfg: TrainConfig, device, smallest: int = 1) -> tuple[int, int]:
+    """(per-rank batch size, batches per epoch that every rank can run); a last batch of fewer
+    than ``smallest`` rows is dropped."""
+    _, size = distributed.rank_and_size()
+    batch = max(2, cfg.batch_size // size)
+    return batch, distributed.common_steps(n // batch + (n % batch >= smallest), device)
+
+
 def pretrain(model: TwoTower, seq: Sequences, cfg: TrainConfig, progress: Callable[[str], None] | None = None) -> list[float]:
     """Contrastive pre-training of both towers; returns the mean loss per epoch."""
-    rng = np.random.default_rng(cfg.seed + 1)
+    rank, size = distributed.rank_and_size()
+    rng = np.random.default_rng(cfg.seed + 1 + rank)
     users = np.flatnonzero(seq.lengths() >= 2)
+    users = users[users % size == rank]
+    step = distributed.wrap(ContrastiveStep(model), str(model.device))
     opt = _optimizer(model, cfg)
+    batch, n_batches = _local_batches(users.size, cfg, model.device, smallest=2)  # a contrastive batch needs 2
     losses = []
     model.train()
     for epoch in range(cfg.pretrain_epochs):
         total, n = 0.0, 0
         perm = rng.permutation(users)
-        for s in range(0, users.size, cfg.batch_size):
-            part = perm[s:s + cfg.batch_size]
-            if part.size < 2:
-                continue
+        for b in range(n_batches):
+            part = perm[b * batch:(b + 1) * batch]
             base = left_pad(seq, part, model.cfg.max_len)
             a = to_tensors(_augment(base, rng), model.device)
-            b = to_tensors(_augment(base, rng), model.device)
+            b_ = to_tensors(_augment(base, rng), model.device)
             with _autocast(model.device):
-                za, zb = model.encode_history(a), model.encode_history(b)
-                logits = za @ zb.T / 0.1
-                target = torch.arange(part.size, device=model.device)
-                loss = (F.cross_entropy(logits.float(), target) + F.cross_entropy(logits.T.float(), target)) / 2
+                loss = step(a, b_)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -134,18 +191,16 @@ def train(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Supervised next-item training with early stopping on ``validate(model)`` (higher is better)."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rank, size = distributed.rank_and_size()
+    torch.manual_seed(cfg.seed + rank)
+    rng = np.random.default_rng(cfg.seed + rank)
     length = model.cfg.max_len
-    win_users, win_ends = training_windows(seq, length, stride=cfg.window_stride)
-    n_items = model.items.n_items
-    full = n_items <= cfg.full_softmax_below
-    freq = item_frequency(seq.items, n_items).to(model.device)
-    # items with no training interaction are never negatives: nothing says the user would not want them
-    trained = torch.as_tensor(np.bincount(seq.items, minlength=n_items) > 0, device=model.device)
-    trained_ids = torch.nonzero(trained).squeeze(1)
+    win_users, win_ends = distributed.shard(*training_windows(seq, length, stride=cfg.window_stride), rank, size)
+    step = NextItemStep(model, seq, cfg)
+    ddp_step = distributed.wrap(step, str(model.device))
     opt = _optimizer(model, cfg)
-    steps = cfg.epochs * max(1, -(-win_users.size // cfg.batch_size))
+    batch, n_batches = _local_batches(win_users.size, cfg, model.device)
+    steps = cfg.epochs * max(1, n_batches)
     # cosine decay of the learning rate over the most epochs allowed (early stopping may end sooner)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
     history, best, best_state, bad = [], -1.0, None, 0
@@ -154,8 +209,8 @@ def train(
         model.train()
         order = rng.permutation(win_users.size)
         total, count = 0.0, 0.0
-        for s in range(0, order.size, cfg.batch_size):
-            sel = order[s:s + cfg.batch_size]
+        for b in range(n_batches):
+            sel = order[b * batch:(b + 1) * batch]
             w = left_pad(seq, win_users[sel], length + 1, win_ends[sel])
             inp = to_tensors({k: v[:, :-1] for k, v in w.items()}, model.device)
             target = torch.as_tensor(w["items"][:, 1:], device=model.device)
@@ -163,17 +218,7 @@ def train(
             weight = torch.as_tensor(w["weights"][:, 1:], device=model.device)[mask]
             pos = target[mask]
             with _autocast(model.device):
-                h = model.encode_history(inp, all_positions=True)[mask]
-                if full:
-                    logits = (h @ model.items.all_items().T / cfg.temperature).masked_fill(~trained, float("-inf"))
-                    ce = F.cross_entropy(logits.float(), pos, reduction="none")
-                    loss = (ce * weight).sum() / weight.sum()
-                else:
-                    neg = trained_ids[torch.randint(0, trained_ids.numel(), (cfg.n_negatives,), device=model.device)]
-                    ids = torch.cat([pos, neg])
-                    cand = F.normalize(model.items(ids), dim=-1)
-                    loss = sampled_softmax_loss(h, cand, ids, candidate_log_q(pos, neg, freq, trained_ids.numel()), weight,
-                                                cfg.temperature)
+                loss = ddp_step(inp, pos, mask, weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -181,7 +226,8 @@ def train(
             sched.step()
             total += loss.item() * float(weight.sum())
             count += float(weight.sum())
-        score = validate(model) if validate else -float(total / max(count, 1))
+        score = (validate(model) if validate else -float(total / max(count, 1))) if rank == 0 else 0.0
+        score = distributed.broadcast_float(score, model.device)
         history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "valid": score,
                         "seconds": round(time.perf_counter() - start, 1)})
         if progress:
@@ -192,11 +238,12 @@ def train(
             bad += 1
             if bad >= cfg.patience:
                 break
-        if cfg.max_train_seconds and time.perf_counter() - start > cfg.max_train_seconds:
+        late = bool(cfg.max_train_seconds) and time.perf_counter() - start > cfg.max_train_seconds
+        if distributed.broadcast_float(float(late), model.device):  # every rank stops together
             log.warning("training stopped at its time budget (%.0f s)", cfg.max_train_seconds)
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return {"history": history, "best_valid": best, "best_epoch": int(np.argmax([h["valid"] for h in history])) + 1
-            if history else 0, "full_softmax": full}
+            if history else 0, "full_softmax": step.full}

@@ -1,0 +1,5 @@
+"""``python -m recsys`` (and ``torchrun ... -m recsys build-index``): the ``recsys`` command."""
+
+from recsys.cli.main import main
+
+main()
