@@ -45,13 +45,14 @@ def main(argv=None) -> None:
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--id-dropout", type=float, default=None)
     p.add_argument("--name", default="default")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     ds = load_dataset(args.dataset, args.data_dir)
     holdout = args.holdout or {"instacart": "last_basket", "rees46": "temporal"}.get(ds.name, "loo")
     tower = TowerConfig(**{k: v for k, v in {"max_len": args.max_len, "dim": args.dim, "n_layers": args.layers,
-                                             "dropout": args.dropout}.items() if v is not None})
+                                             "dropout": args.dropout, "id_dropout": args.id_dropout}.items() if v is not None})
     train = TrainConfig(**{k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
                                              "seed": args.seed, "window_stride": args.stride, "lr": args.lr,
                                              "patience": args.patience,

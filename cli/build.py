@@ -37,10 +37,13 @@ from recsys.splits import HOLDOUTS
 @click.option("--reranker-model", default=None,
               help="Reranker starting point: a BERT-family folder or hub id (default: all-MiniLM-L6-v2, offline).")
 @click.option("--reranker-epochs", type=click.IntRange(1, 100), default=None, help="Reranker fine-tuning epochs (default 2).")
+@click.option("--warm-start", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Continue training from this earlier artifact (daily refresh): old ids keep their indices, "
+                   "old weights are the starting point.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, max_len, dim, index_kind,
-                als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, reranker_model, reranker_epochs, as_json,
-                **kwargs) -> None:
+                als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, reranker_model, reranker_epochs,
+                warm_start, as_json, **kwargs) -> None:
     """Ingest, clean, split, train the two-tower model and ALS, and write the FAISS index.
 
     With no data argument it builds on the embedded default dataset (MovieLens-100k).
@@ -67,7 +70,7 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
         reranker=None if no_reranker else RerankOptions(
             model=reranker_model, train=RerankTrainConfig(**({"epochs": reranker_epochs} if reranker_epochs else {}),
                                                           seed=seed)),
-        device=device, seed=seed, show_progress=not quiet), used)
+        device=device, seed=seed, show_progress=not quiet, warm_start=warm_start), used)
     if summary.get("rank"):  # a torchrun worker other than rank 0: rank 0 writes and reports
         return
     if as_json:
@@ -87,6 +90,8 @@ def _screen(s: dict) -> str:
         f"  data      {s['dataset']}: {s['rows_kept']:,} of {s['rows_in']:,} rows kept; {s['users']:,} users, "
         f"{s['items']:,} items ({s['id_only_items']} ID-only)",
         f"  split     {s['holdout']}",
+        *([f"  warm      from {s['warm_start']['path']} ({s['users'] - s['warm_start']['users']:,} new users, "
+           f"{s['items'] - s['warm_start']['items']:,} new items)"] if s.get("warm_start") else []),
         f"  text      {s['text_model']}: {s['texts_encoded']:,} texts encoded, unknown tokens {s['unk_rate']:.1%}",
         f"  training  {s['epochs']} epochs on {s['device']}{_procs(s)} (best {s['best_epoch']}), validation recall@10 "
         f"{s['valid_recall@10']:.4f}; pre-training loss {s['pretrain_loss'] or 'off'}",

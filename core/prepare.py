@@ -49,8 +49,12 @@ class Prepared:
 
 
 def prepare(dataset: Dataset, cleaning: CleaningConfig | None = None, holdout: str = "loo",
-            split_args: dict | None = None) -> Prepared:
-    """Clean the events, build id maps over kept events and the catalog, and split."""
+            split_args: dict | None = None, base: tuple[IDMap, IDMap, pl.DataFrame] | None = None) -> Prepared:
+    """Clean the events, build id maps over kept events and the catalog, and split.
+
+    ``base`` (users, items, catalog of an earlier build) keeps those ids at their old indices and
+    appends new ones; old items absent from this catalogue keep their old catalogue rows.
+    """
     events, report = clean_events(dataset.events, cleaning, dataset.value_kind)
     if events.height == 0:
         raise DataError(f"dataset {dataset.name!r}: no event survives cleaning; see the cleaning report "
@@ -59,6 +63,10 @@ def prepare(dataset: Dataset, cleaning: CleaningConfig | None = None, holdout: s
     users = IDMap.from_ids(events["user_id"], kind="user")
     items = IDMap.from_ids(ds.items["item_id"], kind="item")
     texts = ds.items.with_columns(item_text(ds.items, ds.text_fields))
+    if base is not None:
+        users, items = base[0].extend(users.ids), base[1].extend(items.ids)
+        gone = base[2].filter(~pl.col("item_id").is_in(texts["item_id"].implode()))
+        texts = pl.concat([texts, gone], how="diagonal_relaxed")
     order = pl.DataFrame({"item_id": items.ids.tolist()}, schema={"item_id": pl.Utf8})
     catalog = order.join(texts, on="item_id", how="left", maintain_order="left")
     split = make_split(events, holdout, **(split_args or {}))

@@ -38,6 +38,7 @@ from .sequences import build_sequences
 from .text import TextEncoder, encode_with_cache, text_key
 from .towers import TowerConfig
 from .train import TrainConfig, pretrain, train
+from .warm import WarmStart, transfer
 
 log = logging.getLogger(__name__)
 UNK_WARN = 0.05  # warn when more than 5% of the catalogue's tokens are unknown to the text model
@@ -59,6 +60,7 @@ class BuildOptions:
     device: str | None = None
     seed: int = 0
     show_progress: bool = True
+    warm_start: str | Path | None = None  # an earlier artifact to continue training from (see .warm)
 
     def manifest(self) -> dict:
         return {"holdout": self.holdout, "tower": self.tower.to_dict(), "train": self.train.to_dict(),
@@ -132,19 +134,24 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
     set_seed(opts.seed)
     device = distributed.init(resolve_device(opts.device))
     stages = Stages(opts.show_progress and distributed.rank_and_size()[0] == 0)
+    base = WarmStart.load(opts.warm_start) if opts.warm_start else None
     with stages("ingest+clean+split"):
-        prepared = prepare(dataset, cleaning, holdout=opts.holdout)
+        prepared = prepare(dataset, cleaning, holdout=opts.holdout,
+                           base=(base.users, base.items, base.catalog) if base else None)
     with stages("text"):
-        encoder = opts.text_encoder or _encoder(opts.text_model, device)
+        if base:
+            base.check_text_model(opts.text_model)
+        encoder = (base.charngram if base and base.charngram else opts.text_encoder
+                   or _encoder(opts.text_model or (base.text_model if base else None), device))
         if opts.finetune_text_layers and not isinstance(encoder, TextEncoder):
             raise ConfigError(f"--finetune-text-layers {opts.finetune_text_layers}: the text model {encoder.name} has "
                               "no layers to tune; use a BERT-family --text-model or --finetune-text-layers 0")
         texts = prepared.catalog["text"].fill_null("").to_list()
-        if hasattr(encoder, "fit"):  # fitted on this catalogue: its vectors are not reusable across builds
-            encoder.fit(texts)
+        if hasattr(encoder, "fit") and not (base and base.charngram):
+            encoder.fit(texts)  # fitted on this catalogue: its vectors are not reusable across builds
             cache = {}
         else:
-            cache = _text_cache(out, encoder.name, encoder.dim)
+            cache = _text_cache(base.path if base else out, encoder.name, encoder.dim)
         text_vectors, n_new = encode_with_cache(encoder, texts, cache, show_progress=opts.show_progress)
         unk = encoder.unk_rate([t for t in texts if t][:20000])
         stages.say(f"{len(texts)} item texts, {n_new} encoded anew, unknown-token rate {unk:.1%}")
@@ -152,10 +159,14 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
             log.warning("%.0f%% of the catalogue's tokens are unknown to the text model %s; point --text-model at "
                         "a model for this language (e.g. a multilingual BERT folder) or use --text-model char-ngram",
                         100 * unk, encoder.name)
-    tower = TowerConfig(**{**opts.tower.to_dict(), "n_event_types": max(opts.tower.n_event_types,
-                                                                        len(dataset.weights.names()) + 1)})
+    sizes = base.tower if base else opts.tower
+    tower = TowerConfig(**{**sizes.to_dict(), "n_event_types": max(sizes.n_event_types, len(dataset.weights.names()) + 1)})
     torch.manual_seed(opts.seed)
     model = TwoTower(tower, torch.as_tensor(text_vectors)).to(device)
+    if base:
+        transfer(model, base.state)
+        stages.say(f"warm start from {base.path}: {len(prepared.users) - len(base.users)} new users, "
+                   f"{len(prepared.items) - len(base.items)} new items")
     if opts.finetune_text_layers:
         if not device.startswith("cuda"):
             log.warning("fine-tuning %d text layers on the CPU is slow (it is meant for a GPU)", opts.finetune_text_layers)
@@ -178,11 +189,14 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
     with stages("index"):
         index = VectorIndex(kind=opts.index_kind, seed=opts.seed).build(item_vectors)
         approx = _approx_recall(index, item_vectors, opts.seed)
-    config = {**(config_used or {}), **opts.manifest(), "text_model": encoder.name}
+    config = {**(config_used or {}), **opts.manifest(), "text_model": encoder.name,
+              "warm_start": base.manifest() if base else None}
     with stages("write"), ArtifactWriter(out, config=config, seed=opts.seed) as w:
         save_prepared(w, prepared)
         w.save_table("text/keys.parquet", pl.DataFrame({"key": [text_key(t) for t in texts]}))
         w.save_array("text/vectors.npy", text_vectors)
+        if isinstance(encoder, CharNgramEncoder):
+            encoder.save(w)
         if opts.finetune_text_layers:
             w.save_array("text/finetuned.npy", model.items.text.cpu().numpy())
         model.save(w.path("model/config.json").parent)
@@ -206,7 +220,8 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
             "valid_recall@10": round(fit["best_valid"], 4), "pretrain_loss": fit["pretrain"],
             "full_softmax": fit["full_softmax"], "index": index.kind_built,
             "index_bytes_per_item": round(index.bytes_per_item(), 1), "index_recall@10_vs_exact": approx,
-            "als": als is not None, "fusion": fusion, "reranker": rerank_fit, "text_model": encoder.name, "texts_encoded": n_new, "unk_rate": round(unk, 4),
+            "als": als is not None, "fusion": fusion, "reranker": rerank_fit, "text_model": encoder.name,
+            "texts_encoded": n_new, "unk_rate": round(unk, 4), "warm_start": config["warm_start"],
             "history": fit["history"],
         }
         summary["stage_seconds"] = stages.times
@@ -236,7 +251,8 @@ def _fit(model: TwoTower, prepared: Prepared, opts: BuildOptions, stages: Stages
         return score_rankings(task, ranked, ks=(opts.train.eval_k,))[0][f"recall@{opts.train.eval_k}"]
 
     initial = copy.deepcopy(model.state_dict())
-    pre = pretrain(model, seq, opts.train, stages.say) if opts.train.pretrain_epochs else []
+    # a warm start continues from trained towers: no contrastive pre-training
+    pre = pretrain(model, seq, opts.train, stages.say) if opts.train.pretrain_epochs and not opts.warm_start else []
     fit = train(model, seq, opts.train, validate if task.users.size else None, stages.say)
     if opts.holdout == "none":
         everything = with_indices(prepared.events, prepared.users, prepared.items)
@@ -245,7 +261,7 @@ def _fit(model: TwoTower, prepared: Prepared, opts: BuildOptions, stages: Stages
         stages.say(f"retraining on every event for {again.epochs} epochs")
         torch.manual_seed(opts.seed)
         model.load_state_dict(initial)
-        if opts.train.pretrain_epochs:
+        if opts.train.pretrain_epochs and not opts.warm_start:
             pretrain(model, full_seq, opts.train, stages.say)
         train(model, full_seq, again, None, stages.say)
     fit["pretrain"] = [round(x, 4) for x in pre]
