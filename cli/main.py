@@ -41,6 +41,7 @@ def _register() -> None:
     from recsys.cli.build import build_index
     from recsys.cli.data import data
     from recsys.cli.evaluate import evaluate
+    from recsys.cli.items import add_items
     from recsys.cli.query import query, recommend
     from recsys.cli.rerank import train_reranker
 
@@ -50,6 +51,7 @@ def _register() -> None:
     cli.add_command(recommend)
     cli.add_command(evaluate)
     cli.add_command(train_reranker)
+    cli.add_command(add_items)
 
 
 _register()

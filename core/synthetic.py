@@ -39,6 +39,18 @@ VOCAB: dict[str, list[str]] = {
     "reading": ["novel", "paperback", "bookmark", "ereader", "poetry", "thriller", "atlas", "memoir"],
 }
 BRAND_SYLLABLES = ["ka", "lo", "mi", "ze", "ru", "ta", "no", "vi", "sa", "pe", "do", "xu"]
+# language="zh": Chinese titles (with an emoji here and there) for the first needs
+VOCAB_ZH: dict[str, list[str]] = {
+    "咖啡": ["浓缩咖啡", "阿拉比卡", "烘焙", "咖啡豆", "磨豆机", "拿铁", "马克杯", "手冲☕"],
+    "跑步": ["跑鞋", "越野", "马拉松", "运动袜", "风衣", "手表", "鞋垫", "短裤🏃"],
+    "母婴": ["纸尿裤", "湿巾", "婴儿车", "奶瓶", "奶粉", "连体衣", "安抚奶嘴", "婴儿床"],
+    "游戏": ["游戏机", "手柄", "耳机", "机械键盘", "鼠标", "摇杆", "显示器", "街机🎮"],
+    "园艺": ["种子", "营养土", "水管", "剪刀", "花盆", "堆肥", "铲子", "耙子🌱"],
+    "烘焙": ["面粉", "酵母", "打蛋器", "搅拌机", "烤箱", "烤盘", "白砂糖", "香草精"],
+    "露营": ["帐篷", "睡袋", "营地灯", "炉具", "背包", "指南针", "吊床", "冷藏箱⛺"],
+    "宠物": ["狗粮", "牵引绳", "项圈", "猫砂", "鱼缸", "猫薄荷", "零食", "狗窝🐶"],
+}
+BRAND_SYLLABLES_ZH = ["华", "美", "小", "九", "苏", "格", "海", "联", "康", "佳", "乐", "星"]
 
 
 @dataclass
@@ -64,14 +76,14 @@ def _ids(prefix: str, numbers: np.ndarray) -> pl.Series:
     return pl.select(pl.lit(prefix) + pl.Series(numbers).cast(pl.Utf8).str.zfill(5)).to_series()
 
 
-def _need_names(n_needs: int) -> list[str]:
-    names = list(VOCAB)[:n_needs]
+def _need_names(n_needs: int, language: str = "en") -> list[str]:
+    names = list(VOCAB_ZH if language == "zh" else VOCAB)[:n_needs]
     return names + [f"need{i}" for i in range(len(names), n_needs)]
 
 
 def _vocab(name: str, rng: np.random.Generator) -> list[str]:
-    if name in VOCAB:
-        return VOCAB[name]
+    if name in VOCAB or name in VOCAB_ZH:
+        return VOCAB.get(name) or VOCAB_ZH[name]
     return ["".join(rng.choice(BRAND_SYLLABLES, 3)) for _ in range(8)]
 
 
@@ -91,8 +103,11 @@ def generate_synthetic(
     zipf: float = 0.8,
     seed: int = 0,
     start: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc),
+    language: str = "en",
 ) -> SyntheticData:
     """Generate users, items and events (see the module docstring). Same seed, same data.
+
+    ``language="zh"`` gives Chinese titles, categories and brands (for the first 8 needs).
 
     >>> d = generate_synthetic(n_users=20, n_items=40, n_needs=4, seed=1)
     >>> d.dataset.events.height > 0, d.users.height, d.items.height
@@ -102,10 +117,12 @@ def generate_synthetic(
         raise ConfigError(f"n_needs={n_needs}: needs at least strong_needs + 1 = {strong_needs + 1}")
     if n_items < n_needs * 2:
         raise ConfigError(f"n_items={n_items}: needs at least 2 items per need ({n_needs * 2})")
+    if language not in ("en", "zh"):
+        raise ConfigError(f"language={language!r}: use 'en' or 'zh'")
     if not 0 <= cold_item_fraction < 1:
         raise ConfigError(f"cold_item_fraction={cold_item_fraction}: must be in [0, 1)")
     rng = np.random.default_rng(seed)
-    names = _need_names(n_needs)
+    names = _need_names(n_needs, language)
 
     # items: contiguous blocks per need; a permutation gives each need its own popularity order
     item_need = np.sort(np.arange(n_items) % n_needs)
@@ -116,7 +133,8 @@ def generate_synthetic(
     for n in range(n_needs):  # the least popular ranks of each block are cold
         cold[block_start[n] + block_size[n] - n_cold[n]: block_start[n] + block_size[n]] = True
     vocab = {n: _vocab(names[n], rng) for n in range(n_needs)}
-    brands = {n: ["".join(rng.choice(BRAND_SYLLABLES, 2)).capitalize() for _ in range(3)] for n in range(n_needs)}
+    syllables = BRAND_SYLLABLES_ZH if language == "zh" else BRAND_SYLLABLES
+    brands = {n: ["".join(rng.choice(syllables, 2)).capitalize() for _ in range(3)] for n in range(n_needs)}
     words = np.array([vocab[n] for n in range(n_needs)])  # (n_needs, 8)
     w1 = rng.integers(0, 8, n_items)
     w2 = (w1 + rng.integers(1, 8, n_items)) % 8
