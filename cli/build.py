@@ -23,6 +23,8 @@ from recsys.splits import HOLDOUTS
               help="On a GPU, fine-tune this many top layers of the text encoder.")
 @click.option("--epochs", type=int, default=None, help="Most supervised epochs (early stopping picks the best).")
 @click.option("--pretrain-epochs", type=int, default=None, help="Self-supervised pre-training epochs (0 = off).")
+@click.option("--batch-size", type=click.IntRange(2, 1 << 16), default=None,
+              help="Training batch (default 32), split across the processes under torchrun.")
 @click.option("--max-len", type=int, default=None, help="Events of history the user tower reads.")
 @click.option("--dim", type=int, default=None, help="Vector size of both towers.")
 @click.option("--index-kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default="auto", show_default=True)
@@ -41,7 +43,7 @@ from recsys.splits import HOLDOUTS
               help="Continue training from this earlier artifact (daily refresh): old ids keep their indices, "
                    "old weights are the starting point.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, max_len, dim, index_kind,
+def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, batch_size, max_len, dim, index_kind,
                 als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, reranker_model, reranker_epochs,
                 warm_start, as_json, **kwargs) -> None:
     """Ingest, clean, split, train the two-tower model and ALS, and write the FAISS index.
@@ -60,7 +62,8 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
     holdout = holdout or ("last_basket" if ds.name == "instacart" else "loo")
     out = out or Path("artifacts") / ds.name
     tower = TowerConfig(**{k: v for k, v in {"max_len": max_len, "dim": dim}.items() if v is not None})
-    train = TrainConfig(**{k: v for k, v in {"epochs": epochs, "pretrain_epochs": pretrain_epochs, "seed": seed}.items()
+    train = TrainConfig(**{k: v for k, v in {"epochs": epochs, "pretrain_epochs": pretrain_epochs, "seed": seed,
+                                              "batch_size": batch_size}.items()
                            if v is not None})
     if quiet:
         logging.getLogger("transformers").setLevel(logging.ERROR)

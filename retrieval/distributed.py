@@ -93,9 +93,13 @@ def wrap(module, device: str):
         return module
     from torch.nn.parallel import DistributedDataParallel
 
+    import inspect
+
     ids = [int(device.split(":")[1])] if device.startswith("cuda:") else None
-    # the cached text vectors are a buffer every rank computed identically: no need to broadcast them
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    # the cached text vectors are a buffer every rank computed identically: no need to sync them per step
+    params = inspect.signature(DistributedDataParallel).parameters
+    sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+    return DistributedDataParallel(module, device_ids=ids, **sync)
 
 
 def state_checksum(state: dict) -> str:
