@@ -42,6 +42,7 @@ def _register() -> None:
     from recsys.cli.data import data
     from recsys.cli.evaluate import evaluate
     from recsys.cli.items import add_items
+    from recsys.cli.needs import needs
     from recsys.cli.query import query, recommend
     from recsys.cli.rerank import train_reranker
 
@@ -52,6 +53,7 @@ def _register() -> None:
     cli.add_command(evaluate)
     cli.add_command(train_reranker)
     cli.add_command(add_items)
+    cli.add_command(needs)
 
 
 _register()

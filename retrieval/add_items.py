@@ -109,6 +109,14 @@ def add_items(path: str | Path, items: pl.DataFrame, *, text_encoder=None, text_
             als.item_factors = np.concatenate([als.item_factors, np.zeros((fresh.height, als.item_factors.shape[1]),
                                                                           als.item_factors.dtype)])
             als.save(w.path("als/config.json").parent)
+        if art.has("needs/names.json"):  # each new item serves its nearest need
+            from .needs import Needs
+
+            needs = Needs.load(art)
+            needs.assign = np.concatenate([needs.assign, (new_vecs @ needs.centroids.T).argmax(axis=1)])
+            for n in needs.names:
+                n["size"] = int((needs.assign == n["id"]).sum())
+            needs.save(w)
         w.manifest["data"] = {**w.manifest.get("data", {}), "items": len(items_map)}
         w.manifest["added_items"] = art.manifest.get("added_items", []) + [
             {"count": fresh.height, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]

@@ -34,6 +34,7 @@ from .charngram import CharNgramEncoder
 from .finetune import FinetunedText
 from .index import VectorIndex
 from .model import TwoTower
+from .needs import Needs
 from .sequences import build_sequences
 from .text import TextEncoder, encode_with_cache, text_key
 from .towers import TowerConfig
@@ -61,11 +62,12 @@ class BuildOptions:
     seed: int = 0
     show_progress: bool = True
     warm_start: str | Path | None = None  # an earlier artifact to continue training from (see .warm)
+    n_needs: int | None = None  # latent needs (k-means clusters of items); None: from the catalogue's size
 
     def manifest(self) -> dict:
         return {"holdout": self.holdout, "tower": self.tower.to_dict(), "train": self.train.to_dict(),
                 "text_model": self.text_model or "all-MiniLM-L6-v2", "finetune_text_layers": self.finetune_text_layers,
-                "index_kind": self.index_kind, "als": None if self.als is None else asdict(self.als),
+                "index_kind": self.index_kind, "n_needs": self.n_needs, "als": None if self.als is None else asdict(self.als),
                 "reranker": None if self.reranker is None else {"model": self.reranker.model or "all-MiniLM-L6-v2",
                                                                 "config": self.reranker.config.to_dict(),
                                                                 "train": self.reranker.train.to_dict()},
@@ -189,6 +191,11 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
     with stages("index"):
         index = VectorIndex(kind=opts.index_kind, seed=opts.seed).build(item_vectors)
         approx = _approx_recall(index, item_vectors, opts.seed)
+    with stages("needs"):
+        trained_items = np.zeros(len(prepared.items), dtype=bool)
+        trained_items[with_indices(prepared.split.train, prepared.users, prepared.items)["item_idx"].to_numpy()] = True
+        needs = Needs.fit(item_vectors, texts, k=opts.n_needs, seed=opts.seed, trained=trained_items)
+        stages.say(f"{needs.k} needs, e.g. " + "; ".join(n["name"] for n in needs.names[:3]))
     config = {**(config_used or {}), **opts.manifest(), "text_model": encoder.name,
               "warm_start": base.manifest() if base else None}
     with stages("write"), ArtifactWriter(out, config=config, seed=opts.seed) as w:
@@ -202,6 +209,7 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
         model.save(w.path("model/config.json").parent)
         w.save_array("index/item_vectors.npy", item_vectors)
         index.save(w.path("index/items.faiss"))
+        needs.save(w)
         als_dir = "als"
         if als is not None:
             _save_als(w, als, "als")
@@ -219,7 +227,7 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
             "holdout": opts.holdout, "device": device, "processes": size, "weights_sha256": weights_sha, "epochs": len(fit["history"]), "best_epoch": fit["best_epoch"],
             "valid_recall@10": round(fit["best_valid"], 4), "pretrain_loss": fit["pretrain"],
             "full_softmax": fit["full_softmax"], "index": index.kind_built,
-            "index_bytes_per_item": round(index.bytes_per_item(), 1), "index_recall@10_vs_exact": approx,
+            "index_bytes_per_item": round(index.bytes_per_item(), 1), "needs": needs.k, "index_recall@10_vs_exact": approx,
             "als": als is not None, "fusion": fusion, "reranker": rerank_fit, "text_model": encoder.name,
             "texts_encoded": n_new, "unk_rate": round(unk, 4), "warm_start": config["warm_start"],
             "history": fit["history"],

@@ -87,6 +87,7 @@ class Recommender:
             self.als = ALSCandidates.load(art.file(f"{als_dir}/config.json").parent)
             self.als_counts = art.load_array(f"{als_dir}/user_event_counts.npy")
         self.tuned = art.load_json("fusion.json") if art.has("fusion.json") else {}
+        self._needs = None
         self.reranker = None
         if use_reranker and art.has("reranker/config.json") and (use_reranker == "always" or self._reranker_helps()):
             from recsys.rerank.model import Reranker
@@ -304,11 +305,7 @@ class Recommender:
                     context: str | None = None, rerank: bool = True) -> dict:
         """Recommendations for one user, known or not, with fresh events given at query time."""
         allowed = self.context_filter(context)
-        known = self.users.to_internal([user_id], missing="ignore")[0]
-        if known >= 0 and not fresh:
-            p, stored = self._stored(np.array([known])), True
-        else:
-            p, stored = self._adhoc(known, fresh), False
+        p, stored, known = self.profile(user_id, fresh)
         c = self.candidates(p, include_seen, stored=stored, allowed=allowed)
         mine = p.events.filter(pl.col("user_idx") == int(p.rows[0]))
         recent = mine.sort("timestamp", maintain_order=True).tail(self.model.cfg.max_len)
@@ -327,10 +324,31 @@ class Recommender:
                                     "fused_score": round(float(c.scores[0, j]), 6),
                                     "p_click": round(float(reranked["click"][0, pos]), 6),
                                     "p_purchase": round(float(reranked["purchase"][0, pos]), 6)}
+            need = self.needs.names[int(self.needs.assign[i])]
             items.append({"item_id": str(self.items.to_external([i])[0]), "title": self.titles[i],
-                          "score": round(score, 6), "provenance": prov, "because": self._because(i, recent)})
+                          "score": round(score, 6), "provenance": prov, "because": self._because(i, recent),
+                          "need": {"id": need["id"], "name": need["name"]}})
         return {"user_id": user_id, "known_user": bool(known >= 0), "history_events": mine.height,
                 "fresh_events": len(fresh), "reranked": reranked is not None, "items": items}
+
+    def profile(self, user_id: str, fresh: list[tuple[str, str]] = ()) -> tuple[_Profiles, bool, int]:
+        """(profile, whether it is the stored one, the user's index or -1) for one user."""
+        known = self.users.to_internal([user_id], missing="ignore")[0]
+        if known >= 0 and not fresh:
+            return self._stored(np.array([known])), True, known
+        return self._adhoc(known, fresh), False, known
+
+    @property
+    def needs(self):
+        """The catalogue's needs (:mod:`.needs`): stored by build-index, or fitted once here."""
+        if self._needs is None:
+            from .needs import Needs
+
+            if self.art.has("needs/names.json"):
+                self._needs = Needs.load(self.art)
+            else:
+                self._needs = Needs.fit(self.item_vectors, self.titles, seed=self.art.manifest.get("seed") or 0)
+        return self._needs
 
     def _adhoc(self, known: int, fresh: list[tuple[str, str]]) -> _Profiles:
         """A one-user profile: the stored events (if any) plus ``fresh`` ones, newest last."""

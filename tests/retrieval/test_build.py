@@ -43,7 +43,7 @@ def test_summary_and_manifest(built):
     out, s = built
     assert s["items"] == 300 and s["epochs"] >= 1 and 0.0 <= s["valid_recall@10"] <= 1.0
     assert s["index"] == "flat" and s["index_recall@10_vs_exact"] == 1.0
-    assert set(s["stage_seconds"]) == {"ingest+clean+split", "text", "train", "als", "encode", "index", "fusion", "write"}
+    assert set(s["stage_seconds"]) == {"ingest+clean+split", "text", "train", "als", "encode", "index", "needs", "fusion", "write"}
     m = Artifact.open(out).manifest
     assert m["config"]["tower"]["dim"] == 32 and m["config"]["holdout"] == "temporal"
     assert {"model/weights.safetensors", "model/config.json", "index/items.faiss", "text/vectors.npy"} <= set(m["files"])
@@ -124,3 +124,23 @@ def test_retune_chooses_the_weights_build_chose(built):
     assert retune(out) == before
     m = Artifact.open(out).manifest
     assert "fusion.json" in m["files"] and not any(f.startswith("als_valid/") for f in m["files"])
+
+
+def test_needs_are_stored_named_and_explained(built, data):
+    from recsys.retrieval.needs import latent_need_hits, user_needs
+
+    out, s = built
+    r = Recommender.load(out)
+    assert s["needs"] == r.needs.k == 12  # round(sqrt(300 / 2)) = 12 for 300 items
+    hidden = dict(zip(data.items["item_id"], data.items["need"]))
+    truth = np.unique([str(hidden[i]) for i in r.items.ids], return_inverse=True)[1]
+    purity = sum(np.bincount(truth[r.needs.assign == c]).max() for c in range(r.needs.k)) / len(truth)
+    print("purity", purity)
+    assert purity > 0.8  # 6 hidden needs split into 12 learned ones: each should stay inside one
+    user = r.users.ids[0]
+    got = user_needs(r, user)
+    assert got["user_id"] == user and 0 < len(got["latent"]) <= 3
+    assert all(n["history_share"] <= 0.05 for n in got["latent"]) and all(n["history_share"] > 0.05 for n in got["expressed"])
+    assert all(set(n) >= {"id", "name", "probability", "history_share", "examples", "pointing"} for n in got["latent"])
+    item = r.explain_one(user, k=3)["items"][0]
+    assert item["need"]["id"] == int(r.needs.assign[r.items.index(item["item_id"])])

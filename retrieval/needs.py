@@ -1,0 +1,200 @@
+"""Latent needs: the catalogue grouped into needs, each named from its items' text, and the needs a
+user is predicted to have next, split into the ones already expressed and the latent ones.
+
+- **Needs**: spherical k-means (FAISS) over the two-tower item vectors; ``k`` follows the
+  catalogue's size (``round(sqrt(n_items / 2))`` clipped to [4, 200]) unless given.
+- **Names**: class-based TF-IDF (as in BERTopic): for term t and need c,
+  ``w(t, c) = tf(t, c) · log(1 + A / f(t))`` with ``tf`` the term's share of the need's words,
+  ``A`` the mean word count per need and ``f(t)`` the term's count over all needs; the name is the
+  top three terms, with three example items (the nearest to the need's centre).
+- **A user's needs**: the model's next-item distribution ``p_i = softmax(<u, v_i> / T)`` summed per
+  need gives ``P(need)``; the *expressed* share is the need's share of the user's recent events.
+  A need is **latent** when ``P(need)`` is high while its expressed share is at most
+  ``latent_share`` (default 0.05: barely present in the history, e.g. at most 2 of 50 events).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+TOKEN = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
+STOP = frozenset("the and for with from of in on to by an or is at as its it this that les des une der die das".split())
+
+
+def default_count(n_items: int) -> int:
+    """How many needs a catalogue of ``n_items`` gets: ``round(sqrt(n_items / 2))`` in [4, 200].
+
+    >>> default_count(1682), default_count(20), default_count(10**6)
+    (29, 4, 200)
+    """
+    return int(min(200, max(4, round(math.sqrt(n_items / 2)))))
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased words (hyphens and apostrophes kept inside): Latin ones of three letters or
+    more, other scripts of two or more, minus a few stop words.
+
+    >>> tokens("Toy Story (1995) | Animation Children's Sci-Fi"), tokens("华美 咖啡豆 手冲☕ 2")
+    (['toy', 'story', 'animation', "children's", 'sci-fi'], ['华美', '咖啡豆', '手冲'])
+    """
+    return [t for t in TOKEN.findall((text or "").lower())
+            if t not in STOP and (len(t) >= 3 or (len(t) >= 2 and not t.isascii()))]
+
+
+def class_tfidf(docs: list[list[str]]) -> list[dict[str, float]]:
+    """c-TF-IDF weight of each term in each class (``docs``: each class's words, concatenated).
+
+    >>> w = class_tfidf([["tea", "tea", "cup"], ["coffee", "cup"]])
+    >>> round(w[0]["tea"], 4) == round(2 / 3 * math.log(1 + 2.5 / 2), 4), w[0]["tea"] > w[0]["cup"]
+    (True, True)
+    """
+    counts = [Counter(d) for d in docs]
+    total = Counter()
+    for c in counts:
+        total.update(c)
+    mean_words = sum(len(d) for d in docs) / max(1, len(docs))
+    out = []
+    for c, d in zip(counts, docs):
+        n = max(1, len(d))
+        out.append({t: (k / n) * math.log(1 + mean_words / total[t]) for t, k in c.items()})
+    return out
+
+
+@dataclass
+class Needs:
+    centroids: np.ndarray  # (k, dim), L2-normalised
+    assign: np.ndarray  # (n_items,) need of each item
+    names: list[dict]  # per need: id, name, terms, examples (item indices), size
+
+    @classmethod
+    def fit(cls, item_vectors: np.ndarray, texts: list[str], k: int | None = None, seed: int = 0,
+            trained: np.ndarray | None = None) -> Needs:
+        """k-means over ``item_vectors`` (rows of ``trained`` only, when given: items with events
+        define the needs; every item is then assigned to its nearest one)."""
+        import faiss
+
+        x = np.ascontiguousarray(item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12),
+                                 dtype=np.float32)
+        fit_on = x if trained is None or trained.sum() < 2 else x[trained]
+        k = min(k or default_count(len(x)), len(fit_on))
+        km = faiss.Kmeans(x.shape[1], k, niter=25, seed=seed, spherical=True, verbose=False,
+                          min_points_per_centroid=1, max_points_per_centroid=100_000)
+        km.train(fit_on)
+        cent = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
+        sims = x @ cent.T
+        assign = sims.argmax(axis=1)
+        weights = class_tfidf([[t for i in np.flatnonzero(assign == c) for t in tokens(texts[i])] for c in range(k)])
+        names = []
+        for c in range(k):
+            members = np.flatnonzero(assign == c)
+            terms = [t for t, _ in sorted(weights[c].items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
+            examples = members[np.argsort(-sims[members, c], kind="stable")[:3]].tolist()
+            names.append({"id": c, "name": " / ".join(terms[:3]) or f"need {c}", "terms": terms,
+                          "examples": examples, "size": int(members.size)})
+        return cls(cent.astype(np.float32), assign.astype(np.int64), names)
+
+    def save(self, w, folder: str = "needs") -> None:
+        w.save_array(f"{folder}/centroids.npy", self.centroids)
+        w.save_array(f"{folder}/assign.npy", self.assign)
+        w.save_json(f"{folder}/names.json", self.names)
+
+    @classmethod
+    def load(cls, art, folder: str = "needs") -> Needs:
+        return cls(art.load_array(f"{folder}/centroids.npy"), art.load_array(f"{folder}/assign.npy"),
+                   art.load_json(f"{folder}/names.json"))
+
+    @property
+    def k(self) -> int:
+        return len(self.names)
+
+    def predict(self, user_vectors: np.ndarray, item_vectors: np.ndarray, temperature: float) -> np.ndarray:
+        """P(need) per user (n_users, k): the softmax over items of ``<u, v>/T``, summed per need."""
+        logits = user_vectors @ item_vectors.T / temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        out = np.zeros((len(user_vectors), self.k))
+        for c in range(self.k):
+            out[:, c] = p[:, self.assign == c].sum(axis=1)
+        return out
+
+    def expressed(self, items: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Each need's share of a history (item indices, optional weights)."""
+        share = np.bincount(self.assign[items], weights=weights, minlength=self.k).astype(np.float64)
+        return share / max(share.sum(), 1e-12)
+
+    def split(self, prob: np.ndarray, share: np.ndarray, top: int = 3, latent_share: float = 0.05) -> dict:
+        """The ``top`` expressed and ``top`` latent needs of one user, most likely first."""
+        order = np.argsort(-prob, kind="stable")
+        latent = [int(c) for c in order if share[c] <= latent_share][:top]
+        expressed = [int(c) for c in order if share[c] > latent_share][:top]
+        return {"expressed": expressed, "latent": latent}
+
+
+def user_needs(rec, user_id: str, fresh: list[tuple[str, str]] = (), top: int = 3, latent_share: float = 0.05) -> dict:
+    """The needs ``rec`` (a :class:`~recsys.retrieval.recommender.Recommender`) predicts for a user
+    next: the ``top`` expressed and the ``top`` latent ones, each with its probability, its share of
+    the history and the history items that point to it (nearest to the need's centre)."""
+    from recsys.errors import DataError
+
+    p, _, known = rec.profile(user_id, fresh)
+    row = int(p.rows[0])
+    lo, hi = int(p.seq.offsets[row]), int(p.seq.offsets[row + 1])
+    lo = max(lo, hi - rec.model.cfg.max_len)
+    items, weights = p.seq.items[lo:hi], p.seq.weights[lo:hi]
+    if items.size == 0:
+        raise DataError(f"user {user_id!r}: no events to read needs from; give some with --history ITEM[:EVENT],...")
+    needs = rec.needs
+    temperature = float(rec.art.manifest.get("config", {}).get("train", {}).get("temperature", 0.1))
+    prob = needs.predict(rec.model.user_vectors(p.seq, p.rows), rec.item_vectors, temperature)[0]
+    share = needs.expressed(items, weights)
+    parts = needs.split(prob, share, top, latent_share)
+    uniq = np.unique(items)
+
+    def describe(c: int) -> dict:
+        sims = rec.item_vectors[uniq] @ needs.centroids[c]
+        near = uniq[np.argsort(-sims, kind="stable")[:2]]
+        n = needs.names[c]
+        return {"id": c, "name": n["name"], "terms": n["terms"], "probability": round(float(prob[c]), 4),
+                "history_share": round(float(share[c]), 4),
+                "examples": [rec.titles[i] for i in n["examples"]],
+                "pointing": [{"item_id": str(rec.items.to_external([i])[0]), "title": rec.titles[i],
+                              "similarity": round(float(rec.item_vectors[i] @ needs.centroids[c]), 4)} for i in near]}
+
+    return {"user_id": user_id, "known_user": bool(known >= 0), "history_events": int(items.size),
+            "needs": needs.k, "expressed": [describe(c) for c in parts["expressed"]],
+            "latent": [describe(c) for c in parts["latent"]]}
+
+
+def latent_need_hits(rec, users: np.ndarray, targets: list[np.ndarray], top: int = 3,
+                     latent_share: float = 0.05) -> dict:
+    """How often a user's top-``top`` latent needs contain the need of one of ``targets`` (the
+    user's held-out items), for the model and for a popularity-of-needs baseline (the most
+    frequent needs of the stored events, under the same latent rule). ``users``: internal
+    indices, whose stored history is what the needs are read from."""
+    needs = rec.needs
+    temperature = float(rec.art.manifest.get("config", {}).get("train", {}).get("temperature", 0.1))
+    popular = np.bincount(needs.assign[rec.seq.items], minlength=needs.k).argsort(kind="stable")[::-1]
+    model_hits, base_hits, n = 0, 0, 0
+    for s in range(0, len(users), 256):
+        part = users[s:s + 256]
+        prob = needs.predict(rec.model.user_vectors(rec.seq, part), rec.item_vectors, temperature)
+        for row, u in enumerate(part):
+            lo, hi = int(rec.seq.offsets[u]), int(rec.seq.offsets[u + 1])
+            lo = max(lo, hi - rec.model.cfg.max_len)
+            if hi == lo:
+                continue
+            share = needs.expressed(rec.seq.items[lo:hi], rec.seq.weights[lo:hi])
+            want = set(needs.assign[targets[s + row]].tolist())
+            latent = needs.split(prob[row], share, top, latent_share)["latent"]
+            base = [int(c) for c in popular if share[c] <= latent_share][:top]
+            model_hits += bool(want & set(latent))
+            base_hits += bool(want & set(base))
+            n += 1
+    return {"users": n, "model": round(model_hits / max(n, 1), 4), "popular_needs": round(base_hits / max(n, 1), 4),
+            "needs": needs.k, "top": top, "latent_share": latent_share}
