@@ -42,10 +42,12 @@ from recsys.splits import HOLDOUTS
 @click.option("--warm-start", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Continue training from this earlier artifact (daily refresh): old ids keep their indices, "
                    "old weights are the starting point.")
+@click.option("--hash-user-ids", is_flag=True,
+              help="Store user ids pseudonymised: HMAC-SHA256 keyed by $RECSYS_ID_KEY (never stored).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, batch_size, max_len, dim, index_kind,
                 als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, reranker_model, reranker_epochs,
-                warm_start, as_json, **kwargs) -> None:
+                warm_start, hash_user_ids, as_json, **kwargs) -> None:
     """Ingest, clean, split, train the two-tower model and ALS, and write the FAISS index.
 
     With no data argument it builds on the embedded default dataset (MovieLens-100k).
@@ -59,6 +61,12 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
 
     opts = pop_data_options(kwargs)
     ds, cleaning, used = dataset_from_options(opts)
+    if hash_user_ids:
+        from recsys.serve.privacy import key_fingerprint, load_key, pseudonymise_frame
+
+        key = load_key()
+        ds.events = pseudonymise_frame(ds.events, key)
+        used = {**(used or {}), "user_ids": {"hash": "hmac-sha256", "key_fingerprint": key_fingerprint(key)}}
     holdout = holdout or ("last_basket" if ds.name == "instacart" else "loo")
     out = out or Path("artifacts") / ds.name
     tower = TowerConfig(**{k: v for k, v in {"max_len": max_len, "dim": dim}.items() if v is not None})

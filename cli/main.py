@@ -43,6 +43,7 @@ def _register() -> None:
     from recsys.cli.evaluate import evaluate
     from recsys.cli.items import add_items
     from recsys.cli.needs import needs
+    from recsys.cli.serve import forget, serve
     from recsys.cli.query import query, recommend
     from recsys.cli.rerank import train_reranker
 
@@ -54,6 +55,8 @@ def _register() -> None:
     cli.add_command(train_reranker)
     cli.add_command(add_items)
     cli.add_command(needs)
+    cli.add_command(serve)
+    cli.add_command(forget)
 
 
 _register()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from recsys.cli.query import ARTIFACTS, _load
+from recsys.cli.query import ARTIFACTS, _load, stored_id
 
 
 @click.command("needs")
@@ -26,7 +26,8 @@ def needs(artifacts: Path, user: str, history: str | None, top: int, latent_shar
 
     rec = _load(artifacts, rerank=False)
     fresh = rec.parse_history(history) if history else []
-    out = user_needs(rec, user, fresh, top=top, latent_share=latent_share)
+    out = user_needs(rec, stored_id(rec, user), fresh, top=top, latent_share=latent_share)
+    out["user_id"] = user
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False))
         return

@@ -45,6 +45,15 @@ def parse_fusion_weights(spec: str | None) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def stored_id(rec, user: str) -> str:
+    """The id the artifact knows ``user`` by: itself, or its keyed hash (build-index --hash-user-ids)."""
+    from recsys.serve.privacy import UserIds
+
+    if not hasattr(rec, "_user_ids"):
+        rec._user_ids = UserIds(rec.art.manifest)
+    return rec._user_ids(user)
+
+
 def _load(artifacts: Path, rerank: bool = True, fusion_weights: str | None = None):
     from recsys.retrieval.recommender import FusionOptions, Recommender
 
@@ -73,7 +82,8 @@ def query(artifacts: Path, user: str, k: int, history: str | None, context: str 
     rec = _load(artifacts, not no_rerank, fusion_weights)
     t1 = time.perf_counter()
     fresh = rec.parse_history(history) if history else []
-    out = rec.explain_one(user, k=k, include_seen=include_seen, fresh=fresh, context=context)
+    out = rec.explain_one(stored_id(rec, user), k=k, include_seen=include_seen, fresh=fresh, context=context)
+    out["user_id"] = user
     t2 = time.perf_counter()
     if not out["known_user"] and not fresh:
         click.echo(f"note: user {user!r} has no history in {artifacts}; serving popular items "
@@ -128,21 +138,22 @@ def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen:
     t0 = time.perf_counter()
     rec = _load(artifacts, not no_rerank, fusion_weights)
     t1 = time.perf_counter()
-    known = rec.users.to_internal(users, missing="ignore") >= 0
+    stored = [stored_id(rec, u) for u in users]
+    known = rec.users.to_internal(stored, missing="ignore") >= 0
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f, tqdm(total=len(users), disable=quiet, unit="user") as bar:
             for s in range(0, len(users), batch_size):
-                part = users[s:s + batch_size]
+                part, keys = users[s:s + batch_size], stored[s:s + batch_size]
                 mask = known[s:s + batch_size]
                 ids = np.full((len(part), k), None, dtype=object)
                 scores = np.full((len(part), k), -np.inf, dtype=np.float32)
                 if mask.any():
-                    got = rec.recommend([u for u, m in zip(part, mask) if m], k=k, include_seen=include_seen)
+                    got = rec.recommend([u for u, m in zip(keys, mask) if m], k=k, include_seen=include_seen)
                     ids[mask], scores[mask] = got
                 for r in np.flatnonzero(~mask):
-                    cold = rec.explain_one(part[r], k=k, include_seen=include_seen)["items"]
+                    cold = rec.explain_one(keys[r], k=k, include_seen=include_seen)["items"]
                     ids[r, :len(cold)] = [c["item_id"] for c in cold]
                     scores[r, :len(cold)] = [c["score"] for c in cold]
                 for u, row_ids, row_scores in zip(part, ids, scores):

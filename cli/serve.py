@@ -1,0 +1,71 @@
+"""``recsys serve`` (the HTTP API) and ``recsys forget`` (a user's events and rows, removed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from recsys.cli.query import ARTIFACTS
+
+STORE = click.option("--store", type=click.Path(path_type=Path), default=None,
+                     help="The SQLite event store (default: events.sqlite beside the artifact folder).")
+
+
+def _store_path(artifacts: Path, store: Path | None) -> Path:
+    return store or artifacts.resolve().parent / "events.sqlite"
+
+
+@click.command("serve")
+@ARTIFACTS
+@STORE
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (localhost by default).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--no-rerank", is_flag=True, help="Serve the fused list without the reranker.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
+def serve(artifacts: Path, store: Path | None, host: str, port: int, no_rerank: bool, device: str | None) -> None:
+    """The HTTP JSON API: /recommend, /similar, /needs, /events, /health (schema at /openapi.json).
+
+    User ids are hashed exactly as the artifact's were (build-index --hash-user-ids, key in $RECSYS_ID_KEY).
+    """
+    import uvicorn
+
+    from recsys.serve.app import create_app
+
+    app = create_app(artifacts, _store_path(artifacts, store), device=device, rerank=not no_rerank)
+    click.echo(f"serving {artifacts} on http://{host}:{port} (events: {_store_path(artifacts, store)})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@click.command("forget")
+@ARTIFACTS
+@STORE
+@click.option("--user", required=True, help="The user's external id.")
+@click.option("--json", "as_json", is_flag=True)
+def forget(artifacts: Path, store: Path | None, user: str, as_json: bool) -> None:
+    """Remove a user's events from the event store and the user's rows from the artifact (atomically).
+
+    A running `recsys serve` keeps the old artifact until POST /admin/reload.
+    """
+    from recsys.artifacts import Artifact
+    from recsys.errors import DataError
+    from recsys.serve.privacy import UserIds, forget_in_artifact
+    from recsys.serve.store import EventStore
+
+    art = Artifact.open(artifacts)
+    uid = UserIds(art.manifest)(user)
+    path = _store_path(artifacts, store)
+    in_store = EventStore(path).forget(uid) if path.exists() else 0
+    try:
+        out = forget_in_artifact(artifacts, uid)
+    except DataError:  # not in the artifact: fine when the store knew the user (a user new since the build)
+        if not in_store:
+            raise
+        out = {"user_index": None, "rows_removed": {}}
+    out = {"user": user, "store_events_removed": in_store, **out}
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    rows = sum(out["rows_removed"].values())
+    click.echo(f"forgot user {user!r}: {in_store} events removed from {path}, {rows} rows from {artifacts}")

@@ -1,0 +1,1 @@
+"""The live service: an HTTP JSON API over a built artifact, with a durable event store."""

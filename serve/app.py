@@ -1,0 +1,174 @@
+"""``recsys serve``: the HTTP JSON API (FastAPI; OpenAPI schema at ``/openapi.json``, docs at ``/docs``).
+
+Routes: ``GET /recommend?user=ID&k=N``, ``POST /recommend`` (an anonymous history),
+``GET /similar?item=ID``, ``GET /needs?user=ID``, ``POST /events``, ``GET /health``, and
+``POST /admin/reload`` (swap in a rebuilt artifact: the new one is loaded, then switched to, so
+no request is dropped).
+
+Events posted are committed to the :class:`~recsys.serve.store.EventStore` before the reply; the
+next recommendation for that user reads them (the user tower and ALS fold-in see the fresh
+history). Store events older than the served artifact are taken to be inside it already.
+Bad requests get a 4xx with a one-line ``detail``, never a 500.
+"""
+
+
+import datetime as dt
+import logging
+import threading
+from pathlib import Path
+from typing import Annotated
+
+from recsys.errors import RecsysError
+
+log = logging.getLogger(__name__)
+MAX_BODY = 256 * 1024  # bytes of a request body
+MAX_EVENTS = 1000  # per POST /events or POST /recommend history
+
+
+class Served:
+    """The artifact being served; :meth:`swap` loads a new one fully before switching to it."""
+
+    def __init__(self, artifacts: Path, device: str | None = None, rerank: bool = True):
+        self.device, self.rerank = device, rerank
+        self.lock = threading.Lock()  # one model call at a time (2 cores; the models are not re-entrant)
+        self.rec, self.user_ids, self.since, self.path = self._open(artifacts)
+
+    def _open(self, artifacts: Path) -> tuple:
+        from recsys.retrieval.recommender import Recommender
+        from recsys.serve.privacy import UserIds
+
+        rec = Recommender.load(artifacts, self.device, use_reranker=self.rerank)
+        created = rec.art.manifest.get("created_at")
+        since = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp() \
+            if created else 0.0
+        _ = rec.needs  # fitted or loaded now, not during a request
+        return rec, UserIds(rec.art.manifest), since, Path(artifacts)
+
+    def swap(self, artifacts: Path) -> None:
+        new = self._open(artifacts)  # requests are answered by the old artifact meanwhile
+        with self.lock:
+            self.rec, self.user_ids, self.since, self.path = new
+
+
+def create_app(artifacts: str | Path, store: str | Path, device: str | None = None, rerank: bool = True):
+    from fastapi import Body, FastAPI, HTTPException, Query, Request
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, Field
+
+    from recsys.retrieval.needs import user_needs
+    from recsys.serve.store import EventStore
+
+    served = Served(Path(artifacts), device, rerank)
+    events = EventStore(store)
+    app = FastAPI(title="recsys", version="1", description=__doc__)
+    app.state.served, app.state.store = served, events
+
+    class Event(BaseModel):
+        user_id: str | None = Field(None, max_length=256, description="Required by POST /events.")
+        item_id: str = Field(..., min_length=1, max_length=256)
+        event: str = Field("purchase", max_length=64)
+        timestamp: float | None = Field(None, description="Epoch seconds; default: when received.")
+
+    class Events(BaseModel):
+        events: list[Event] = Field(..., min_length=1, max_length=MAX_EVENTS)
+
+    class History(BaseModel):
+        history: list[Event] = Field(..., min_length=1, max_length=MAX_EVENTS)
+        k: int = Field(10, ge=1, le=1000)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            return JSONResponse({"detail": f"request body of {size} bytes: at most {MAX_BODY} bytes "
+                                           f"({MAX_EVENTS} events) per request; split it"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(RecsysError)
+    async def recsys_error(request: Request, exc: RecsysError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    def check(evs: list[Event]) -> list[tuple[str, str]]:
+        rec = served.rec
+        names = rec.weights.names()
+        for n, e in enumerate(evs):
+            if e.event not in names:
+                raise HTTPException(422, f"events[{n}].event {e.event!r}: not one of {', '.join(names)}")
+            if rec.items.to_internal([e.item_id], missing="ignore")[0] < 0:
+                raise HTTPException(422, f"events[{n}].item_id {e.item_id!r}: not in the catalogue; add new "
+                                         "products with `recsys add-items`")
+        return [(e.item_id, e.event) for e in evs]
+
+    def fresh_for(stored_id: str) -> list[tuple[str, str]]:
+        rec = served.rec
+        rows = events.for_user(stored_id, since=served.since, limit=rec.model.cfg.max_len * 4)
+        return [(i, e) for i, e, _ in rows if rec.items.to_internal([i], missing="ignore")[0] >= 0]
+
+    def known(user: str) -> tuple[str, list[tuple[str, str]]]:
+        uid = served.user_ids(user)
+        fresh = fresh_for(uid)
+        if served.rec.users.to_internal([uid], missing="ignore")[0] < 0 and not fresh:
+            raise HTTPException(404, f"user {user!r}: unknown, with no events; POST /events for them first, or "
+                                     "POST /recommend with their history")
+        return uid, fresh
+
+    @app.get("/health")
+    def health() -> dict:
+        rec = served.rec
+        return {"status": "ok", "artifact": str(served.path), "created_at": rec.art.manifest.get("created_at"),
+                "users": rec.n_users, "items": rec.n_items, "reranker": rec.reranker is not None,
+                "events_in_store": events.count()}
+
+    @app.get("/recommend")
+    def recommend(user: Annotated[str, Query(min_length=1, max_length=256)],
+                  k: Annotated[int, Query(ge=1, le=1000)] = 10, include_seen: bool = False, rerank: bool = True) -> dict:
+        uid, fresh = known(user)
+        with served.lock:
+            out = served.rec.explain_one(uid, k=k, include_seen=include_seen, fresh=fresh, rerank=rerank)
+        return {**out, "user_id": user}
+
+    @app.post("/recommend")
+    def recommend_history(body: History, include_seen: bool = False, rerank: bool = True) -> dict:
+        fresh = check(body.history)
+        with served.lock:
+            out = served.rec.explain_one("\x00anonymous", k=body.k, include_seen=include_seen, fresh=fresh,
+                                         rerank=rerank)
+        return {**out, "user_id": None}
+
+    @app.get("/similar")
+    def similar(item: Annotated[str, Query(min_length=1, max_length=256)],
+                k: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
+        rec = served.rec
+        i = rec.items.to_internal([item], missing="ignore")[0]
+        if i < 0:
+            raise HTTPException(404, f"item {item!r}: not in the catalogue")
+        with served.lock:
+            ids, scores = rec.index.search(rec.item_vectors[i:i + 1], k + 1)
+        pairs = [(int(j), float(s)) for j, s in zip(ids[0], scores[0]) if j >= 0 and j != i][:k]
+        return {"item_id": item, "title": rec.titles[i], "items": [
+            {"item_id": str(rec.items.to_external([j])[0]), "title": rec.titles[j], "score": round(s, 6),
+             "need": rec.needs.names[int(rec.needs.assign[j])]["name"]} for j, s in pairs]}
+
+    @app.get("/needs")
+    def needs(user: Annotated[str, Query(min_length=1, max_length=256)],
+              top: Annotated[int, Query(ge=1, le=50)] = 3) -> dict:
+        uid, fresh = known(user)
+        with served.lock:
+            out = user_needs(served.rec, uid, fresh, top=top)
+        return {**out, "user_id": user}
+
+    @app.post("/events")
+    def post_events(body: Events) -> dict:
+        for n, e in enumerate(body.events):
+            if not e.user_id:
+                raise HTTPException(422, f"events[{n}].user_id: required")
+        check(body.events)
+        ids = events.append([(served.user_ids(e.user_id), e.item_id, e.event, e.timestamp) for e in body.events])
+        return {"stored": len(ids), "ids": ids}
+
+    @app.post("/admin/reload")
+    def reload(artifacts: Annotated[str | None, Body(embed=True)] = None) -> dict:
+        served.swap(Path(artifacts) if artifacts else served.path)
+        return {"artifact": str(served.path), "created_at": served.rec.art.manifest.get("created_at")}
+
+    return app

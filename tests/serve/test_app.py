@@ -1,0 +1,103 @@
+"""Every route with good and bad input, fresh events counting at once, and the artifact swap."""
+
+import shutil
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recsys.serve.app import MAX_BODY, create_app
+
+
+@pytest.fixture
+def client(shop, tmp_path):
+    art, _ = shop
+    with TestClient(create_app(art, tmp_path / "events.sqlite", rerank=False)) as c:
+        yield c
+
+
+def test_health_and_schema(client):
+    h = client.get("/health").json()
+    assert h["status"] == "ok" and h["items"] == 60 and h["events_in_store"] == 0
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/recommend", "/similar", "/needs", "/events", "/health"} <= set(paths)
+
+
+def test_recommend_explains_every_item(client, shop):
+    _, d = shop
+    user = d.users["user_id"][0]
+    out = client.get("/recommend", params={"user": user, "k": 5}).json()
+    assert out["user_id"] == user and len(out["items"]) == 5
+    for item in out["items"]:
+        assert set(item) >= {"item_id", "title", "score", "provenance", "because", "need"}
+        assert item["provenance"] and item["need"]["name"]
+
+
+def test_posted_events_change_the_next_recommendation(client, shop):
+    _, d = shop
+    user = "brand-new-user"
+    assert client.get("/recommend", params={"user": user}).status_code == 404
+    items = d.items["item_id"].to_list()
+    got = client.post("/events", json={"events": [{"user_id": user, "item_id": items[i], "event": "purchase"}
+                                                  for i in (0, 1, 2)]})
+    assert got.status_code == 200 and got.json()["stored"] == 3
+    out = client.get("/recommend", params={"user": user, "k": 5}).json()
+    assert out["history_events"] == 3 and out["fresh_events"] == 3
+    assert not {items[0], items[1], items[2]} & {i["item_id"] for i in out["items"]}  # bought: not offered again
+    anon = client.post("/recommend", json={"history": [{"item_id": items[0]}], "k": 3}).json()
+    assert anon["user_id"] is None and len(anon["items"]) == 3
+
+
+def test_similar_and_needs(client, shop):
+    _, d = shop
+    item = d.items["item_id"][0]
+    sim = client.get("/similar", params={"item": item, "k": 4}).json()
+    assert len(sim["items"]) == 4 and item not in {i["item_id"] for i in sim["items"]}
+    needs = client.get("/needs", params={"user": d.users["user_id"][0]}).json()
+    assert needs["latent"] or needs["expressed"]
+
+
+@pytest.mark.parametrize("method, path, kwargs, status, detail", [
+    ("get", "/recommend", {"params": {"user": "nobody"}}, 404, "user 'nobody': unknown, with no events; POST /events"),
+    ("get", "/recommend", {"params": {"user": "u00001", "k": 0}}, 422, "greater than or equal to 1"),
+    ("get", "/recommend", {"params": {"user": "u00001", "k": 5000}}, 422, "less than or equal to 1000"),
+    ("get", "/similar", {"params": {"item": "nope"}}, 404, "item 'nope': not in the catalogue"),
+    ("get", "/needs", {"params": {"user": "nobody"}}, 404, "user 'nobody': unknown"),
+    ("post", "/events", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
+    ("post", "/events", {"json": {"events": [{"user_id": "u1", "item_id": "i00000", "event": "teleport"}]}}, 422,
+     "events[0].event 'teleport': not one of"),
+    ("post", "/events", {"json": {"events": [{"user_id": "u1", "item_id": "zzz"}]}}, 422,
+     "events[0].item_id 'zzz': not in the catalogue; add new products with `recsys add-items`"),
+    ("post", "/events", {"json": {"events": [{"item_id": "i00000"}]}}, 422, "events[0].user_id: required"),
+    ("post", "/events", {"json": {"events": []}}, 422, "at least 1 item"),
+    ("post", "/events", {"content": b"x" * (MAX_BODY + 1), "headers": {"content-type": "application/json"}}, 413,
+     f"at most {MAX_BODY} bytes"),
+    ("post", "/recommend", {"json": {"history": [{"item_id": "zzz"}]}}, 422, "events[0].item_id 'zzz'"),
+])
+def test_bad_requests_get_a_4xx_with_a_message(client, method, path, kwargs, status, detail):
+    r = getattr(client, method)(path, **kwargs)
+    assert r.status_code == status, r.text
+    assert detail in str(r.json()["detail"])
+
+
+def test_swap_to_a_new_artifact_drops_no_request(client, shop, tmp_path):
+    art, d = shop
+    copy = tmp_path / "copy"
+    shutil.copytree(art, copy)
+    user = d.users["user_id"][1]
+    codes, stop = [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            codes.append(client.get("/recommend", params={"user": user, "k": 3}).status_code)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    r = client.post("/admin/reload", json={"artifacts": str(copy)})
+    stop.set()
+    for t in threads:
+        t.join()
+    assert r.status_code == 200 and r.json()["artifact"] == str(copy)
+    assert client.get("/health").json()["artifact"] == str(copy)
+    assert codes and set(codes) == {200}, set(codes)

@@ -1,0 +1,63 @@
+"""recsys forget, and user ids stored as a keyed hash (--hash-user-ids)."""
+
+import json
+import shutil
+
+import polars as pl
+from click.testing import CliRunner
+
+from recsys.artifacts import Artifact
+from recsys.cli.main import cli
+from recsys.serve.privacy import pseudonymise
+from recsys.serve.store import EventStore
+
+KEY = "a-secret-key-of-some-length"
+
+
+def test_forget_removes_the_user_from_store_and_artifact(shop, tmp_path):
+    art, d = shop
+    copy = tmp_path / "art"
+    shutil.copytree(art, copy)
+    user, other = d.users["user_id"][0], d.users["user_id"][1]
+    store = EventStore(tmp_path / "events.sqlite")
+    store.append([(user, "i00001", "view", None), (user, "i00002", "cart", None), (other, "i00003", "view", None)])
+    idx = Artifact.open(copy).load_table("data/users.parquet")["id"].to_list().index(user)
+    result = CliRunner().invoke(cli, ["forget", "--artifacts", str(copy), "--store", str(tmp_path / "events.sqlite"),
+                                      "--user", user, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["store_events_removed"] == 2 and out["user_index"] == idx and sum(out["rows_removed"].values()) > 0
+    assert EventStore(tmp_path / "events.sqlite").count() == 1  # the other user's event stays
+    a = Artifact.open(copy)  # rewritten atomically, checksums verified
+    assert user not in a.load_table("data/users.parquet")["id"].to_list()
+    for name in ("train", "valid", "test"):
+        assert a.load_table(f"data/{name}.parquet").filter(pl.col("user_id") == user).height == 0
+    factors = a.load_array("als/user_factors.npy")
+    assert not factors[idx].any() and factors[idx + 1].any()
+    again = CliRunner().invoke(cli, ["forget", "--artifacts", str(copy), "--store", str(tmp_path / "events.sqlite"),
+                                     "--user", user])
+    assert again.exit_code == 2 and again.output.startswith(f"Error: --user {user!r}: not in the artifact")
+
+
+def test_hashed_user_ids(tmp_path, monkeypatch):
+    from recsys.synthetic import generate_synthetic
+
+    d = generate_synthetic(n_users=50, n_items=30, n_needs=3, seed=8)
+    d.dataset.events.write_csv(tmp_path / "events.csv")
+    d.dataset.items.write_csv(tmp_path / "items.csv")
+    args = ["build-index", "--events", str(tmp_path / "events.csv"), "--items", str(tmp_path / "items.csv"),
+            "--text-model", "char-ngram", "--epochs", "1", "--pretrain-epochs", "0", "--dim", "8", "--holdout", "temporal",
+            "--out", str(tmp_path / "art"), "--no-reranker", "--quiet", "--hash-user-ids"]
+    monkeypatch.delenv("RECSYS_ID_KEY", raising=False)
+    missing = CliRunner().invoke(cli, args)
+    assert missing.exit_code == 2 and missing.output.startswith("Error: --hash-user-ids: set $RECSYS_ID_KEY to a secret")
+    monkeypatch.setenv("RECSYS_ID_KEY", KEY)
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    stored = Artifact.open(tmp_path / "art").load_table("data/users.parquet")["id"].to_list()
+    raw = d.users["user_id"][0]
+    assert raw not in stored and pseudonymise(raw, KEY.encode()) in stored
+    q = CliRunner().invoke(cli, ["query", "--artifacts", str(tmp_path / "art"), "--user", raw, "--json", "-k", "3"])
+    assert q.exit_code == 0 and json.loads(q.output)["known_user"] is True and json.loads(q.output)["user_id"] == raw
+    monkeypatch.setenv("RECSYS_ID_KEY", "another-key-of-16-chars")
+    wrong = CliRunner().invoke(cli, ["query", "--artifacts", str(tmp_path / "art"), "--user", raw])
+    assert wrong.exit_code == 2 and "not the key this artifact's user ids were hashed with" in wrong.output
