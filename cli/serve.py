@@ -23,17 +23,22 @@ def _store_path(artifacts: Path, store: Path | None) -> Path:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (localhost by default).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--no-rerank", is_flag=True, help="Serve the fused list without the reranker.")
+@click.option("--always-rerank", is_flag=True,
+              help="Serve the reranker even if it did not beat the fused list on validation (for measurements).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
-def serve(artifacts: Path, store: Path | None, host: str, port: int, no_rerank: bool, device: str | None) -> None:
+def serve(artifacts: Path, store: Path | None, host: str, port: int, no_rerank: bool, always_rerank: bool,
+          device: str | None) -> None:
     """The HTTP JSON API: /recommend, /similar, /needs, /events, /health (schema at /openapi.json).
 
     User ids are hashed exactly as the artifact's were (build-index --hash-user-ids, key in $RECSYS_ID_KEY).
     """
+    import torch
     import uvicorn
 
     from recsys.serve.app import create_app
 
-    app = create_app(artifacts, _store_path(artifacts, store), device=device, rerank=not no_rerank)
+    torch.set_num_threads(1)  # one request's small forward pass: threads cost more than they give
+    app = create_app(artifacts, _store_path(artifacts, store), device=device, rerank=False if no_rerank else "always" if always_rerank else True)
     click.echo(f"serving {artifacts} on http://{host}:{port} (events: {_store_path(artifacts, store)})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

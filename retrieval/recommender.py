@@ -308,7 +308,9 @@ class Recommender:
         p, stored, known = self.profile(user_id, fresh)
         c = self.candidates(p, include_seen, stored=stored, allowed=allowed)
         mine = p.events.filter(pl.col("user_idx") == int(p.rows[0]))
-        recent = mine.sort("timestamp", maintain_order=True).tail(self.model.cfg.max_len)
+        recent = mine.sort("timestamp", maintain_order=True).tail(self.model.cfg.max_len).unique(
+            "item_idx", keep="last", maintain_order=True)
+        recent = (recent["item_idx"].to_numpy(), recent["event"].to_list())
         reranked = self._rerank(p, c) if rerank and self.reranker is not None and mine.height else None
         order = reranked["order"][0] if reranked is not None else np.arange(c.items.shape[1])
         items = []
@@ -333,7 +335,7 @@ class Recommender:
 
     def profile(self, user_id: str, fresh: list[tuple[str, str]] = ()) -> tuple[_Profiles, bool, int]:
         """(profile, whether it is the stored one, the user's index or -1) for one user."""
-        known = self.users.to_internal([user_id], missing="ignore")[0]
+        known = self.users.lookup.get(str(user_id), -1)
         if known >= 0 and not fresh:
             return self._stored(np.array([known])), True, known
         return self._adhoc(known, fresh), False, known
@@ -368,15 +370,14 @@ class Recommender:
         conf = confidence_matrix(events, 1, self.n_items, self.weights, self.value_kind)
         return _Profiles(seq, np.array([0]), conf, np.array([max(known, -1)]), np.array([True]), events)
 
-    def _because(self, item: int, recent: pl.DataFrame, n: int = 2) -> list[dict]:
-        """The history items most like ``item`` (cosine of the two-tower item vectors)."""
-        if recent.height == 0:
+    def _because(self, item: int, recent: tuple[np.ndarray, list[str]], n: int = 2) -> list[dict]:
+        """The history items (``recent``: distinct item indices and their events) most like ``item``
+        (cosine of the two-tower item vectors)."""
+        idx, events = recent
+        if idx.size == 0:
             return []
-        hist = recent.unique("item_idx", keep="last")
-        idx = hist["item_idx"].to_numpy()
         sims = self.item_vectors[idx] @ self.item_vectors[item]
         best = np.argsort(-sims, kind="stable")[:n]
-        events = hist["event"].to_list()
         return [{"item_id": str(self.items.to_external([idx[b]])[0]), "title": self.titles[idx[b]],
                  "event": events[b], "reason": f"because you {PAST.get(events[b], events[b])} {self.titles[idx[b]]}",
                  "similarity": round(float(sims[b]), 4)} for b in best]

@@ -14,9 +14,10 @@ Bad requests get a 4xx with a one-line ``detail``, never a 500.
 
 import datetime as dt
 import logging
+import os
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from recsys.errors import RecsysError
 
@@ -25,15 +26,26 @@ MAX_BODY = 256 * 1024  # bytes of a request body
 MAX_EVENTS = 1000  # per POST /events or POST /recommend history
 
 
+class Current(NamedTuple):
+    rec: object  # recsys.retrieval.recommender.Recommender
+    user_ids: object  # recsys.serve.privacy.UserIds
+    since: float  # the artifact's creation time: store events after it are fresh
+    path: Path
+
+
 class Served:
-    """The artifact being served; :meth:`swap` loads a new one fully before switching to it."""
+    """The artifact being served. A request reads :attr:`current` once and uses that snapshot
+    throughout; :meth:`swap` loads a new artifact fully, then replaces the snapshot in one
+    assignment, so in-flight requests finish on the old one and none is dropped. At most
+    ``concurrency`` model calls run at once (default: the CPU count, up to 4)."""
 
-    def __init__(self, artifacts: Path, device: str | None = None, rerank: bool = True):
+    def __init__(self, artifacts: Path, device: str | None = None, rerank: bool | str = True,
+                 concurrency: int | None = None):
         self.device, self.rerank = device, rerank
-        self.lock = threading.Lock()  # one model call at a time (2 cores; the models are not re-entrant)
-        self.rec, self.user_ids, self.since, self.path = self._open(artifacts)
+        self.slots = threading.BoundedSemaphore(concurrency or min(4, os.cpu_count() or 1))
+        self.current = self._open(artifacts)
 
-    def _open(self, artifacts: Path) -> tuple:
+    def _open(self, artifacts: Path) -> Current:
         from recsys.retrieval.recommender import Recommender
         from recsys.serve.privacy import UserIds
 
@@ -42,15 +54,16 @@ class Served:
         since = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp() \
             if created else 0.0
         _ = rec.needs  # fitted or loaded now, not during a request
-        return rec, UserIds(rec.art.manifest), since, Path(artifacts)
+        if rec.als is not None:
+            rec.als._cpu_model()  # built once here: not lazily by two requests at once
+        return Current(rec, UserIds(rec.art.manifest), since, Path(artifacts))
 
     def swap(self, artifacts: Path) -> None:
-        new = self._open(artifacts)  # requests are answered by the old artifact meanwhile
-        with self.lock:
-            self.rec, self.user_ids, self.since, self.path = new
+        self.current = self._open(artifacts)  # until this assignment, requests use the old artifact
 
 
-def create_app(artifacts: str | Path, store: str | Path, device: str | None = None, rerank: bool = True):
+def create_app(artifacts: str | Path, store: str | Path, device: str | None = None, rerank: bool | str = True,
+               concurrency: int | None = None):
     from fastapi import Body, FastAPI, HTTPException, Query, Request
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, Field
@@ -58,7 +71,7 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
     from recsys.retrieval.needs import user_needs
     from recsys.serve.store import EventStore
 
-    served = Served(Path(artifacts), device, rerank)
+    served = Served(Path(artifacts), device, rerank, concurrency)
     events = EventStore(store)
     app = FastAPI(title="recsys", version="1", description=__doc__)
     app.state.served, app.state.store = served, events
@@ -88,61 +101,60 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
     async def recsys_error(request: Request, exc: RecsysError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    def check(evs: list[Event]) -> list[tuple[str, str]]:
-        rec = served.rec
+    def check(rec, evs: list[Event]) -> list[tuple[str, str]]:
         names = rec.weights.names()
         for n, e in enumerate(evs):
             if e.event not in names:
                 raise HTTPException(422, f"events[{n}].event {e.event!r}: not one of {', '.join(names)}")
-            if rec.items.to_internal([e.item_id], missing="ignore")[0] < 0:
+            if e.item_id not in rec.items.lookup:
                 raise HTTPException(422, f"events[{n}].item_id {e.item_id!r}: not in the catalogue; add new "
                                          "products with `recsys add-items`")
         return [(e.item_id, e.event) for e in evs]
 
-    def fresh_for(stored_id: str) -> list[tuple[str, str]]:
-        rec = served.rec
-        rows = events.for_user(stored_id, since=served.since, limit=rec.model.cfg.max_len * 4)
-        return [(i, e) for i, e, _ in rows if rec.items.to_internal([i], missing="ignore")[0] >= 0]
-
-    def known(user: str) -> tuple[str, list[tuple[str, str]]]:
-        uid = served.user_ids(user)
-        fresh = fresh_for(uid)
-        if served.rec.users.to_internal([uid], missing="ignore")[0] < 0 and not fresh:
+    def known(cur: Current, user: str) -> tuple[str, list[tuple[str, str]]]:
+        """The stored id of ``user`` and their store events newer than the artifact (known items only)."""
+        uid = cur.user_ids(user)
+        rows = events.for_user(uid, since=cur.since, limit=cur.rec.model.cfg.max_len * 4)
+        fresh = [(i, e) for i, e, _ in rows if i in cur.rec.items.lookup]
+        if uid not in cur.rec.users.lookup and not fresh:
             raise HTTPException(404, f"user {user!r}: unknown, with no events; POST /events for them first, or "
                                      "POST /recommend with their history")
         return uid, fresh
 
     @app.get("/health")
     def health() -> dict:
-        rec = served.rec
-        return {"status": "ok", "artifact": str(served.path), "created_at": rec.art.manifest.get("created_at"),
+        cur = served.current
+        rec = cur.rec
+        return {"status": "ok", "artifact": str(cur.path), "created_at": rec.art.manifest.get("created_at"),
                 "users": rec.n_users, "items": rec.n_items, "reranker": rec.reranker is not None,
                 "events_in_store": events.count()}
 
     @app.get("/recommend")
     def recommend(user: Annotated[str, Query(min_length=1, max_length=256)],
-                  k: Annotated[int, Query(ge=1, le=1000)] = 10, include_seen: bool = False, rerank: bool = True) -> dict:
-        uid, fresh = known(user)
-        with served.lock:
-            out = served.rec.explain_one(uid, k=k, include_seen=include_seen, fresh=fresh, rerank=rerank)
-        return {**out, "user_id": user}
+                  k: Annotated[int, Query(ge=1, le=1000)] = 10, include_seen: bool = False, rerank: bool = True):
+        cur = served.current
+        uid, fresh = known(cur, user)
+        with served.slots:
+            out = cur.rec.explain_one(uid, k=k, include_seen=include_seen, fresh=fresh, rerank=rerank)
+        return JSONResponse({**out, "user_id": user})  # a Response as is: no re-encoding of the dict
 
     @app.post("/recommend")
-    def recommend_history(body: History, include_seen: bool = False, rerank: bool = True) -> dict:
-        fresh = check(body.history)
-        with served.lock:
-            out = served.rec.explain_one("\x00anonymous", k=body.k, include_seen=include_seen, fresh=fresh,
+    def recommend_history(body: History, include_seen: bool = False, rerank: bool = True):
+        cur = served.current
+        fresh = check(cur.rec, body.history)
+        with served.slots:
+            out = cur.rec.explain_one("\x00anonymous", k=body.k, include_seen=include_seen, fresh=fresh,
                                          rerank=rerank)
-        return {**out, "user_id": None}
+        return JSONResponse({**out, "user_id": None})
 
     @app.get("/similar")
     def similar(item: Annotated[str, Query(min_length=1, max_length=256)],
                 k: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
-        rec = served.rec
-        i = rec.items.to_internal([item], missing="ignore")[0]
+        rec = served.current.rec
+        i = rec.items.lookup.get(item, -1)
         if i < 0:
             raise HTTPException(404, f"item {item!r}: not in the catalogue")
-        with served.lock:
+        with served.slots:
             ids, scores = rec.index.search(rec.item_vectors[i:i + 1], k + 1)
         pairs = [(int(j), float(s)) for j, s in zip(ids[0], scores[0]) if j >= 0 and j != i][:k]
         return {"item_id": item, "title": rec.titles[i], "items": [
@@ -151,24 +163,27 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
 
     @app.get("/needs")
     def needs(user: Annotated[str, Query(min_length=1, max_length=256)],
-              top: Annotated[int, Query(ge=1, le=50)] = 3) -> dict:
-        uid, fresh = known(user)
-        with served.lock:
-            out = user_needs(served.rec, uid, fresh, top=top)
-        return {**out, "user_id": user}
+              top: Annotated[int, Query(ge=1, le=50)] = 3):
+        cur = served.current
+        uid, fresh = known(cur, user)
+        with served.slots:
+            out = user_needs(cur.rec, uid, fresh, top=top)
+        return JSONResponse({**out, "user_id": user})
 
     @app.post("/events")
     def post_events(body: Events) -> dict:
         for n, e in enumerate(body.events):
             if not e.user_id:
                 raise HTTPException(422, f"events[{n}].user_id: required")
-        check(body.events)
-        ids = events.append([(served.user_ids(e.user_id), e.item_id, e.event, e.timestamp) for e in body.events])
+        cur = served.current
+        check(cur.rec, body.events)
+        ids = events.append([(cur.user_ids(e.user_id), e.item_id, e.event, e.timestamp) for e in body.events])
         return {"stored": len(ids), "ids": ids}
 
     @app.post("/admin/reload")
     def reload(artifacts: Annotated[str | None, Body(embed=True)] = None) -> dict:
-        served.swap(Path(artifacts) if artifacts else served.path)
-        return {"artifact": str(served.path), "created_at": served.rec.art.manifest.get("created_at")}
+        served.swap(Path(artifacts) if artifacts else served.current.path)
+        cur = served.current
+        return {"artifact": str(cur.path), "created_at": cur.rec.art.manifest.get("created_at")}
 
     return app
