@@ -97,8 +97,12 @@ def query(artifacts: Path, user: str, k: int, history: str | None, context: str 
     for rank, item in enumerate(out["items"], start=1):
         sources = "+".join(f"{s}#{p['rank']}" for s, p in item["provenance"].items())
         click.echo(f"{rank:>3}. {item['item_id']:<12} {item['score']:.4f}  {item['title'][:60]:<60}  [{sources}]")
-        if item["because"]:
-            click.echo(f"     {item['because'][0]['reason'][:90]}")
+        why = [item["because"][0]["reason"][:80]] if item["because"] else []
+        if "reranker" in item["provenance"]:
+            r = item["provenance"]["reranker"]
+            why.append(f"P(click) {r['p_click']:.2f}, P(purchase) {r['p_purchase']:.2f}")
+        why.append(f"need: {item['need']['name']}")
+        click.echo(f"     {'; '.join(why)}")
 
 
 def _read_users(path: str) -> list[str]:
