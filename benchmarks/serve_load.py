@@ -44,7 +44,7 @@ def _wait(port: int, proc: subprocess.Popen) -> None:
                 return
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit("server exited: " + proc.stderr.read().decode()[-2000:])
+                raise SystemExit("server exited: " + proc.stderr.read().decode()[-2000:]) from None
             time.sleep(0.2)
     raise SystemExit("server did not start")
 

@@ -43,9 +43,9 @@ def _register() -> None:
     from recsys.cli.evaluate import evaluate
     from recsys.cli.items import add_items
     from recsys.cli.needs import needs
-    from recsys.cli.serve import forget, serve
     from recsys.cli.query import query, recommend
     from recsys.cli.rerank import train_reranker
+    from recsys.cli.serve import forget, serve
 
     cli.add_command(data)
     cli.add_command(build_index)

@@ -27,8 +27,8 @@ from recsys.prepare import Prepared, load_prepared_tables, prepare, save_prepare
 from recsys.schema import Dataset
 from recsys.splits import leave_one_out
 
-from .als import ALSCandidates, ALSConfig, confidence_matrix
 from . import distributed
+from .als import ALSCandidates, ALSConfig, confidence_matrix
 from .charngram import NAME as CHAR_NGRAM
 from .charngram import CharNgramEncoder
 from .finetune import FinetunedText

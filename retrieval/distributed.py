@@ -91,9 +91,9 @@ def wrap(module, device: str):
     _, size = rank_and_size()
     if size == 1:
         return module
-    from torch.nn.parallel import DistributedDataParallel
-
     import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
 
     ids = [int(device.split(":")[1])] if device.startswith("cuda:") else None
     # the cached text vectors are a buffer every rank computed identically: no need to sync them per step

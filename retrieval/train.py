@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 
 from . import distributed

@@ -127,7 +127,7 @@ def test_retune_chooses_the_weights_build_chose(built):
 
 
 def test_needs_are_stored_named_and_explained(built, data):
-    from recsys.retrieval.needs import latent_need_hits, user_needs
+    from recsys.retrieval.needs import user_needs
 
     out, s = built
     r = Recommender.load(out)
