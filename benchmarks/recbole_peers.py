@@ -14,7 +14,9 @@ Three steps, so that RecBole's old pins never meet recsys's environment:
 
 RecBole quirks met here: it needs numpy < 2 (``np.float_``/``np.bool8``), pandas < 2.2 and
 scipy < 1.13; its ``full_sort_topk`` expects internal ids, so ids are mapped through
-``dataset.field2id_token``; ``torch.load`` of its own checkpoints needs ``weights_only=False``
+``dataset.field2id_token``, and for sequential models it does not mask the user's history (a
+first run that cut its lists at 100 with seen items inside scored SASRec at NDCG@10 0.0585), so
+long lists are exported and seen items dropped here, as for every other peer; ``torch.load`` of its own checkpoints needs ``weights_only=False``
 (patched in its environment only, by loading the model in memory instead of from the file).
 """
 
@@ -72,7 +74,7 @@ cfg = {"data_path": f"{work}/data", "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD":
        "load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "eval_args": {"split": {"LS": "valid_and_test"},
        "order": "TO", "mode": "full", "group_by": "user"}, "metrics": ["Recall", "NDCG"], "topk": [10],
        "valid_metric": "NDCG@10", "seed": 0, "reproducibility": True, "device": "cpu", "show_progress": False,
-       "checkpoint_dir": f"{work}/saved", "stopping_step": 100, **overrides}
+       "checkpoint_dir": f"{work}/saved", "stopping_step": 100, "eval_step": overrides.get("epochs", 1), **overrides}
 config = Config(model=model_name, dataset=name, config_dict=cfg)
 init_seed(config["seed"], config["reproducibility"])
 dataset = create_dataset(config)
@@ -85,8 +87,11 @@ fit_s = time.time() - t0
 users = list(test.dataset.field2id_token["user_id"][1:])
 uid = dataset.token2id("user_id", users)
 top = []
+# for sequential models RecBole's full_sort_topk does not mask the user's history: keep a long list,
+# the scorer drops seen items (as recsys does for its own lists) before cutting at 100
+k = min(dataset.item_num - 1, 2000)
 for s in range(0, len(uid), 256):
-    _, idx = full_sort_topk(np.asarray(uid[s:s + 256]), model, test, k=100, device=config["device"])
+    _, idx = full_sort_topk(np.asarray(uid[s:s + 256]), model, test, k=k, device=config["device"])
     top += [list(dataset.id2token("item_id", row.cpu().numpy())) for row in idx]
 json.dump({"users": users, "topk": top, "fit_seconds": fit_s, "config": {k: str(v) for k, v in overrides.items()}},
           open(f"{work}/topk_{model_name}.json", "w"))
@@ -117,9 +122,12 @@ def score(args, work: Path, models: list[str]) -> dict:
         got = json.loads((work / f"topk_{model}.json").read_text())
         lists = dict(zip(got["users"], got["topk"]))
         ranked = np.full((task.users.size, 100), -1, dtype=np.int64)
-        for r, u in enumerate(prep.users.to_external(task.users)):
-            idx = prep.items.to_internal(lists.get(str(u), []), missing="ignore")
-            ranked[r, :idx.size] = idx[:100]
+        seen = task.history.group_by("user_idx").agg("item_idx")
+        seen = dict(zip(seen["user_idx"].to_list(), seen["item_idx"].to_list()))
+        for r, (u, ext) in enumerate(zip(task.users, prep.users.to_external(task.users))):
+            idx = prep.items.to_internal(lists.get(str(ext), []), missing="ignore")
+            idx = idx[(idx >= 0) & ~np.isin(idx, seen.get(int(u), []))][:100]  # seen items excluded, as for every peer
+            ranked[r, :idx.size] = idx
         m, _ = score_rankings(task, ranked, ks=(10, 20, 100))
         out[model] = {"ndcg@10": round(m["ndcg@10"], 4), "recall@10": round(m["recall@10"], 4),
                       "recall@100": round(m["recall@100"], 4), "fit_seconds": round(got["fit_seconds"], 1),

@@ -42,12 +42,14 @@ from recsys.splits import HOLDOUTS
 @click.option("--warm-start", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Continue training from this earlier artifact (daily refresh): old ids keep their indices, "
                    "old weights are the starting point.")
+@click.option("--needs", "n_needs", type=click.IntRange(2, 10_000), default=None,
+              help="How many latent needs to group the catalogue into (default: round(sqrt(items / 2)) in [4, 200]).")
 @click.option("--hash-user-ids", is_flag=True,
               help="Store user ids pseudonymised: HMAC-SHA256 keyed by $RECSYS_ID_KEY (never stored).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, batch_size, max_len, dim, index_kind,
                 als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, reranker_model, reranker_epochs,
-                warm_start, hash_user_ids, as_json, **kwargs) -> None:
+                warm_start, n_needs, hash_user_ids, as_json, **kwargs) -> None:
     """Ingest, clean, split, train the two-tower model and ALS, and write the FAISS index.
 
     With no data argument it builds on the embedded default dataset (MovieLens-100k).
@@ -81,7 +83,8 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
         reranker=None if no_reranker else RerankOptions(
             model=reranker_model, train=RerankTrainConfig(**({"epochs": reranker_epochs} if reranker_epochs else {}),
                                                           seed=seed)),
-        device=device, seed=seed, show_progress=not quiet, warm_start=warm_start), used)
+        device=device, seed=seed, show_progress=not quiet, warm_start=warm_start,
+        n_needs=n_needs), used)
     if summary.get("rank"):  # a torchrun worker other than rank 0: rank 0 writes and reports
         return
     if as_json:
@@ -108,7 +111,7 @@ def _screen(s: dict) -> str:
         f"{s['valid_recall@10']:.4f}; pre-training loss {s['pretrain_loss'] or 'off'}",
         f"  index     {s['index']}, {s['index_bytes_per_item']:.0f} bytes/item, recall@10 vs exact "
         f"{s['index_recall@10_vs_exact']}",
-        f"  ALS       {'yes' if s.get('als') else 'off'}",
+        f"  ALS       {'yes' if s.get('als') else 'off'}; {s.get('needs')} latent needs",
         "  reranker  " + (f"validation NDCG@10 {s['reranker']['best_valid_ndcg@10']} (fused order "
                            f"{s['reranker']['fused_valid_ndcg@10']}), {s['reranker']['train_lists']} training lists"
                            if s.get("reranker") else "off"),

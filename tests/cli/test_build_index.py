@@ -188,13 +188,14 @@ def test_evaluate_prints_the_funnel(art):
 def test_warm_start_and_add_items_cli(files, tiny_bert, tmp_path):
     base = ["--events", str(files / "events.csv"), "--items", str(files / "items.csv"), "--text-fields",
             "title,category,brand", "--holdout", "temporal", "--epochs", "1", "--pretrain-epochs", "0", "--dim", "16",
-            "--max-len", "10", "--quiet", "--no-reranker", "--no-als", "--json"]
+            "--max-len", "10", "--quiet", "--no-reranker", "--no-als", "--json", "--needs", "5"]
     first = CliRunner().invoke(cli, ["build-index", *base, "--text-model", str(tiny_bert), "--out", str(tmp_path / "a")])
     assert first.exit_code == 0, first.output
     warm = CliRunner().invoke(cli, ["build-index", *base, "--warm-start", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
     assert warm.exit_code == 0, warm.output
     s = json.loads(warm.output)
     assert s["warm_start"]["items"] == 48 and s["texts_encoded"] == 0  # the old text model and its vectors
+    assert s["needs"] == 5
     (tmp_path / "new.csv").write_text("item_id,title,category,brand\nn1,Kalo espresso beans,coffee,Kalo\n", encoding="utf-8")
     added = CliRunner().invoke(cli, ["add-items", "--artifacts", str(tmp_path / "b"), "--items", str(tmp_path / "new.csv")])
     assert added.exit_code == 0, added.output
