@@ -87,7 +87,12 @@ def main(argv=None) -> dict:
     p.add_argument("--reranker", action="store_true", help="Build with the reranker (when building).")
     p.add_argument("--retune", action="store_true", help="Choose the fusion weights of the artifact again first.")
     p.add_argument("--rerank-latency-users", type=int, default=100, help="Users timed with reranking.")
+    p.add_argument("--plot-only", action="store_true", help="Redraw results/candidates_<dataset>.png from its JSON.")
     args = p.parse_args(argv)
+    if args.plot_only:
+        result = json.loads((RESULTS / f"candidates_{args.dataset}.json").read_text())
+        plot(result, RESULTS / f"candidates_{args.dataset}.png")
+        return result
     t_build = time.perf_counter()
     path = artifact_for(args)
     if args.retune:
@@ -120,8 +125,36 @@ def main(argv=None) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"candidates_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     (RESULTS / f"candidates_{name}.md").write_text(result["markdown"])
+    plot(result, RESULTS / f"candidates_{name}.png")
     print(result["markdown"])
     return result
+
+
+def plot(r: dict, path: Path) -> None:
+    """The funnel as two bar charts: candidate Recall@100 of each list, then NDCG@10 of the final
+    lists next to the peers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = r["metrics"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    lists = [k for k in (*r["sources"], "merged") if k in m]
+    a.bar(lists, [m[k]["recall@100"] for k in lists], color=["#8da0cb"] * len(r["sources"]) + ["#fc8d62"])
+    a.set_title("candidates: Recall@100")
+    finals = [k for k in ("merged", "reranked", "two_tower", "personal_frequency", "popularity") if k in m]
+    b.bar(finals, [m[k]["ndcg@10"] for k in finals], color="#66c2a5")
+    b.set_title("final lists and peers: NDCG@10")
+    for ax in (a, b):
+        ax.tick_params(axis="x", rotation=30)
+        for bar in ax.patches:
+            ax.annotate(f"{bar.get_height():.3f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+    fig.suptitle(f"{r['dataset']} ({r['protocol']}, {r['users']} users), {r['date']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def table(r: dict, funnel_md: str) -> str:
