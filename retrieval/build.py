@@ -226,7 +226,7 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
             "users": len(prepared.users), "items": len(prepared.items), "id_only_items": prepared.id_only_items,
             "holdout": opts.holdout, "device": device, "processes": size, "weights_sha256": weights_sha, "epochs": len(fit["history"]), "best_epoch": fit["best_epoch"],
             "valid_recall@10": round(fit["best_valid"], 4), "pretrain_loss": fit["pretrain"],
-            "full_softmax": fit["full_softmax"], "index": index.kind_built,
+            "full_softmax": fit["full_softmax"], "mask_seen": fit["mask_seen"], "index": index.kind_built,
             "index_bytes_per_item": round(index.bytes_per_item(), 1), "needs": needs.k, "index_recall@10_vs_exact": approx,
             "als": als is not None, "fusion": fusion, "reranker": rerank_fit, "text_model": encoder.name,
             "texts_encoded": n_new, "unk_rate": round(unk, 4), "warm_start": config["warm_start"],
@@ -273,6 +273,7 @@ def _fit(model: TwoTower, prepared: Prepared, opts: BuildOptions, stages: Stages
             pretrain(model, full_seq, opts.train, stages.say)
         train(model, full_seq, again, None, stages.say)
     fit["pretrain"] = [round(x, 4) for x in pre]
+    fit["mask_seen"] = opts.train.mask_seen
     return fit
 
 

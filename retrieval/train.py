@@ -47,6 +47,10 @@ class TrainConfig:
     temperature: float = 0.1
     n_negatives: int = 2048
     full_softmax_below: int = 20_000
+    # with the full softmax, leave items already in the user's window out of each position's
+    # softmax (the target stays): where seen items are never recommended (leave-one-out, temporal)
+    # the model then spends nothing on telling them apart; None: on unless the split keeps repeats
+    mask_seen: bool | None = None
     patience: int = 6
     window_stride: int | None = None
     eval_k: int = 10
@@ -133,6 +137,8 @@ class NextItemStep(nn.Module):
         h = model.encode_history(inp, all_positions=True)[mask]
         if self.full:
             logits = (h @ model.items.all_items().T / cfg.temperature).masked_fill(~self.trained, float("-inf"))
+            if cfg.mask_seen:
+                logits = logits.masked_fill(_seen_before(inp, mask, pos, logits.shape[1]), float("-inf"))
             ce = F.cross_entropy(logits.float(), pos, reduction="none")
             return (ce * weight).sum() / weight.sum()
         neg = self.trained_ids[torch.randint(0, self.trained_ids.numel(), (cfg.n_negatives,), device=h.device)]
@@ -140,6 +146,16 @@ class NextItemStep(nn.Module):
         cand = F.normalize(model.items(ids), dim=-1)
         return sampled_softmax_loss(h, cand, ids, candidate_log_q(pos, neg, self.freq, self.trained_ids.numel()),
                                     weight, cfg.temperature)
+
+
+def _seen_before(inp: dict[str, torch.Tensor], mask: torch.Tensor, pos: torch.Tensor, n_items: int) -> torch.Tensor:
+    """(rows of ``mask``, n_items): the items of the window up to each position, its target excepted."""
+    b, length = inp["items"].shape
+    seen = torch.zeros(b, length, n_items, dtype=torch.bool, device=pos.device)
+    seen.scatter_(2, inp["items"].unsqueeze(-1), inp["valid"].unsqueeze(-1))
+    seen = seen.to(torch.uint8).cummax(dim=1).values.bool()[mask]
+    seen[torch.arange(pos.numel(), device=pos.device), pos] = False
+    return seen
 
 
 def _local_batches(n: int, cfg: TrainConfig, device, smallest: int = 1) -> tuple[int, int]:
