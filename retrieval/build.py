@@ -258,6 +258,8 @@ def _fit(model: TwoTower, prepared: Prepared, opts: BuildOptions, stages: Stages
         ranked = rank(task, model_scorer(m, task.history, n_users, weights), opts.train.eval_k)
         return score_rankings(task, ranked, ks=(opts.train.eval_k,))[0][f"recall@{opts.train.eval_k}"]
 
+    if opts.train.mask_seen is None:  # decided by the split: mask seen items where they are never served
+        opts = replace(opts, train=replace(opts.train, mask_seen=task.exclude_seen))
     initial = copy.deepcopy(model.state_dict())
     # a warm start continues from trained towers: no contrastive pre-training
     pre = pretrain(model, seq, opts.train, stages.say) if opts.train.pretrain_epochs and not opts.warm_start else []

@@ -54,3 +54,20 @@ def test_candidate_log_q():
 def test_too_few_candidates():
     with pytest.raises(ValueError, match="candidates: 1 rows, need at least the 2 positives first"):
         sampled_softmax_loss(U, V[:1], torch.tensor([0]), torch.zeros(1))
+
+
+def test_seen_items_are_masked_per_position_except_the_target():
+    import torch
+
+    from recsys.retrieval.train import _seen_before
+
+    # one window, left-padded: [pad, 3, 1, 3] predicting [1, 3, 2] at positions 1..3
+    inp = {"items": torch.tensor([[0, 3, 1, 3]]), "valid": torch.tensor([[False, True, True, True]])}
+    mask = torch.tensor([[False, True, True, True]])
+    pos = torch.tensor([1, 3, 2])
+    seen = _seen_before(inp, mask, pos, 5)
+    assert seen.tolist() == [
+        [False, False, False, True, False],  # after item 3: 3 is seen; the target 1 is not
+        [False, True, False, False, False],  # after 3, 1: the target 3 is a repeat and stays
+        [False, True, False, True, False],   # after 3, 1, 3: both seen; the target 2 is new
+    ]
