@@ -136,6 +136,18 @@ class Needs:
         return {"expressed": expressed, "latent": latent}
 
 
+def _temperature(rec) -> float:
+    """The softmax temperature the artifact's model was trained with."""
+    return float(rec.art.manifest.get("config", {}).get("train", {}).get("temperature", 0.1))
+
+
+def _recent(seq, row: int, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """The items and event weights of ``row``'s last ``max_len`` events (what the user tower reads)."""
+    lo, hi = int(seq.offsets[row]), int(seq.offsets[row + 1])
+    lo = max(lo, hi - max_len)
+    return seq.items[lo:hi], seq.weights[lo:hi]
+
+
 def user_needs(rec, user_id: str, fresh: list[tuple[str, str]] = (), top: int = 3, latent_share: float = 0.05) -> dict:
     """The needs ``rec`` (a :class:`~recsys.retrieval.recommender.Recommender`) predicts for a user
     next: the ``top`` expressed and the ``top`` latent ones, each with its probability, its share of
@@ -143,15 +155,11 @@ def user_needs(rec, user_id: str, fresh: list[tuple[str, str]] = (), top: int = 
     from recsys.errors import DataError
 
     p, _, known = rec.profile(user_id, fresh)
-    row = int(p.rows[0])
-    lo, hi = int(p.seq.offsets[row]), int(p.seq.offsets[row + 1])
-    lo = max(lo, hi - rec.model.cfg.max_len)
-    items, weights = p.seq.items[lo:hi], p.seq.weights[lo:hi]
+    items, weights = _recent(p.seq, int(p.rows[0]), rec.model.cfg.max_len)
     if items.size == 0:
         raise DataError(f"user {user_id!r}: no events to read needs from; give some with --history ITEM[:EVENT],...")
     needs = rec.needs
-    temperature = float(rec.art.manifest.get("config", {}).get("train", {}).get("temperature", 0.1))
-    prob = needs.predict(rec.model.user_vectors(p.seq, p.rows), rec.item_vectors, temperature)[0]
+    prob = needs.predict(rec.model.user_vectors(p.seq, p.rows), rec.item_vectors, _temperature(rec))[0]
     share = needs.expressed(items, weights)
     parts = needs.split(prob, share, top, latent_share)
     uniq = np.unique(items)
@@ -178,18 +186,17 @@ def latent_need_hits(rec, users: np.ndarray, targets: list[np.ndarray], top: int
     frequent needs of the stored events, under the same latent rule). ``users``: internal
     indices, whose stored history is what the needs are read from."""
     needs = rec.needs
-    temperature = float(rec.art.manifest.get("config", {}).get("train", {}).get("temperature", 0.1))
+    temperature = _temperature(rec)
     popular = np.bincount(needs.assign[rec.seq.items], minlength=needs.k).argsort(kind="stable")[::-1]
     model_hits, base_hits, n = 0, 0, 0
     for s in range(0, len(users), 256):
         part = users[s:s + 256]
         prob = needs.predict(rec.model.user_vectors(rec.seq, part), rec.item_vectors, temperature)
         for row, u in enumerate(part):
-            lo, hi = int(rec.seq.offsets[u]), int(rec.seq.offsets[u + 1])
-            lo = max(lo, hi - rec.model.cfg.max_len)
-            if hi == lo:
+            items, weights = _recent(rec.seq, int(u), rec.model.cfg.max_len)
+            if items.size == 0:
                 continue
-            share = needs.expressed(rec.seq.items[lo:hi], rec.seq.weights[lo:hi])
+            share = needs.expressed(items, weights)
             want = set(needs.assign[targets[s + row]].tolist())
             latent = needs.split(prob[row], share, top, latent_share)["latent"]
             base = [int(c) for c in popular if share[c] <= latent_share][:top]
