@@ -149,11 +149,13 @@ def main(argv=None) -> None:
     export(args, work)
     for m in models:
         train(work, m, args.epochs)
-    result = {"dataset": args.dataset, "protocol": "loo", "models": score(args, work, models),
+    name = json.loads((work / "dataset.json").read_text())["name"]
+    path = RESULTS / f"recbole_{name}.json"
+    earlier = json.loads(path.read_text())["models"] if path.exists() else {}  # models not rerun keep their rows
+    result = {"dataset": args.dataset, "protocol": "loo", "models": {**earlier, **score(args, work, models)},
               "recbole": "1.2.1", "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = json.loads((work / "dataset.json").read_text())["name"]
-    (RESULTS / f"recbole_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    path.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
                                                    for m in ("ndcg@10", "recall@10", "recall@100")}}
     return {"artifact": str(args.artifacts), "created_at": art.manifest.get("created_at"),
             "config": art.manifest.get("config"), "funnel_s": round(time.perf_counter() - t0, 1),
-            "intervals": f.intervals}
+            "intervals": f.intervals, "heads": f.heads}
 
 
 def _cpus() -> int:
@@ -168,6 +168,16 @@ def markdown(result: dict) -> str:
     lines += ["", f"Full-catalogue ranking; {'seen items included (repeats count)' if result['protocol'] == 'last_basket' else 'items already seen excluded'}. "
               "Each peer tuned on the validation stage (grid in benchmarks/run.py); `engine/` rows: the built "
               "artifact's lists (fit s: its training stages).", ""]
+    engine = result.get("engine") or {}
+    if engine.get("intervals"):
+        lines += ["| engine difference (paired bootstrap, 95%) | mean | interval |", "|---|---|---|"]
+        lines += [f"| {k} | {v['diff']:+.4f} | [{v['low']:+.4f}, {v['high']:+.4f}] |" for k, v in engine["intervals"].items()]
+        lines.append("")
+    if engine.get("heads"):
+        h = engine["heads"]
+        lines += [f"Reranker heads over the {h['candidates']} reranked candidates ({h['touched']} touched, {h['bought']} "
+                  f"bought in the test period): AUC P(click) {h['auc_click']}, AUC P(purchase) {h['auc_purchase']}, "
+                  f"AUC P(purchase) among the touched {h['auc_purchase_among_touched']}.", ""]
     return "\n".join(lines)
 
 

@@ -99,6 +99,34 @@ def novelty_at_k(rankings: Iterable[Sequence[int]], item_popularity: np.ndarray,
 METRICS = {"recall": recall_at_k, "ndcg": ndcg_at_k, "hit": hit_rate_at_k, "mrr": mrr_at_k}
 
 
+def auc(scores: Sequence[float], labels: Sequence[float]) -> float:
+    """Area under the ROC curve: P(score of a random positive > score of a random negative), ties
+    counting one half (the Mann-Whitney U statistic over n₊·n₋). NaN without both classes.
+
+    >>> auc([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0])   # pairs (0.9>0.8, 0.9>0.1, 0.3<0.8, 0.3>0.1): 3/4
+    0.75
+    >>> auc([0.5, 0.5, 0.2], [1, 0, 0])           # (tie: 1/2, 0.5>0.2: 1) / 2
+    0.75
+    >>> auc([0.5, 0.2], [1, 1])
+    nan
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(s.size, dtype=np.float64)
+    sorted_s = s[order]
+    # average ranks over ties (1-based)
+    first = np.concatenate([[True], sorted_s[1:] != sorted_s[:-1]])
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    ends = np.concatenate([starts[1:], [s.size]])
+    ranks[order] = ((starts + ends + 1) / 2.0)[group]
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def per_user(rankings: Sequence[Sequence[int]], targets: Sequence[Iterable[int]], ks: Iterable[int]) -> dict[str, np.ndarray]:
     """Every metric at every k, one value per user: ``{"ndcg@10": array, ...}``."""
     out: dict[str, np.ndarray] = {}

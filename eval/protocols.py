@@ -40,6 +40,7 @@ class EvalTask:
     exclude_seen: bool
     n_users: int
     n_items: int
+    held: pl.DataFrame | None = None  # the held-out events behind ``targets`` (with indices and event types)
 
     def seen_matrix(self) -> sp.csr_matrix:
         """Users × items, 1 where the user has the item in its history."""
@@ -89,6 +90,7 @@ def make_task(protocol: str, split: Split, users: IDMap, items: IDMap, stage: st
         exclude_seen=protocol != "last_basket",
         n_users=len(users),
         n_items=len(items),
+        held=held,
     )
 
 

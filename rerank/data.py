@@ -1,15 +1,17 @@
 """Reranker training lists: at sampled (user, decision time) points, the retrieval stage's
 candidates for the history before that time, labelled by what the user did next.
 
-For a user and a decision time ``t`` (the time of one of the user's events, never the first two):
+A decision point is one of the user's events (never among their first two), at time ``t``, with
+``n_before`` of the user's events before it in time order (ties in the order the splits use, so
+events sharing a second — common in rating data — fall on the side the splits put them):
 
-- the history is the user's events strictly before ``t``: it gives the context text, the
-  candidates (every source, fused, as at serving time) and the "seen" feature;
-- the labels come from the user's events in ``[t, t + horizon]``: a candidate is a *click* if the
-  user touched it then, a *purchase* if the event was a purchase (or a rating of 4 or more,
-  or any event weighing at least a purchase).
+- the history is those ``n_before`` events: it gives the context text, the candidates (every
+  source, fused, as at serving time) and the "seen" feature;
+- the labels come from the user's events from the decision point on, up to ``t + horizon``: a
+  candidate is a *click* if the user touched it then, a *purchase* if the event was a purchase
+  (or a rating of 4 or more, or any event weighing at least a purchase).
 
-Nothing after ``t`` enters the history side. The models that propose the candidates were trained
+Nothing from the decision point on enters the history side. The models that propose the candidates were trained
 on the whole training period, as at serving time.
 """
 
@@ -21,7 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from .features import candidate_features, context_text
+from recsys.retrieval.personal import popularity_as_of
+
+from .features import FEATURES, candidate_features, context_text
+
+POPULARITY = FEATURES.index("log_popularity")
 
 
 @dataclass
@@ -56,40 +62,57 @@ def strong_events(events: pl.DataFrame, weights, value_kind: str | None) -> pl.E
 
 
 def sample_cuts(events: pl.DataFrame, per_user: int, seed: int, min_before: int = 2) -> pl.DataFrame:
-    """Up to ``per_user`` decision times per user among the times of their events, skipping each
-    user's first ``min_before`` distinct times (``user_idx``, ``cut``)."""
-    times = events.select("user_idx", "timestamp").unique().sort("user_idx", "timestamp")
-    times = times.with_columns(pl.col("timestamp").rank("ordinal").over("user_idx").alias("_n"))
-    eligible = times.filter(pl.col("_n") > min_before)
+    """Up to ``per_user`` decision points per user, each one of the user's events after their first
+    ``min_before``: (``user_idx``, ``n_before``: how many of the user's events precede it in time
+    order, ``cut``: its time). ``events`` must be sorted by user and time (a Recommender's history)."""
+    ev = events.select("user_idx", "timestamp").with_columns(pl.int_range(pl.len()).over("user_idx").alias("n_before"))
+    eligible = ev.filter(pl.col("n_before") >= min_before)
     rng = np.random.default_rng(seed)
     eligible = eligible.with_columns(pl.Series("_r", rng.random(eligible.height)))
     picked = eligible.sort("user_idx", "_r").group_by("user_idx", maintain_order=True).head(per_user)
-    return picked.select("user_idx", pl.col("timestamp").alias("cut")).sort("user_idx", "cut")
+    return picked.select("user_idx", "n_before", pl.col("timestamp").alias("cut")).sort("user_idx", "n_before")
+
+
+def validation_cuts(rec, valid_events: pl.DataFrame) -> pl.DataFrame:
+    """One decision point per user with validation events, just before the first of them: the
+    history is every earlier event (as the validation stage sees it), the labels the validation
+    events in the horizon. ``rec``'s history must hold the validation events."""
+    per_valid = valid_events.group_by("user_id").agg(pl.len().alias("_v"), pl.col("timestamp").min().alias("cut"))
+    per_user = rec.history.group_by("user_idx", "user_id").agg(pl.len().alias("_n"))
+    # the validation events are each user's last ones in the history (the split's time order)
+    return (per_user.join(per_valid, on="user_id").select("user_idx", (pl.col("_n") - pl.col("_v")).alias("n_before"), "cut")
+            .sort("user_idx"))
 
 
 def build_lists(rec, cuts: pl.DataFrame, include_seen: bool, horizon: dt.timedelta = dt.timedelta(hours=1),
                 batch_size: int = 512, context_items: int = 8) -> RerankLists:
-    """Candidates, features, labels and contexts for every (user_idx, cut) row of ``cuts``.
+    """Candidates, features, labels and contexts for every row of ``cuts`` (``user_idx``,
+    ``n_before``, ``cut``; see :func:`sample_cuts`).
 
     ``rec`` is a :class:`~recsys.retrieval.recommender.Recommender` whose history holds the
-    events both sides of the cuts (the labels are read from it too).
+    events both sides of the cuts (the labels are read from it too): row r's history is the user's
+    first ``n_before`` events, its labels the events from there on up to ``cut + horizon``.
     """
     h = rec.history
     strong = strong_events(h, rec.weights, rec.value_kind)
-    future = (h.join(cuts.with_row_index("_row"), on="user_idx", how="inner")
-              .filter((pl.col("timestamp") >= pl.col("cut")) & (pl.col("timestamp") <= pl.col("cut") + horizon))
-              .group_by("_row", "item_idx").agg(strong.any().alias("strong")))
+    future = (rec.positions().with_columns(strong.alias("_strong")).join(cuts.with_row_index("_row"), on="user_idx")
+              .filter((pl.col("_pos") >= pl.col("n_before")) & (pl.col("timestamp") <= pl.col("cut") + horizon))
+              .group_by("_row", "item_idx").agg(pl.col("_strong").any().alias("strong")))
     users = cuts["user_idx"].to_numpy().astype(np.int64)
     times = cuts["cut"].to_list()
+    lengths = cuts["n_before"].to_numpy().astype(np.int64)
     n = rec.fusion.n_candidates
     items = np.full((len(users), n), -1, dtype=np.int64)
     feats = None
     contexts: list[str] = []
     for s in range(0, len(users), batch_size):
-        p = rec.profiles_at(users[s:s + batch_size], np.array(times[s:s + batch_size], dtype=object))
-        c = rec.fuse(rec.source_lists(p, include_seen))
+        p = rec.profiles_prefix(users[s:s + batch_size], lengths[s:s + batch_size])
+        c = rec.fuse(rec.source_lists(p, include_seen, stored=False))  # prefixes, not stored users
         seen = rec._seen(p)
         f = candidate_features(c, rec.popular, seen)
+        # popularity as it stood at each cut: the stored one counts the labels themselves
+        f[:, :, POPULARITY] = np.log1p(popularity_as_of(h, rec.weights, c.items, np.array(times[s:s + batch_size], dtype=object)))
+        f[c.items < 0] = 0.0
         feats = np.zeros((len(users), n, f.shape[2]), dtype=np.float32) if feats is None else feats
         items[s:s + batch_size], feats[s:s + batch_size] = c.items, f
         ev = p.events.sort("user_idx", "timestamp", maintain_order=True)

@@ -4,6 +4,8 @@ feeding two heads, P(click) and P(purchase).
 The pair is read as one sequence [context | candidate] in which context tokens do not attend to
 candidate tokens (:mod:`.split_attention`): each context is encoded once per batch and its keys
 and values reused by every candidate; the candidate tokens' mean output is the pair's vector.
+Each head reads that vector, a small MLP of the normalised retrieval features, and the
+normalised features themselves (a linear, "wide" part: training starts from the fused order).
 
 ``score = click_weight · P(click) + purchase_weight · P(purchase)`` (purchase-heavy by default).
 The API follows sentence-transformers' CrossEncoder: :meth:`Reranker.predict` takes pairs,
@@ -32,14 +34,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RerankerConfig:
-    """Saved with the reranker. ``n_layers`` keeps the first N encoder layers (0: all)."""
+    """Saved with the reranker. ``n_layers`` keeps the first N encoder layers (0: all);
+    ``int8_on_cpu``: loaded on a CPU, its linear layers are quantised to int8 (see
+    ``benchmarks/rerank_speed.py`` for what that costs in NDCG and gains in time)."""
 
     max_length: int = 64  # context tokens ([CLS] ... [SEP])
     candidate_length: int = 24  # candidate tokens (... [SEP])
     context_items: int = 8
-    n_layers: int = 0
+    n_layers: int = 3  # of all-MiniLM-L6-v2's 6: as good on validation, twice as fast (benchmarks/rerank_speed.py)
     click_weight: float = 0.3
     purchase_weight: float = 0.7
+    int8_on_cpu: bool = True
     feature_dim: int = 32
     features: tuple[str, ...] = FEATURES
 
@@ -54,9 +59,11 @@ class CrossEncoder(nn.Module):
 
         self.encoder, self.cfg = SplitBert(bert), cfg
         hidden = bert.config.hidden_size
-        self.features = nn.Sequential(nn.Linear(len(cfg.features), cfg.feature_dim), nn.GELU())
-        self.click = nn.Linear(hidden + cfg.feature_dim, 1)
-        self.purchase = nn.Linear(hidden + cfg.feature_dim, 1)
+        n = len(cfg.features)
+        self.features = nn.Sequential(nn.Linear(n, cfg.feature_dim), nn.GELU())
+        # each head reads [text | feature MLP | the normalised features themselves] (wide and deep)
+        self.click = nn.Linear(hidden + cfg.feature_dim + n, 1)
+        self.purchase = nn.Linear(hidden + cfg.feature_dim + n, 1)
         self.register_buffer("feat_mean", torch.zeros(len(cfg.features)))
         self.register_buffer("feat_std", torch.ones(len(cfg.features)))
 
@@ -70,9 +77,17 @@ class CrossEncoder(nn.Module):
         h = self.encoder.candidates(tokens["cand_ids"], tokens["cand_mask"], ctx, tokens["ctx_index"])
         m = tokens["cand_mask"].unsqueeze(-1).to(h.dtype)
         pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-        f = self.features((features - self.feat_mean) / self.feat_std)
-        z = torch.cat([pooled, f.to(pooled.dtype)], dim=-1)
+        z = torch.cat([pooled, self.feature_part(features).to(pooled.dtype)], dim=-1)
         return self.click(z).squeeze(-1), self.purchase(z).squeeze(-1)
+
+    def feature_part(self, features: torch.Tensor) -> torch.Tensor:
+        """The heads' non-text inputs: the feature MLP's output and the normalised features."""
+        x = (features - self.feat_mean) / self.feat_std
+        return torch.cat([self.features(x), x], dim=-1)
+
+    @property
+    def text_dim(self) -> int:
+        return self.click.in_features - self.features[0].out_features - self.features[0].in_features
 
 
 def _truncate(bert: nn.Module, n_layers: int) -> nn.Module:
@@ -156,7 +171,7 @@ class Reranker:
         return order, scores[order]
 
     def quantized(self) -> Reranker:
-        """An int8 copy (dynamic quantisation of the linear layers; CPU only)."""
+        """An int8 copy (dynamic quantisation of the encoder's linear layers; CPU only)."""
         import copy
         import warnings
 
@@ -164,7 +179,8 @@ class Reranker:
             warnings.simplefilter("ignore")
             from torch.ao.quantization import quantize_dynamic
 
-            q = quantize_dynamic(copy.deepcopy(self.model).cpu(), {nn.Linear}, dtype=torch.qint8)
+            q = copy.deepcopy(self.model).cpu()
+            q.encoder = quantize_dynamic(q.encoder, {nn.Linear}, dtype=torch.qint8)  # the small heads stay fp32
         return Reranker(q, self.tokenizer, "cpu")
 
     def save(self, folder: Path) -> None:
@@ -178,7 +194,8 @@ class Reranker:
         self.tokenizer.save_pretrained(str(folder / "tokenizer"))
 
     @classmethod
-    def load(cls, folder: Path, device: str = "cpu") -> Reranker:
+    def load(cls, folder: Path, device: str = "cpu", quantize: bool | None = None) -> Reranker:
+        """A saved reranker; ``quantize`` None: int8 when on a CPU and its config says ``int8_on_cpu``."""
         from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -187,4 +204,7 @@ class Reranker:
         bert = AutoModel.from_config(AutoConfig.from_pretrained(str(folder / "bert")))
         model = CrossEncoder(bert, cfg)
         model.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
-        return cls(model, AutoTokenizer.from_pretrained(str(folder / "tokenizer")), device)
+        r = cls(model, AutoTokenizer.from_pretrained(str(folder / "tokenizer")), device)
+        if quantize is None:
+            quantize = cfg.int8_on_cpu and str(device) == "cpu"
+        return r.quantized() if quantize else r

@@ -8,8 +8,18 @@ negatives (unlabelled candidates of the same list) become pairs. Loss, per head:
 - ``listwise``: per list, softmax cross-entropy of the head's logits, averaged over the list's
   positives (lists with no positive for a head add nothing to it).
 
+Two phases. First the heads learn from the retrieval features alone (full lists, full batch,
+up to ``feature_steps`` Adam steps), with the heads' text inputs held at zero. They start as the
+fused order itself (every weight zero but the wide one on the fused score), and the step kept is
+the one that ranks the early-stopping lists best, step 0 included: with few lists a free MLP
+over the features overfits (on MovieLens it fell 0.027 NDCG@10 below the fused order). Then, for ``epochs``, BERT and the heads' text columns learn a
+correction from the text while the feature part stays frozen (fine-tuned jointly, it drifted:
+on Instacart the validation NDCG@10 fell from 0.543 to 0.504 in one epoch). The feature-only
+start counts as epoch 0. Negatives are drawn from the top ``valid_depth`` of each list, the
+candidates that reranking reorders.
+
 Validation reranks the top ``valid_depth`` candidates of each validation list and measures NDCG@10
-of the click labels; the best epoch's weights are kept.
+of the click labels; the best epoch's weights are kept (epoch 0 included).
 """
 
 from __future__ import annotations
@@ -43,6 +53,8 @@ class RerankTrainConfig:
     negatives: int = 7
     loss: str = "pointwise"
     valid_depth: int = 30
+    feature_steps: int = 300
+    feature_lr: float = 1e-2
     max_train_seconds: float | None = None
     seed: int = 0
 
@@ -54,13 +66,14 @@ class RerankTrainConfig:
         return asdict(self)
 
 
-def _pairs(lists: RerankLists, rows: np.ndarray, titles: list[str], negatives: int, rng: np.random.Generator):
+def _pairs(lists: RerankLists, rows: np.ndarray, titles: list[str], negatives: int, rng: np.random.Generator,
+           depth: int = 30):
     """(pairs, features, click, purchase, list id) of the chosen lists: positives + sampled negatives."""
     pairs, feats, click, buy, group = [], [], [], [], []
     for g, r in enumerate(rows):
         valid = np.flatnonzero(lists.items[r] >= 0)
         pos = valid[lists.click[r, valid] > 0]
-        neg = valid[lists.click[r, valid] == 0]
+        neg = valid[lists.click[r, valid] == 0][:depth]  # hard negatives: the best-placed ones
         neg = rng.choice(neg, min(negatives, neg.size), replace=False) if neg.size else neg
         for j in np.concatenate([pos, neg]):
             pairs.append((lists.contexts[r], titles[lists.items[r, j]]))
@@ -94,6 +107,80 @@ def pair_loss(click_logit: torch.Tensor, buy_logit: torch.Tensor, click: torch.T
         if terms:
             total = total + torch.stack(terms).mean()
     return total
+
+
+def list_loss(logit: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
+    """One head's loss on padded lists (L, n) (``mask`` marks real candidates), as in :func:`pair_loss`.
+
+    >>> m = torch.tensor([[True, True, False]])
+    >>> round(list_loss(torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0]]), m, "listwise").item(), 4)  # -log(1/2)
+    0.6931
+    >>> round(list_loss(torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0]]), m, "pointwise").item(), 4)  # -log(sigmoid(0))
+    0.6931
+    """
+    if kind == "pointwise":
+        return F.binary_cross_entropy_with_logits(logit[mask], label[mask])
+    has = (label * mask).sum(1) > 0
+    if not has.any():
+        return logit.new_zeros(())
+    logp = F.log_softmax(logit.masked_fill(~mask, float("-inf")), dim=1).masked_fill(~mask, 0.0)
+    return (-(logp * label).sum(1)[has] / label.sum(1)[has]).mean()
+
+
+def _feature_logits(model, x: torch.Tensor) -> list[torch.Tensor]:
+    """Both heads' logits from the non-text inputs alone (text columns skipped: they read zeros)."""
+    f = model.feature_part(x)
+    t = model.text_dim
+    return [F.linear(f, h.weight[:, t:], h.bias).squeeze(-1) for h in (model.click, model.purchase)]
+
+
+def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainConfig,
+                 held: RerankLists | None = None, every: int = 25) -> tuple[float, int]:
+    """Phase one (see the module doc) on every candidate of ``rows``: the heads start as the fused
+    order (all weights zero but the one on the normalised fused score) and take ``feature_steps``
+    full-batch Adam steps; with ``held`` lists, the step (a multiple of ``every``, 0 included)
+    with the best NDCG@10 of the score there is kept. Returns (last loss, step kept)."""
+    from .features import FEATURES
+
+    wide = model.text_dim + model.features[0].out_features + FEATURES.index("fused")
+    with torch.no_grad():
+        for head in (model.click, model.purchase):
+            head.weight.zero_()
+            head.bias.zero_()
+            head.weight[0, wide] = 1.0
+    params = [*model.features.parameters(), *model.click.parameters(), *model.purchase.parameters()]
+    opt = torch.optim.Adam(params, lr=cfg.feature_lr)
+    dev = model.feat_mean.device
+    x = torch.as_tensor(lists.features[rows], device=dev)
+    mask = torch.as_tensor(lists.items[rows] >= 0, device=dev)
+    click = torch.as_tensor(lists.click[rows], device=dev)
+    buy = torch.as_tensor(lists.purchase[rows], device=dev)
+    weights = torch.tensor([model.cfg.click_weight, model.cfg.purchase_weight], device=dev)
+
+    def held_ndcg() -> float:
+        with torch.no_grad():
+            logit = _feature_logits(model, torch.as_tensor(held.features, device=dev))
+            score = (torch.stack([torch.sigmoid(z) for z in logit], -1) @ weights).cpu().numpy()
+        score = np.where(held.items >= 0, score, -np.inf)
+        order = np.argsort(-score, axis=1, kind="stable")
+        return list_ndcg(np.take_along_axis(held.items, order, axis=1), held)
+
+    kept = (held_ndcg(), 0, copy.deepcopy(model.state_dict())) if held is not None else None
+    loss = torch.zeros(())
+    for step in range(1, cfg.feature_steps + 1):
+        logit = _feature_logits(model, x)
+        loss = list_loss(logit[0], click, mask, cfg.loss) + list_loss(logit[1], buy, mask, cfg.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if kept is not None and step % every == 0:
+            ndcg = held_ndcg()
+            if ndcg > kept[0]:
+                kept = (ndcg, step, copy.deepcopy(model.state_dict()))
+    if kept is None:
+        return float(loss.item()), cfg.feature_steps
+    model.load_state_dict(kept[2])
+    return float(loss.item()), kept[1]
 
 
 def rerank_lists(reranker: Reranker, lists: RerankLists, titles: list[str], depth: int, batch_size: int = 256) -> np.ndarray:
@@ -140,18 +227,35 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
     feats = train.features[train.items >= 0]
     model.feat_mean.copy_(torch.as_tensor(feats.mean(0)))
     model.feat_std.copy_(torch.as_tensor(feats.std(0) + 1e-6))
-    bert = [p for n, p in model.named_parameters() if n.startswith("encoder.bert.")]
-    heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.bert.")]
-    opt = torch.optim.AdamW([{"params": bert, "lr": cfg.lr}, {"params": heads, "lr": cfg.head_lr}], weight_decay=0.01)
     before = list_ndcg(valid.items[:, :cfg.valid_depth], valid)
-    history, best, best_state = [], -1.0, None
     start = time.perf_counter()
+    model.train()
+    feature_loss, step = fit_features(model, train, usable, cfg, held=valid)
+    model.eval()
+    ndcg = list_ndcg(rerank_lists(reranker, valid, titles, cfg.valid_depth), valid)
+    history = [{"epoch": 0, "loss": round(feature_loss, 4), "valid_ndcg@10": round(ndcg, 4), "feature_steps": step,
+                "seconds": round(time.perf_counter() - start, 1)}]
+    if progress:
+        progress(f"reranker features only ({step} steps kept): valid NDCG@10 {ndcg:.4f} (fused order: {before:.4f})")
+    # phase two learns a correction from the text: the feature part stays as phase one left it
+    text_cols = torch.zeros_like(model.click.weight)
+    text_cols[:, :model.text_dim] = 1.0
+    frozen = [*model.features.parameters(), model.click.bias, model.purchase.bias]
+    for p in frozen:
+        p.requires_grad_(False)
+    hooks = [h.weight.register_hook(lambda g: g * text_cols) for h in (model.click, model.purchase)]
+    bert = [p for n, p in model.named_parameters() if n.startswith("encoder.bert.")]
+    opt = torch.optim.AdamW([{"params": bert, "lr": cfg.lr, "weight_decay": 0.01},
+                             {"params": [model.click.weight, model.purchase.weight], "lr": cfg.head_lr,
+                              "weight_decay": 0.0}])
+    best, best_state = ndcg, copy.deepcopy(model.state_dict())
     for epoch in range(cfg.epochs):
         model.train()
         order = rng.permutation(usable)
         total, steps = 0.0, 0
         for s in range(0, order.size, cfg.lists_per_step):
-            pairs, f, click, buy, group = _pairs(train, order[s:s + cfg.lists_per_step], titles, cfg.negatives, rng)
+            pairs, f, click, buy, group = _pairs(train, order[s:s + cfg.lists_per_step], titles, cfg.negatives, rng,
+                                                 cfg.valid_depth)
             tokens = reranker.tokenize(pairs)
             dev = reranker.device
             cl, bl = model(tokens, torch.as_tensor(f, device=dev))
@@ -176,6 +280,10 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
         if cfg.max_train_seconds and time.perf_counter() - start > cfg.max_train_seconds:
             log.warning("reranker training stopped at its time budget (%.0f s)", cfg.max_train_seconds)
             break
+    for hook in hooks:
+        hook.remove()
+    for p in frozen:
+        p.requires_grad_(True)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

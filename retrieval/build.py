@@ -347,7 +347,7 @@ def _tune(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Sta
 
 def _fit_reranker(w: ArtifactWriter, prepared: Prepared, opts: BuildOptions, stages: Stages,
                   als_dir: str = "als") -> dict:
-    """Train the cross-encoder on the training period, validate on the validation period."""
+    """Train the cross-encoder on the validation period's lists (see :mod:`recsys.rerank.pipeline`)."""
     from recsys.rerank.pipeline import fit_reranker
 
     from .recommender import Recommender

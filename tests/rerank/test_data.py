@@ -1,4 +1,4 @@
-"""Reranker training lists: nothing after the decision time enters the history side."""
+"""Reranker training lists: nothing from the decision point on enters the history side or the features."""
 
 import datetime as dt
 
@@ -6,11 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsys.rerank.data import build_lists, sample_cuts, strong_events
+from recsys.rerank.data import build_lists, sample_cuts, strong_events, validation_cuts
 from recsys.rerank.features import FEATURES, candidate_features, context_text
 from recsys.retrieval.build import BuildOptions, build
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.fusion import fuse
+from recsys.retrieval.personal import popularity_as_of
 from recsys.retrieval.recommender import Recommender
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig
@@ -28,30 +29,70 @@ def rec(tmp_path_factory):
     return Recommender.load(out)
 
 
-def test_lists_see_only_the_past_and_label_the_future(rec):
-    cuts = sample_cuts(rec.history, per_user=2, seed=0)
-    assert cuts.height > 0
-    first_two = rec.history.group_by("user_idx").agg(pl.col("timestamp").unique().sort().head(2).max().alias("t2"))
-    assert cuts.join(first_two, on="user_idx")["cut"].gt(cuts.join(first_two, on="user_idx")["t2"]).all()
-    lists = build_lists(rec, cuts, include_seen=False, horizon=dt.timedelta(hours=1))
-    p = rec.profiles_at(cuts["user_idx"].to_numpy(), cuts["cut"])
-    # the history side: every event strictly before its row's cut
-    joined = p.events.join(cuts.with_row_index("user_idx2").rename({"user_idx": "u"}).rename({"user_idx2": "user_idx"})
-                           .with_columns(pl.col("user_idx").cast(pl.Int64)), on="user_idx")
-    assert (joined["timestamp"] < joined["cut"]).all() and joined.height > 0
+def _label_check(rec, cuts, lists, include_seen=False, horizon=dt.timedelta(hours=1)):
     for r in range(len(lists)):
-        u, cut = int(cuts["user_idx"][r]), cuts["cut"][r]
-        mine = rec.history.filter(pl.col("user_idx") == u).sort("timestamp", maintain_order=True)
-        past = mine.filter(pl.col("timestamp") < cut)
-        future = mine.filter((pl.col("timestamp") >= cut) & (pl.col("timestamp") <= cut + dt.timedelta(hours=1)))
+        u, n, cut = int(cuts["user_idx"][r]), int(cuts["n_before"][r]), cuts["cut"][r]
+        mine = rec.history.filter(pl.col("user_idx") == u)  # time order, ties in the splits' order
+        past, rest = mine.head(n), mine.slice(n)
+        future = rest.filter(pl.col("timestamp") <= cut + horizon)
+        assert rest["timestamp"][0] == cut and (past["timestamp"] <= cut).all()
         assert lists.contexts[r] == context_text([rec.titles[i] for i in past["item_idx"].tail(8)],
                                                  past["event"].tail(8).to_list(), 8)
         labelled = set(lists.items[r][lists.click[r] > 0].tolist())
         assert labelled == set(future["item_idx"].to_list()) & set(lists.items[r].tolist())
         bought = set(future.filter(pl.col("event") == "purchase")["item_idx"].to_list())
         assert set(lists.items[r][lists.purchase[r] > 0].tolist()) == bought & labelled
-        # seen items are excluded from the candidates: seen means seen before the cut
-        assert not set(past["item_idx"].to_list()) & set(lists.items[r][lists.items[r] >= 0].tolist())
+        # seen items are excluded from the candidates: seen means seen before the decision point
+        if not include_seen:
+            assert not set(past["item_idx"].to_list()) & set(lists.items[r][lists.items[r] >= 0].tolist())
+        # popularity as it stood then: only other events strictly before the cut count
+        before = rec.history.filter(pl.col("timestamp") < cut)
+        pop = popularity_as_of(before, rec.weights, lists.items[r:r + 1], np.array([cut], dtype=object))[0]
+        valid = lists.items[r] >= 0
+        assert np.allclose(lists.features[r, valid, FEATURES.index("log_popularity")], np.log1p(pop[valid]), atol=1e-5)
+
+
+def test_lists_see_only_the_past_and_label_the_future(rec):
+    cuts = sample_cuts(rec.history, per_user=2, seed=0)
+    assert cuts.height > 0 and (cuts["n_before"] >= 2).all()
+    lists = build_lists(rec, cuts, include_seen=False, horizon=dt.timedelta(hours=1))
+    assert int((lists.click.sum(1) > 0).sum()) > 0
+    _label_check(rec, cuts, lists)
+
+
+def test_events_sharing_a_second_fall_where_the_split_puts_them(rec):
+    """Rating data often has several events in one second: the decision point splits them by
+    position, as leave-one-out does, so an event the history holds is never also a label."""
+    h = rec.history
+    counts = h.group_by("user_idx").len().filter(pl.col("len") >= 4)
+    u = int(counts["user_idx"].min())
+    mine = h.filter(pl.col("user_idx") == u)
+    ts = mine["timestamp"].to_list()
+    tied = ts[:-1] + [ts[-2]]  # the last event shares the second-to-last one's time
+    rec.set_history(pl.concat([h.filter(pl.col("user_idx") != u), mine.with_columns(pl.Series("timestamp", tied).cast(mine["timestamp"].dtype))])
+                    .drop("user_idx", "item_idx"))
+    try:
+        cuts = pl.DataFrame({"user_idx": [u], "n_before": [mine.height - 1], "cut": [tied[-1]]})
+        lists = build_lists(rec, cuts, include_seen=True, horizon=dt.timedelta(hours=1))
+        p = rec.profiles_prefix(np.array([u]), np.array([mine.height - 1]))
+        assert p.events.height == mine.height - 1 and p.events["item_idx"][-1] == mine["item_idx"][-2]
+        assert set(lists.items[0][lists.click[0] > 0].tolist()) <= {int(mine["item_idx"][-1])}
+        _label_check(rec, cuts, lists, include_seen=True)
+    finally:
+        rec.set_history(h.drop("user_idx", "item_idx"))
+
+
+def test_validation_cuts_sit_just_before_the_validation_events(rec):
+    h = rec.history
+    last = h.group_by("user_id").agg(pl.col("timestamp").max())
+    valid = h.join(last, on=["user_id", "timestamp"]).drop("user_idx", "item_idx")
+    cuts = validation_cuts(rec, valid)
+    per_user = h.group_by("user_idx").len()
+    n_valid = valid.group_by("user_id").len().rename({"len": "v"})
+    expect = per_user.join(h.select("user_idx", "user_id").unique(), on="user_idx").join(n_valid, on="user_id")
+    got = cuts.join(expect, on="user_idx")
+    assert got.height == valid["user_id"].n_unique()
+    assert (got["n_before"] == got["len"] - got["v"]).all()
 
 
 def test_strong_labels_for_ratings():

@@ -53,9 +53,13 @@ def test_features_change_the_score(reranker):
 
 def test_save_load_roundtrip(reranker, tmp_path):
     reranker.save(tmp_path / "rr")
-    back = Reranker.load(tmp_path / "rr")
+    back = Reranker.load(tmp_path / "rr", quantize=False)
     assert back.cfg == reranker.cfg
     assert np.allclose(back.predict(PAIRS, heads=True), reranker.predict(PAIRS, heads=True), atol=1e-6)
+    served = Reranker.load(tmp_path / "rr")  # on a CPU the config asks for int8
+    assert isinstance(served.model.encoder.bert.encoder.layer[0].attention.self.query, torch.ao.nn.quantized.dynamic.Linear)
+    assert isinstance(served.model.click, torch.nn.Linear)  # the heads stay fp32
+    assert np.abs(served.predict(PAIRS) - reranker.predict(PAIRS)).max() < 0.02
 
 
 def test_int8_agrees_with_fp32(reranker):
