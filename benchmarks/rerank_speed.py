@@ -90,6 +90,16 @@ def main(argv=None) -> dict:
             row["test_ndcg@10"] = round(list_ndcg(rerank_lists(r, lists, titles, 30), lists), 4)
         rows.append(row)
         print(row, flush=True)
+    if args.artifacts:  # the reranker as `query`, `recommend` and `serve` load it
+        served = Reranker.load(art.file("reranker/config.json").parent)
+        row = {"layers": f"{len(served.model.bert.encoder.layer)} (as served)", "int8": served.cfg.int8_on_cpu,
+               "max_length": served.cfg.max_length, "candidate_length": served.cfg.candidate_length,
+               **timing(served, pairs, args.repeats)}
+        from recsys.rerank.train import list_ndcg, rerank_lists
+
+        row["test_ndcg@10"] = round(list_ndcg(rerank_lists(served, valid[0], valid[1], 30), valid[0]), 4)
+        rows.append(row)
+        print(row, flush=True)
     result = {"candidates": len(pairs), "artifact": args.artifacts, "threads": torch.get_num_threads(), "rows": rows,
               "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads()},
               "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}

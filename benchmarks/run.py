@@ -132,7 +132,7 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
                  f"({protocol}); build it with `recsys build-index --dataset {prepared.dataset.name} --holdout {protocol}`")
     rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]), use_reranker=False if args.no_rerank else "always")
     t0 = time.perf_counter()
-    f = run_funnel(rec, stored_task(art), ks=tuple(sorted(set(REPORT_KS) | set(CURVE_KS))))
+    f = run_funnel(rec, stored_task(art), ks=tuple(sorted(set(REPORT_KS) | set(CURVE_KS))), claim_k=10)
     seconds = art.load_json("summary.json")["stage_seconds"] if art.has("summary.json") else {}
     for name in (*f.sources, "merged", "reranked"):
         if name in f.metrics:

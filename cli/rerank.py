@@ -20,7 +20,7 @@ import click
 @click.option("--layers", type=click.IntRange(0, 48), default=3, show_default=True,
               help="Keep only the first N encoder layers (0: all); fewer layers rerank faster.")
 @click.option("--max-length", type=click.IntRange(8, 512), default=None,
-              help="Token budget of the user context (default 64); shorter reranks faster.")
+              help="Token budget of the user context (default 48); shorter reranks faster.")
 @click.option("--lists", type=click.Choice(["validation", "training"]), default="validation", show_default=True,
               help="Learn from the validation period's lists (candidates from models that never saw their labels; "
                    "a fifth kept for early stopping), or from decision points inside the training period.")

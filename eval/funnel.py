@@ -62,9 +62,10 @@ def stored_task(art: Artifact) -> EvalTask:
 
 
 def run_funnel(rec, task: EvalTask, ks: tuple[int, ...] = (10, 20, 100), batch_size: int = 1024,
-               n_resamples: int = 2000) -> Funnel:
+               n_resamples: int = 2000, claim_k: int | None = None) -> Funnel:
     """Score each source and the fused list of ``rec`` (a :class:`Recommender` whose history is the
-    task's history) on ``task``."""
+    task's history) on ``task``; the final list's intervals are at ``claim_k`` (default: the
+    smallest of ``ks``)."""
     include_seen = not task.exclude_seen
     kmax = max(ks)
     lists: dict[str, list] = {}
@@ -91,7 +92,7 @@ def run_funnel(rec, task: EvalTask, ks: tuple[int, ...] = (10, 20, 100), batch_s
     for src in f.sources:
         f.intervals[f"recall@{n} merged - {src}"] = paired_bootstrap(
             f.per_user[src][f"recall@{n}"], f.per_user["merged"][f"recall@{n}"], n_resamples)
-    k = 10 if 10 in ks else min(ks)  # the claims are made at 10 where it is reported
+    k = claim_k or min(ks)
     final = "reranked" if "reranked" in f.per_user else "merged"
     refs = ["two_tower", "personal_frequency"] + (["merged"] if final == "reranked" else [])
     for ref in refs:

@@ -101,3 +101,9 @@ def test_split_attention_context_matches_bert_and_candidates_see_only_their_cont
         one = r.model.encoder.candidates(alone["cand_ids"], alone["cand_mask"], one_ctx, alone["ctx_index"])
         width = int(alone["cand_mask"].sum())
         assert torch.allclose(both[0, :width], one[0, :width], atol=1e-5)
+
+
+def test_length_buckets_keep_each_pair_its_own_score(reranker):
+    pairs = PAIRS + [("rated: Heat", "a much longer candidate title " * 3), ("rated: Heat", "short")]
+    one_by_one = np.concatenate([reranker.predict([p]) for p in pairs])
+    assert np.allclose(reranker.predict(pairs, batch_size=2), one_by_one, atol=1e-5)
