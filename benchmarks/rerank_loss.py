@@ -47,7 +47,7 @@ def _lists(art):
     valid = build_lists(rec, validation_cuts(rec, t["valid"]), include_seen)
     rec.als, rec.als_counts = served_als, served_counts
     rec.set_history(pl.concat([t["train"], t["valid"], t["test"]]))
-    test = build_lists(rec, validation_cuts(rec, t["test"]), include_seen)
+    test = build_lists(rec, validation_cuts(rec, t["test"]).filter(pl.col("n_before") > 0), include_seen)  # as the funnel
     return valid, test, include_seen
 
 

@@ -133,7 +133,11 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
     rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]), use_reranker=False if args.no_rerank else "always")
     t0 = time.perf_counter()
     f = run_funnel(rec, stored_task(art), ks=tuple(sorted(set(REPORT_KS) | set(CURVE_KS))), claim_k=10)
-    seconds = art.load_json("summary.json")["stage_seconds"] if art.has("summary.json") else {}
+    summary = art.load_json("summary.json") if art.has("summary.json") else {}
+    seconds = dict(summary.get("stage_seconds", {}))
+    if summary.get("reranker", {}).get("history"):  # the reranker in the artifact now (train-reranker may have replaced it)
+        fit = summary["reranker"]
+        seconds["reranker"] = fit["history"][-1]["seconds"] + fit.get("lists_seconds", 0.0)
     for name in (*f.sources, "merged", "reranked"):
         if name in f.metrics:
             fit = seconds.get("train", 0) + (seconds.get("als", 0) if name != "two_tower" else 0) + (

@@ -15,7 +15,7 @@ import click
 @click.option("--reranker-model", default=None,
               help="Starting point: a BERT-family folder or hub id (default: all-MiniLM-L6-v2, offline).")
 @click.option("--epochs", type=click.IntRange(1, 100), default=2, show_default=True)
-@click.option("--loss", type=click.Choice(["pointwise", "listwise"]), default="pointwise", show_default=True,
+@click.option("--loss", type=click.Choice(["pointwise", "listwise"]), default="listwise", show_default=True,
               help="Per-head binary cross-entropy, or a softmax over each candidate list.")
 @click.option("--layers", type=click.IntRange(0, 48), default=3, show_default=True,
               help="Keep only the first N encoder layers (0: all); fewer layers rerank faster.")
@@ -24,13 +24,16 @@ import click
 @click.option("--lists", type=click.Choice(["validation", "training"]), default="validation", show_default=True,
               help="Learn from the validation period's lists (candidates from models that never saw their labels; "
                    "a fifth kept for early stopping), or from decision points inside the training period.")
+@click.option("--include-seen/--exclude-seen", default=None,
+              help="Lists with the user's own items as candidates, or without (default: with for last-basket splits "
+                   "only). With them, purchases of items viewed before become training examples.")
 @click.option("--fp32", is_flag=True, help="Serve it in fp32 on a CPU too (default: int8 linear layers there).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
-def train_reranker(artifacts: Path, reranker_model, epochs, loss, layers, max_length, lists, fp32, device, seed,
-                   quiet, as_json) -> None:
+def train_reranker(artifacts: Path, reranker_model, epochs, loss, layers, max_length, lists, include_seen, fp32,
+                   device, seed, quiet, as_json) -> None:
     """Fine-tune the click/purchase cross-encoder on the artifact's split and add it."""
     from tqdm.auto import tqdm
 
@@ -42,7 +45,7 @@ def train_reranker(artifacts: Path, reranker_model, epochs, loss, layers, max_le
     if quiet:
         logging.getLogger("transformers").setLevel(logging.ERROR)
     cfg = RerankerConfig(n_layers=layers, int8_on_cpu=not fp32, **({"max_length": max_length} if max_length else {}))
-    opts = RerankOptions(model=reranker_model, config=cfg, lists=lists,
+    opts = RerankOptions(model=reranker_model, config=cfg, lists=lists, include_seen=include_seen,
                          train=RerankTrainConfig(epochs=epochs, loss=loss, seed=seed), device=resolve_device(device))
     fit = add_reranker(artifacts, opts, progress=None if quiet else tqdm.write)
     if as_json:

@@ -48,6 +48,7 @@ class RerankOptions:
     max_train_lists: int = 4000
     max_valid_lists: int = 2000
     horizon_hours: float = 1.0
+    include_seen: bool | None = None  # lists with the user's own items; None: as the split's protocol (last basket)
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -158,11 +159,14 @@ def add_reranker(path, opts: RerankOptions, progress=None) -> dict:
             t = {"train": split.train, "valid": split.valid}
         als_dir = validation_als(w, t["train"])  # validation lists must not come from an ALS that saw them
         rec = Recommender(w.pending(), opts.device, history=t["train"], use_reranker=False, als_dir=als_dir)
-        reranker, fit = fit_reranker(rec, t, opts, include_seen=holdout == "last_basket", progress=progress)
+        seen = holdout == "last_basket" if opts.include_seen is None else opts.include_seen
+        reranker, fit = fit_reranker(rec, t, opts, include_seen=seen, progress=progress)
         reranker.save(w.path("reranker/config.json").parent)
         shutil.rmtree(w.tmp / "als_valid", ignore_errors=True)
         if pending.has("summary.json"):
             summary = pending.load_json("summary.json")
             summary["reranker"] = fit
+            seconds = (fit["history"][-1]["seconds"] if fit.get("history") else 0.0) + fit.get("lists_seconds", 0.0)
+            summary.setdefault("stage_seconds", {})["reranker"] = round(seconds, 2)
             w.save_json("summary.json", summary)
     return fit

@@ -51,7 +51,7 @@ class RerankTrainConfig:
     head_lr: float = 1e-3
     lists_per_step: int = 8
     negatives: int = 7
-    loss: str = "pointwise"
+    loss: str = "listwise"  # no significant difference on three sets (benchmarks/rerank_loss.py), nominally ahead on two
     valid_depth: int = 30
     feature_steps: int = 300
     feature_lr: float = 1e-2
