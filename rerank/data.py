@@ -11,8 +11,9 @@ events sharing a second — common in rating data — fall on the side the split
   candidate is a *click* if the user touched it then, a *purchase* if the event was a purchase
   (or a rating of 4 or more, or any event weighing at least a purchase).
 
-Nothing from the decision point on enters the history side. The models that propose the candidates were trained
-on the whole training period, as at serving time.
+Nothing from the decision point on enters the history side, nor the features (popularity is
+taken as it stood then). Which models propose the candidates is the caller's choice: see
+:mod:`recsys.rerank.pipeline`.
 """
 
 from __future__ import annotations

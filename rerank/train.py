@@ -12,11 +12,11 @@ Two phases. First the heads learn from the retrieval features alone (full lists,
 up to ``feature_steps`` Adam steps), with the heads' text inputs held at zero. They start as the
 fused order itself (every weight zero but the wide one on the fused score), and the step kept is
 the one that ranks the early-stopping lists best, step 0 included: with few lists a free MLP
-over the features overfits (on MovieLens it fell 0.027 NDCG@10 below the fused order). Then, for ``epochs``, BERT and the heads' text columns learn a
-correction from the text while the feature part stays frozen (fine-tuned jointly, it drifted:
-on Instacart the validation NDCG@10 fell from 0.543 to 0.504 in one epoch). The feature-only
-start counts as epoch 0. Negatives are drawn from the top ``valid_depth`` of each list, the
-candidates that reranking reorders.
+over the features overfits (on MovieLens it fell 0.027 NDCG@10 below the fused order). Then, for
+``epochs``, BERT and the heads' text columns learn a correction from the text while the feature
+part stays frozen (fine-tuned jointly, it drifted: on Instacart the validation NDCG@10 fell from
+0.543 to 0.504 in one epoch). The feature-only start counts as epoch 0. Negatives are drawn from
+the top ``valid_depth`` of each list, the candidates that reranking reorders.
 
 Validation reranks the top ``valid_depth`` candidates of each validation list and measures NDCG@10
 of the click labels; the best epoch's weights are kept (epoch 0 included).

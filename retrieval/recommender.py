@@ -228,44 +228,27 @@ class Recommender:
         """The profiles of known users (internal indices) from the stored history."""
         return self._stored(np.asarray(users, dtype=np.int64))
 
-    def profiles_at(self, users: np.ndarray, cuts: np.ndarray) -> _Profiles:
-        """Profiles of ``users`` from their stored events strictly before ``cuts`` (datetimes, one per
-        row; a user may appear several times). Row r of the result is (users[r], cuts[r]);
-        ALS folds each prefix in (``recalculate_user``), since its factors saw later events too."""
-        cut = cuts if isinstance(cuts, pl.Series) else pl.Series("_cut", list(cuts))
-        rows = self._rows(users).with_columns(cut.alias("_cut").cast(self.history["timestamp"].dtype))
-        return self._prefix_profiles(rows, pl.col("timestamp") < pl.col("_cut"))
-
     def profiles_prefix(self, users: np.ndarray, lengths: np.ndarray) -> _Profiles:
         """Profiles of ``users`` from their first ``lengths[r]`` stored events (time order, ties in
         stored order: the order the splits use), so events sharing a timestamp can fall either side
-        of the cut, as they do between a leave-one-out split's parts. ALS folds a prefix in unless
-        it is exactly what the ALS factors were solved from (a validation list's history, say), as
+        of the cut, as they do between a leave-one-out split's parts. Row r of the result is
+        (users[r], lengths[r]); a user may appear several times. ALS folds a prefix in unless it is
+        exactly what the ALS factors were solved from (a validation list's history, say), as
         :meth:`stored_profiles` does at serving time."""
         users, lengths = np.asarray(users, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
-        rows = self._rows(users).with_columns(pl.Series("_len", lengths))
-        # ALS's stored factors hold for a prefix of exactly the events they were solved from
-        fresh = np.ones(users.size, dtype=bool) if self.als_counts is None else lengths != self.als_counts[users]
-        return self._prefix_profiles(rows, pl.col("_pos") < pl.col("_len"), fresh)
+        n = users.size
+        rows = pl.DataFrame({"user_idx": users, "_len": lengths}).with_row_index("_row")
+        prefix = (self.positions().join(rows, on="user_idx", how="inner").filter(pl.col("_pos") < pl.col("_len"))
+                  .drop("user_idx", "_len", "_pos").rename({"_row": "user_idx"})
+                  .with_columns(pl.col("user_idx").cast(pl.Int64)))
+        seq = build_sequences(prefix, n, self.weights, self.model.cfg.n_gap_buckets)
+        conf = confidence_matrix(prefix, n, self.n_items, self.weights, self.value_kind)
+        fresh = np.ones(n, dtype=bool) if self.als_counts is None else lengths != self.als_counts[users]
+        return _Profiles(seq, np.arange(n), conf, users, fresh, prefix)
 
     def positions(self) -> pl.DataFrame:
         """The stored history with ``_pos``, each event's position in its user's time order."""
         return self.history.with_columns(pl.int_range(pl.len()).over("user_idx").alias("_pos"))
-
-    @staticmethod
-    def _rows(users: np.ndarray) -> pl.DataFrame:
-        return pl.DataFrame({"user_idx": np.asarray(users, dtype=np.int64)})
-
-    def _prefix_profiles(self, rows: pl.DataFrame, keep: pl.Expr, fresh: np.ndarray | None = None) -> _Profiles:
-        n = rows.height
-        rows = rows.with_row_index("_row")
-        prefix = (self.positions().join(rows, on="user_idx", how="inner").filter(keep)
-                  .drop("user_idx", *[c for c in ("_cut", "_len", "_pos") if c in rows.columns or c == "_pos"])
-                  .rename({"_row": "user_idx"}).with_columns(pl.col("user_idx").cast(pl.Int64)))
-        seq = build_sequences(prefix, n, self.weights, self.model.cfg.n_gap_buckets)
-        conf = confidence_matrix(prefix, n, self.n_items, self.weights, self.value_kind)
-        fresh = np.ones(n, dtype=bool) if fresh is None else fresh
-        return _Profiles(seq, np.arange(n), conf, rows["user_idx"].to_numpy(), fresh, prefix)
 
     def _rerank(self, p: _Profiles, c: Candidates) -> dict:
         from recsys.rerank.pipeline import rerank
