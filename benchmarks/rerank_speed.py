@@ -33,14 +33,15 @@ CONTEXT = ("bought: Organic Bananas | fresh fruits | produce; bought: Whole Milk
            "| yogurt | dairy eggs")
 
 
-def variant(base: Reranker, layers: int, int8: bool, max_length: int, candidate_length: int) -> Reranker:
+def variant(base: Reranker, layers: int, int8: bool, max_length: int, candidate_length: int,
+            device: str = "cpu") -> Reranker:
     model = copy.deepcopy(base.model)
     if layers:
         _truncate(model.bert, layers)
     cfg = replace(base.cfg, max_length=max_length, candidate_length=candidate_length,
                   n_layers=layers or base.cfg.n_layers)
     model.cfg = cfg
-    r = Reranker(model, base.tokenizer, "cpu")
+    r = Reranker(model, base.tokenizer, device)
     return r.quantized() if int8 else r
 
 
@@ -61,7 +62,11 @@ def main(argv=None) -> dict:
     p.add_argument("--artifacts")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda for the GPU rows (bf16 autocast; no int8 there).")
     args = p.parse_args(argv)
+    from recsys.device import resolve_device
+
+    args.device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     valid = None
@@ -80,13 +85,15 @@ def main(argv=None) -> dict:
     n_layers = len(base.model.bert.encoder.layer)
     grid = [(0, False, *own), (0, True, *own), (3, False, *own), (3, True, *own), (3, True, 64, 24), (3, True, 48, 24),
             (3, True, 48, 16)]
+    if args.device != "cpu":  # int8 dynamic quantisation is a CPU kernel; on a GPU bf16 autocast does the work
+        grid = [g for g in grid if not g[1]] + [(0, False, 64, 24)]
     done = set()
     for layers, int8, max_length, cand_length in grid:
         key = (min(layers or n_layers, n_layers), int8, max_length, cand_length)
         if key in done:
             continue  # the same variant as an earlier row
         done.add(key)
-        r = variant(base, layers, int8, max_length, cand_length)
+        r = variant(base, layers, int8, max_length, cand_length, args.device)
         row = {"layers": layers or len(base.model.bert.encoder.layer), "int8": int8, "max_length": max_length,
                "candidate_length": cand_length, **timing(r, pairs, args.repeats)}
         if valid is not None:
@@ -97,7 +104,7 @@ def main(argv=None) -> dict:
         rows.append(row)
         print(row, flush=True)
     if args.artifacts:  # the reranker as `query`, `recommend` and `serve` load it
-        served = Reranker.load(art.file("reranker/config.json").parent)
+        served = Reranker.load(art.file("reranker/config.json").parent, args.device)
         row = {"layers": f"{len(served.model.bert.encoder.layer)} (as served)", "int8": served.cfg.int8_on_cpu,
                "max_length": served.cfg.max_length, "candidate_length": served.cfg.candidate_length,
                **timing(served, pairs, args.repeats)}
@@ -107,12 +114,14 @@ def main(argv=None) -> dict:
         rows.append(row)
         print(row, flush=True)
     result = {"candidates": len(pairs), "artifact": args.artifacts, "threads": torch.get_num_threads(), "rows": rows,
+              "device": args.device,
               "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads()},
               "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = "rerank_speed_trained" if args.artifacts else "rerank_speed"
+    stem = ("rerank_speed_trained" if args.artifacts else "rerank_speed") + ("" if args.device == "cpu" else "_gpu")
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
-    lines = [f"### Reranker speed, {len(pairs)} candidates for one user, {torch.get_num_threads()} CPU threads, "
+    where = f"{torch.get_num_threads()} CPU threads" if args.device == "cpu" else torch.cuda.get_device_name()
+    lines = [f"### Reranker speed, {len(pairs)} candidates for one user, {where}, "
              f"{result['date']}" + (f" ({args.artifacts})" if args.artifacts else " (MiniLM-L6, untrained heads)"), "",
              "| layers | int8 | context tokens | candidate tokens | p50 ms | p99 ms | pairs/s |"
              + (" test NDCG@10 |" if valid else ""),

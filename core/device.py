@@ -35,6 +35,13 @@ def resolve_device(device: str | None = None) -> str:
     return device
 
 
+def autocast(device):
+    """bf16 autocast on a CUDA device (a ``torch.device`` or a string), a no-op elsewhere."""
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
+
+
 @functools.cache
 def faiss_gpu_count() -> int:
     """Number of GPUs faiss can use (0 with faiss-cpu or without a GPU)."""

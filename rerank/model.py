@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recsys.device import autocast
 from recsys.errors import ConfigError
 
 from .features import FEATURES
@@ -181,7 +182,7 @@ class Reranker:
         out = np.zeros((n, 2), dtype=np.float32)
         self.model.eval()
         ids = self.candidate_ids([p[1] for p in pairs])
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device):  # bf16 on a GPU
             for b in self._batches([len(x) for x in ids], batch_size):  # by length: little padding
                 tokens = self.tokenize([pairs[i] for i in b], [ids[i] for i in b])
                 click, buy = self.model(tokens, feats[torch.as_tensor(b, device=feats.device)])

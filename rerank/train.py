@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recsys.device import autocast
 from recsys.errors import ConfigError
 from recsys.eval.metrics import ndcg_at_k
 
@@ -258,7 +259,8 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
                                                  cfg.valid_depth)
             tokens = reranker.tokenize(pairs)
             dev = reranker.device
-            cl, bl = model(tokens, torch.as_tensor(f, device=dev))
+            with autocast(dev):  # bf16 on a GPU
+                cl, bl = model(tokens, torch.as_tensor(f, device=dev))
             loss = pair_loss(cl.float(), bl.float(), torch.as_tensor(click, device=dev), torch.as_tensor(buy, device=dev),
                              torch.as_tensor(group, device=dev), cfg.loss)
             opt.zero_grad(set_to_none=True)

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys.device import autocast
+
 from . import distributed
 from .losses import candidate_log_q, item_frequency, sampled_softmax_loss
 from .model import TwoTower, to_tensors
@@ -68,10 +70,6 @@ def _optimizer(model: TwoTower, cfg: TrainConfig) -> torch.optim.Optimizer:
     rest = [p for n, p in model.named_parameters() if not n.startswith("items.finetune.")]
     groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": text, "lr": cfg.text_lr}] if text else [])
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 def _augment(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -185,7 +183,7 @@ def pretrain(model: TwoTower, seq: Sequences, cfg: TrainConfig, progress: Callab
             base = left_pad(seq, part, model.cfg.max_len)
             a = to_tensors(_augment(base, rng), model.device)
             b_ = to_tensors(_augment(base, rng), model.device)
-            with _autocast(model.device):
+            with autocast(model.device):
                 loss = step(a, b_)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -232,7 +230,7 @@ def train(
             mask = torch.as_tensor(w["valid"][:, 1:] & w["valid"][:, :-1], device=model.device)
             weight = torch.as_tensor(w["weights"][:, 1:], device=model.device)[mask]
             pos = target[mask]
-            with _autocast(model.device):
+            with autocast(model.device):
                 loss = ddp_step(inp, pos, mask, weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -58,3 +58,19 @@ def test_implicit_gpu_als_fits():
     m.data[:] = 1 + rng.random(m.nnz).astype(np.float32)
     als = ALSCandidates(ALSConfig(factors=8, iterations=3), use_gpu=True).fit(m)
     assert als.item_factors.shape == (100, 8) and np.isfinite(als.item_factors).all()
+
+
+@needs_cuda
+def test_reranker_runs_bf16_on_cuda_and_agrees_with_cpu(tiny_bert):
+    import copy
+
+    import torch
+
+    from recsys.rerank.model import Reranker, RerankerConfig
+
+    torch.manual_seed(0)
+    cpu = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=16))
+    gpu = Reranker(copy.deepcopy(cpu.model), cpu.tokenizer, "cuda")
+    pairs = [("bought: red running shoes", "trail running shoes"), ("viewed: coffee", "green tea"), ("", "socks")]
+    assert next(gpu.model.parameters()).device.type == "cuda"
+    assert np.abs(gpu.predict(pairs) - cpu.predict(pairs)).max() < 0.02  # bf16 autocast against fp32
