@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from recsys.device import autocast
-from recsys.errors import ConfigError
+from recsys.errors import ArtifactError, ConfigError
 
 from .features import FEATURES
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RerankerConfig:
     """Saved with the reranker. ``n_layers`` keeps the first N encoder layers (0: all);
-    ``int8_on_cpu``: loaded on a CPU, its linear layers are quantised to int8 (see
+    ``int8_on_cpu``: loaded on a CPU, its encoder's linear layers are quantised to int8 (see
     ``benchmarks/rerank_speed.py`` for what that costs in NDCG and gains in time)."""
 
     max_length: int = 48  # context tokens ([CLS] ... [SEP]); 48 keeps 100 candidates under 100 ms on 2 CPU cores
@@ -231,7 +231,12 @@ class Reranker:
         cfg = RerankerConfig(**{**raw, "features": tuple(raw["features"])})
         bert = AutoModel.from_config(AutoConfig.from_pretrained(str(folder / "bert")))
         model = CrossEncoder(bert, cfg)
-        model.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
+        state = load_file(str(folder / "weights.safetensors"))
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        if {k: tuple(v.shape) for k, v in state.items()} != expected:
+            raise ArtifactError(f"{folder}: this reranker was saved by an older recsys (its heads have another "
+                                "shape); train it again with `recsys train-reranker --artifacts ARTIFACT_DIR`")
+        model.load_state_dict(state, strict=True)
         r = cls(model, AutoTokenizer.from_pretrained(str(folder / "tokenizer")), device)
         if quantize is None:
             quantize = cfg.int8_on_cpu and str(device) == "cpu"

@@ -107,3 +107,20 @@ def test_length_buckets_keep_each_pair_its_own_score(reranker):
     pairs = PAIRS + [("rated: Heat", "a much longer candidate title " * 3), ("rated: Heat", "short")]
     one_by_one = np.concatenate([reranker.predict([p]) for p in pairs])
     assert np.allclose(reranker.predict(pairs, batch_size=2), one_by_one, atol=1e-5)
+
+
+def test_a_reranker_of_another_shape_is_a_clear_error(reranker, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from recsys.errors import ArtifactError
+
+    reranker.save(tmp_path / "rr")
+    state = load_file(str(tmp_path / "rr" / "weights.safetensors"))
+    n = len(FEATURES)
+    for head in ("click", "purchase"):  # as saved before the heads read the features themselves
+        state[f"{head}.weight"] = state[f"{head}.weight"][:, :-n].contiguous()
+    save_file(state, str(tmp_path / "rr" / "weights.safetensors"))
+    with pytest.raises(ArtifactError) as e:
+        Reranker.load(tmp_path / "rr")
+    assert str(e.value) == (f"{tmp_path / 'rr'}: this reranker was saved by an older recsys (its heads have another "
+                            "shape); train it again with `recsys train-reranker --artifacts ARTIFACT_DIR`")
