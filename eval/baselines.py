@@ -66,19 +66,11 @@ class ItemCooccurrence(Peer):
         self.window, self.last_n, self.decay = window, last_n, decay
 
     def fit(self, task: EvalTask) -> ItemCooccurrence:
+        from recsys.retrieval.cooccurrence import recent_items, transitions
+
         h = task.history.sort(["user_idx", "timestamp"], maintain_order=True)
-        u, i = h["user_idx"].to_numpy(), h["item_idx"].to_numpy()
-        rows, cols, vals = [], [], []
-        for step in range(1, self.window + 1):
-            same = u[step:] == u[:-step]
-            rows.append(i[:-step][same])
-            cols.append(i[step:][same])
-            vals.append(np.full(same.sum(), 1.0 / step))
-        self.trans = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                                   shape=(task.n_items, task.n_items))
-        self.trans.sum_duplicates()
-        last = h.group_by("user_idx", maintain_order=True).agg(pl.col("item_idx").tail(self.last_n).reverse())
-        self.recent = dict(zip(last["user_idx"].to_list(), last["item_idx"].to_list()))
+        self.trans = transitions(h, task.n_items, self.window)
+        self.recent = recent_items(h, self.last_n)
         self.pop = Popularity().fit(task).pop / (task.history.height + 1.0)
         return self
 

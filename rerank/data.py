@@ -26,7 +26,7 @@ import polars as pl
 
 from recsys.retrieval.personal import popularity_as_of
 
-from .features import FEATURES, candidate_features, context_text
+from .features import FEATURES, candidate_features, context_text, cooccurrence_scores
 
 POPULARITY = FEATURES.index("log_popularity")
 
@@ -110,7 +110,7 @@ def build_lists(rec, cuts: pl.DataFrame, include_seen: bool, horizon: dt.timedel
         p = rec.profiles_prefix(users[s:s + batch_size], lengths[s:s + batch_size])
         c = rec.fuse(rec.source_lists(p, include_seen, stored=False))  # prefixes, not stored users
         seen = rec._seen(p)
-        f = candidate_features(c, rec.popular, seen)
+        f = candidate_features(c, rec.popular, seen, cooccurrence_scores(rec, p, c.items))
         # popularity as it stood at each cut: the stored one counts the labels themselves
         f[:, :, POPULARITY] = np.log1p(popularity_as_of(h, rec.weights, c.items, np.array(times[s:s + batch_size], dtype=object)))
         f[c.items < 0] = 0.0

@@ -2,7 +2,8 @@
 
 - :func:`candidate_features`: for each candidate, per source its reciprocal rank, score and
   whether it proposed the candidate; the fused score; log popularity; whether the user has
-  already interacted with it.
+  already interacted with it; and, given its sequential co-occurrence scores
+  (:mod:`recsys.retrieval.cooccurrence`), log(1 + 100·score) and its reciprocal rank in the list.
 - :func:`context_text`: the user's most recent items with their event types, newest first
   ("bought: Toy Story | 1995; viewed: Heat | 1995"); the tokenizer truncates it to the budget.
 """
@@ -12,14 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import polars as pl
 
 SOURCES = ("two_tower", "als", "repeat", "popular")
 FEATURES = tuple([f"{s}_{kind}" for s in SOURCES for kind in ("inv_rank", "score", "present")]
-                 + ["fused", "log_popularity", "seen"])
+                 + ["fused", "log_popularity", "seen", "cooc_score", "cooc_inv_rank"])
 VERB = {"view": "viewed", "click": "clicked", "cart": "carted", "purchase": "bought", "rating": "rated"}
 
 
-def candidate_features(candidates, popularity: np.ndarray, seen: Sequence[np.ndarray]) -> np.ndarray:
+def candidate_features(candidates, popularity: np.ndarray, seen: Sequence[np.ndarray],
+                       cooc: np.ndarray | None = None) -> np.ndarray:
     """(users, n, len(FEATURES)) float32 features of :class:`~recsys.retrieval.fusion.Candidates`.
 
     >>> from recsys.retrieval.fusion import fuse
@@ -50,6 +53,11 @@ def candidate_features(candidates, popularity: np.ndarray, seen: Sequence[np.nda
     out[:, :, base + 1] = np.log1p(np.maximum(popularity[items], 0.0))
     for r in range(users):
         out[r, :, base + 2] = np.isin(candidates.items[r], seen[r])
+    if cooc is not None:
+        cooc = np.where(valid, cooc, -np.inf)
+        rank = (-cooc).argsort(1, kind="stable").argsort(1) + 1
+        out[:, :, base + 3] = np.log1p(100.0 * np.maximum(np.nan_to_num(cooc, neginf=0.0), 0.0))
+        out[:, :, base + 4] = np.where(cooc > 0, 1.0 / rank, 0.0)
     out[~valid] = 0.0
     return out
 
@@ -71,3 +79,14 @@ def context_text(titles: Sequence[str], events: Sequence[str], max_items: int = 
         if len(parts) == max_items:
             break
     return "; ".join(parts)
+
+
+def cooccurrence_scores(rec, profiles, items: np.ndarray) -> np.ndarray:
+    """(rows, n) co-occurrence scores of ``items`` given each profile row's last 5 items, from
+    ``rec``'s transitions (see :meth:`~recsys.retrieval.recommender.Recommender.cooccurrence`)."""
+    from recsys.retrieval.cooccurrence import recent_items, scores_of
+
+    mine = pl.Series(np.unique(profiles.rows).astype(np.int64)).implode()
+    ev = profiles.events.filter(pl.col("user_idx").is_in(mine)).sort("user_idx", "timestamp", maintain_order=True)
+    recent = recent_items(ev)
+    return scores_of(rec.cooccurrence(), [recent.get(int(k), []) for k in profiles.rows], items)

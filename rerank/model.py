@@ -163,6 +163,8 @@ class Reranker:
         if features is None:
             features = np.zeros((n, len(self.cfg.features)), dtype=np.float32)
         features = np.asarray(features, dtype=np.float32).reshape(n, -1)
+        if features.shape[1] == len(FEATURES) and tuple(self.cfg.features) != FEATURES:
+            features = features[:, [FEATURES.index(f) for f in self.cfg.features]]  # a reranker saved with fewer
         if features.shape[1] != len(self.cfg.features):
             raise ConfigError(f"features: {features.shape[1]} columns, this reranker reads {len(self.cfg.features)} "
                               f"({', '.join(self.cfg.features)})")

@@ -27,7 +27,7 @@ import polars as pl
 from recsys.errors import ConfigError
 
 from .data import build_lists, sample_cuts, validation_cuts
-from .features import candidate_features, context_text
+from .features import candidate_features, context_text, cooccurrence_scores
 from .model import Reranker, RerankerConfig
 from .train import RerankTrainConfig, train_reranker
 
@@ -69,6 +69,7 @@ def fit_reranker(rec, split_tables: dict, opts: RerankOptions, include_seen: boo
     rng = np.random.default_rng(opts.train.seed)
     ctx = opts.config.context_items
     rec.set_history(pl.concat([split_tables["train"], split_tables["valid"]]))
+    rec.cooccurrence_from(split_tables["train"])  # as ALS: the validation lists' labels are not counted
     vcuts = validation_cuts(rec, split_tables["valid"])
     if vcuts.height > opts.max_valid_lists:
         vcuts = vcuts[np.sort(rng.choice(vcuts.height, opts.max_valid_lists, replace=False))]
@@ -102,7 +103,7 @@ def rerank(reranker: Reranker, rec, profiles, candidates, depth: int = 100, batc
     n_rows = candidates.items.shape[0]
     depth = min(depth, candidates.items.shape[1])
     seen = rec._seen(profiles)
-    feats = candidate_features(candidates, rec.popular, seen)
+    feats = candidate_features(candidates, rec.popular, seen, cooccurrence_scores(rec, profiles, candidates.items))
     ctx_items = reranker.cfg.context_items
     mine = pl.Series(np.unique(profiles.rows).astype(np.int64)).implode()
     ev = profiles.events.filter(pl.col("user_idx").is_in(mine)).sort("user_idx", "timestamp", maintain_order=True)

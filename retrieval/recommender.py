@@ -31,6 +31,7 @@ from recsys.eval.protocols import with_indices
 from recsys.prepare import load_prepared_tables
 
 from .als import ALSCandidates, confidence_matrix
+from .cooccurrence import transitions
 from .fusion import Candidates, fuse
 from .index import VectorIndex
 from .model import TwoTower
@@ -132,6 +133,18 @@ class Recommender:
         self.counts = np.bincount(self.history["user_idx"].to_numpy(), minlength=self.n_users)
         self.popular = popularity_scores(self.history, self.n_items, self.weights)
         self._repeat = None
+        self._cooc = None
+
+    def cooccurrence(self):
+        """Item transitions (:mod:`.cooccurrence`) of the history, or of :meth:`cooccurrence_from`'s events."""
+        if self._cooc is None:
+            self._cooc = transitions(self.history, self.n_items)
+        return self._cooc
+
+    def cooccurrence_from(self, events: pl.DataFrame) -> None:
+        """Count transitions in ``events`` only (until the next :meth:`set_history`): lists whose
+        labels are later events must not count them."""
+        self._cooc = transitions(with_indices(events, self.users, self.items), self.n_items)
 
     # ---- candidate generation -------------------------------------------------------------
     def _stored(self, users: np.ndarray) -> _Profiles:

@@ -115,3 +115,34 @@ def test_feature_join_by_hand():
     assert row["log_popularity"] == pytest.approx(1.0) and row["seen"] == 1.0 and row["fused"] == pytest.approx(0.5)
     first = {name: f[0, 0, i] for i, name in enumerate(FEATURES)}  # item 3
     assert first["two_tower_inv_rank"] == 0.5 and first["two_tower_score"] == 0.5 and first["fused"] == 1.5
+
+
+def test_cooccurrence_features_count_only_what_the_lists_may_see(rec):
+    """Validation lists read transitions of the training events only: the user's own step from
+    their last training item to the validation item (the label) is not counted."""
+    from recsys.retrieval.cooccurrence import recent_items, scores_of, transitions
+
+    h = rec.history
+    last = h.group_by("user_idx").agg(pl.col("timestamp").max())
+    valid = h.join(last, on=["user_idx", "timestamp"])
+    train = h.join(valid.select("user_idx", "timestamp"), on=["user_idx", "timestamp"], how="anti")
+    keep = h.drop("user_idx", "item_idx")
+    try:
+        rec.cooccurrence_from(train.drop("user_idx", "item_idx"))
+        cuts = validation_cuts(rec, valid.drop("user_idx", "item_idx"))
+        lists = build_lists(rec, cuts, include_seen=True)  # the last event is often on an item seen before
+        trans = transitions(train, rec.n_items)
+        col = FEATURES.index("cooc_score")
+        leaked = 0
+        for r in range(len(lists)):
+            u = int(lists.users[r])
+            past = train.filter(pl.col("user_idx") == u)
+            expect = scores_of(trans, [recent_items(past).get(u, [])], lists.items[r:r + 1])[0]
+            ok = lists.items[r] >= 0
+            assert np.allclose(lists.features[r, ok, col], np.log1p(100 * expect[ok]), atol=1e-5)
+            with_labels = scores_of(transitions(h, rec.n_items), [recent_items(past).get(u, [])], lists.items[r:r + 1])[0]
+            leaked += int((with_labels[lists.click[r] > 0] > expect[lists.click[r] > 0]).any())
+        assert int((lists.click.sum(1) > 0).sum()) > 0, "no list holds its label"
+        assert leaked > 0  # counting the validation events would have raised some labels' scores
+    finally:
+        rec.set_history(keep)

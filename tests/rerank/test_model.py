@@ -124,3 +124,14 @@ def test_a_reranker_of_another_shape_is_a_clear_error(reranker, tmp_path):
         Reranker.load(tmp_path / "rr")
     assert str(e.value) == (f"{tmp_path / 'rr'}: this reranker was saved by an older recsys (its heads have another "
                             "shape); train it again with `recsys train-reranker --artifacts ARTIFACT_DIR`")
+
+
+def test_a_reranker_with_fewer_features_reads_its_own_columns(tiny_bert):
+    torch.manual_seed(0)
+    older = FEATURES[:-2]  # as saved before the co-occurrence features existed
+    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=32, features=older))
+    with torch.no_grad():
+        for p in r.model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    full = np.random.default_rng(0).random((len(PAIRS), len(FEATURES))).astype(np.float32)
+    assert np.allclose(r.predict(PAIRS, full), r.predict(PAIRS, full[:, :len(older)]), atol=1e-6)
