@@ -58,6 +58,7 @@ def main(argv=None) -> dict:
     include_seen = bool(fit.get("include_seen"))
     t = load_prepared_tables(art)
     rec = Recommender(art, history=pl.concat([t["train"], t["valid"], t["test"]]), use_reranker=False)
+    rec.cooccurrence_from(pl.concat([t["train"], t["valid"]]))  # as served: the test events are not counted
     span = t["test"]["timestamp"].max() - t["test"]["timestamp"].min()
     cuts = validation_cuts(rec, t["test"]).filter(pl.col("n_before") > 0)  # as the funnel: users with a history
     lists = build_lists(rec, cuts, include_seen, horizon=span + dt.timedelta(seconds=1))

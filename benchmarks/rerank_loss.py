@@ -44,9 +44,11 @@ def _lists(art):
         rec.als = ALSCandidates(served_als.cfg, use_gpu=False).fit(
             confidence_matrix(ev, len(t["users"]), len(t["items"]), t["weights"], t["value_kind"]))
         rec.als_counts = np.bincount(ev["user_idx"].to_numpy(), minlength=len(t["users"])).astype(np.int64)
+    rec.cooccurrence_from(t["train"])  # as at build time: the validation labels are not counted
     valid = build_lists(rec, validation_cuts(rec, t["valid"]), include_seen)
     rec.als, rec.als_counts = served_als, served_counts
     rec.set_history(pl.concat([t["train"], t["valid"], t["test"]]))
+    rec.cooccurrence_from(pl.concat([t["train"], t["valid"]]))  # as served: the test events are not counted
     test = build_lists(rec, validation_cuts(rec, t["test"]).filter(pl.col("n_before") > 0), include_seen)  # as the funnel
     return valid, test, include_seen
 

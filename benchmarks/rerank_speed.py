@@ -148,6 +148,7 @@ def _test_lists(art):
 
     t = {n: art.load_table(f"data/{n}.parquet") for n in ("train", "valid", "test")}
     rec = Recommender(art, history=pl.concat([t["train"], t["valid"], t["test"]]), use_reranker=False)
+    rec.cooccurrence_from(pl.concat([t["train"], t["valid"]]))  # as served: the test events are not counted
     cuts = validation_cuts(rec, t["test"]).filter(pl.col("n_before") > 0).head(300)
     include_seen = art.manifest["config"].get("holdout") == "last_basket"
     return build_lists(rec, cuts, include_seen), rec.titles
