@@ -1,16 +1,14 @@
-"""Would a sequential co-occurrence feature help the reranker? A probe, not yet a shipped feature.
+"""Does the sequential co-occurrence feature help? The reranker's feature phase, with and without it.
 
     python benchmarks/rerank_feature_probe.py --artifacts artifacts/bench-movielens-100k
 
 On the artifact's lists (as ``benchmarks/rerank_loss.py`` builds them: validation lists to learn
 from, test lists to score), a features-only list ranker (a small MLP, listwise loss, full batch)
-is trained with the reranker's retrieval features, and again with two more per candidate: the
-score of :class:`recsys.eval.baselines.ItemCooccurrence` (how often the candidate followed the
-user's recent items in everyone's histories; fitted on the training events for the validation
-lists and on training + validation events for the test lists, so no list sees its own labels)
-and its reciprocal rank over the catalogue. Reranking the fused list by the co-occurrence score
-alone is reported too. Each difference from the fused order has a paired bootstrap 95% interval.
-Writes ``results/rerank_feature_probe_<dataset>.{json,md}``.
+is trained on the reranker's features without the two co-occurrence ones (``cooc_score``,
+``cooc_inv_rank``: how often the candidate followed the user's recent items in everyone's
+histories, counted on events before the lists), and again with them. Reranking the fused list by
+the co-occurrence score alone is reported too. Each difference from the fused order has a paired
+bootstrap 95% interval. Writes ``results/rerank_feature_probe_<dataset>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -23,23 +21,6 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cooccurrence_features(art, lists, stage: str, window: int, last_n: int) -> np.ndarray:
-    """(L, n, 2): log1p(100 · co-occurrence score) and 1 / (1 + its rank over all items)."""
-    from recsys.eval.baselines import ItemCooccurrence
-    from recsys.eval.protocols import make_task
-    from recsys.prepare import load_prepared_tables
-    from recsys.splits import Split
-
-    t = load_prepared_tables(art)
-    task = make_task(art.manifest["config"]["holdout"], Split(t["train"], t["valid"], t["test"], {}), t["users"],
-                     t["items"], stage)
-    scores = ItemCooccurrence(window=window, last_n=last_n).fit(task).scores(lists.users)
-    items = np.maximum(lists.items, 0)
-    rank = np.take_along_axis((-scores).argsort(1).argsort(1), items, 1)
-    out = np.stack([np.log1p(100 * np.take_along_axis(scores, items, 1)), 1.0 / (1 + rank)], -1)
-    return (out * (lists.items >= 0)[..., None]).astype(np.float32)
 
 
 def fit_rank(x: np.ndarray, lists, steps: int, seed: int = 0, hidden: int = 16):
@@ -67,18 +48,17 @@ def main(argv=None) -> dict:
 
     from recsys.artifacts import Artifact, package_versions
     from recsys.eval.metrics import paired_bootstrap
+    from recsys.rerank.features import FEATURES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifacts", required=True)
-    p.add_argument("--window", type=int, default=3)
-    p.add_argument("--last-n", type=int, default=5)
     p.add_argument("--steps", default="100,300", help="Training steps of the list ranker, one row each.")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     art = Artifact.open(args.artifacts)
     valid, test, _ = _lists(art)
-    cv = cooccurrence_features(art, valid, "valid", args.window, args.last_n)
-    ct = cooccurrence_features(art, test, "test", args.window, args.last_n)
+    cooc = [FEATURES.index("cooc_score"), FEATURES.index("cooc_inv_rank")]
+    rest = [i for i in range(len(FEATURES)) if i not in cooc]
 
     def ranked(s: np.ndarray) -> np.ndarray:
         s = np.where(test.items >= 0, s, -np.inf)
@@ -91,15 +71,14 @@ def main(argv=None) -> dict:
 
     fused = per_list_ndcg(test.items, test)
     rows = {"fused order": {"test_ndcg@10": round(float(fused.mean()), 4)},
-            "co-occurrence score alone": row(per_list_ndcg(ranked(ct[..., 0]), test))}
+            "co-occurrence score alone": row(per_list_ndcg(ranked(test.features[..., cooc[0]]), test))}
     for steps in (int(s) for s in args.steps.split(",")):
-        for name, xv, xt in (("retrieval features", valid.features, test.features),
-                             ("retrieval features + co-occurrence", np.concatenate([valid.features, cv], 2),
-                              np.concatenate([test.features, ct], 2))):
+        for name, xv, xt in (("retrieval features", valid.features[..., rest], test.features[..., rest]),
+                             ("retrieval features + co-occurrence", valid.features, test.features)):
             rows[f"{name}, {steps} steps"] = row(per_list_ndcg(ranked(fit_rank(xv, valid, steps)(xt)), test))
             print(name, steps, rows[f"{name}, {steps} steps"], flush=True)
     name = art.manifest.get("data", {}).get("name") or Path(args.artifacts).name
-    result = {"artifact": args.artifacts, "dataset": name, "window": args.window, "last_n": args.last_n,
+    result = {"artifact": args.artifacts, "dataset": name,
               "train_lists": len(valid), "test_lists": len(test), "rows": rows, "packages": package_versions(),
               "seconds": round(time.perf_counter() - t0, 1), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
