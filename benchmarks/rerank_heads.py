@@ -41,11 +41,10 @@ def auc_interval(scores: list[np.ndarray], labels: list[np.ndarray], n: int = 10
 
 
 def main(argv=None) -> dict:
-    import polars as pl
 
     from recsys.artifacts import Artifact
     from recsys.prepare import load_prepared_tables
-    from recsys.rerank.data import build_lists, strong_events, validation_cuts
+    from recsys.rerank.data import strong_events, test_lists
     from recsys.rerank.model import Reranker
     from recsys.retrieval.recommender import Recommender
 
@@ -57,11 +56,9 @@ def main(argv=None) -> dict:
     fit = art.load_json("summary.json").get("reranker") or {}
     include_seen = bool(fit.get("include_seen"))
     t = load_prepared_tables(art)
-    rec = Recommender(art, history=pl.concat([t["train"], t["valid"], t["test"]]), use_reranker=False)
-    rec.cooccurrence_from(pl.concat([t["train"], t["valid"]]))  # as served: the test events are not counted
+    rec = Recommender(art, history=t["train"], use_reranker=False)
     span = t["test"]["timestamp"].max() - t["test"]["timestamp"].min()
-    cuts = validation_cuts(rec, t["test"]).filter(pl.col("n_before") > 0)  # as the funnel: users with a history
-    lists = build_lists(rec, cuts, include_seen, horizon=span + dt.timedelta(seconds=1))
+    lists = test_lists(rec, t, include_seen, horizon=span + dt.timedelta(seconds=1))
     reranker = Reranker.load(art.file("reranker/config.json").parent)
     touched_s, touched_y, buy_s, buy_y, among_s, among_y = [], [], [], [], [], []
     for r in range(len(lists)):

@@ -31,7 +31,7 @@ def _lists(art):
 
     from recsys.eval.protocols import with_indices
     from recsys.prepare import load_prepared_tables
-    from recsys.rerank.data import build_lists, validation_cuts
+    from recsys.rerank.data import build_lists, test_lists, validation_cuts
     from recsys.retrieval.als import ALSCandidates, confidence_matrix
     from recsys.retrieval.recommender import Recommender
 
@@ -47,9 +47,7 @@ def _lists(art):
     rec.cooccurrence_from(t["train"])  # as at build time: the validation labels are not counted
     valid = build_lists(rec, validation_cuts(rec, t["valid"]), include_seen)
     rec.als, rec.als_counts = served_als, served_counts
-    rec.set_history(pl.concat([t["train"], t["valid"], t["test"]]))
-    rec.cooccurrence_from(pl.concat([t["train"], t["valid"]]))  # as served: the test events are not counted
-    test = build_lists(rec, validation_cuts(rec, t["test"]).filter(pl.col("n_before") > 0), include_seen)  # as the funnel
+    test = test_lists(rec, t, include_seen)
     return valid, test, include_seen
 
 

@@ -141,17 +141,13 @@ def main(argv=None) -> dict:
 def _test_lists(art):
     """The artifact's test-stage lists (history: training + validation events; labels: the test
     events; candidates from the served models, which never saw the test events) and item titles."""
-    import polars as pl
-
-    from recsys.rerank.data import build_lists, validation_cuts
+    from recsys.rerank.data import test_lists
     from recsys.retrieval.recommender import Recommender
 
     t = {n: art.load_table(f"data/{n}.parquet") for n in ("train", "valid", "test")}
-    rec = Recommender(art, history=pl.concat([t["train"], t["valid"], t["test"]]), use_reranker=False)
-    rec.cooccurrence_from(pl.concat([t["train"], t["valid"]]))  # as served: the test events are not counted
-    cuts = validation_cuts(rec, t["test"]).filter(pl.col("n_before") > 0).head(300)
+    rec = Recommender(art, history=t["train"], use_reranker=False)
     include_seen = art.manifest["config"].get("holdout") == "last_basket"
-    return build_lists(rec, cuts, include_seen), rec.titles
+    return test_lists(rec, t, include_seen, limit=300), rec.titles
 
 
 if __name__ == "__main__":

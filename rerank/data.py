@@ -136,3 +136,15 @@ def build_lists(rec, cuts: pl.DataFrame, include_seen: bool, horizon: dt.timedel
     if feats is None:
         feats = np.zeros((0, n, 0), dtype=np.float32)
     return RerankLists(users, times, contexts, items, feats, click, purchase)
+
+
+def test_lists(rec, tables: dict, include_seen: bool, horizon: dt.timedelta = dt.timedelta(hours=1),
+               limit: int | None = None) -> RerankLists:
+    """The test stage's lists, as the funnel sees it: each user with a history, their training and
+    validation events as history, their test events as labels; ``rec``'s history is replaced and
+    its transitions count no test event. ``rec`` should hold the served models (which never saw
+    the test events); ``tables`` the split ("train", "valid", "test")."""
+    rec.set_history(pl.concat([tables["train"], tables["valid"], tables["test"]]))
+    rec.cooccurrence_from(pl.concat([tables["train"], tables["valid"]]))
+    cuts = validation_cuts(rec, tables["test"]).filter(pl.col("n_before") > 0)
+    return build_lists(rec, cuts if limit is None else cuts.head(limit), include_seen, horizon)
