@@ -72,9 +72,12 @@ class CrossEncoder(nn.Module):
     def bert(self) -> nn.Module:
         return self.encoder.bert
 
-    def forward(self, tokens: dict[str, torch.Tensor], features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits of P(click) and P(purchase), each (batch,); ``tokens`` from :meth:`Reranker.tokenize`."""
-        ctx = self.encoder.context(tokens["ctx_ids"], tokens["ctx_mask"])
+    def forward(self, tokens: dict[str, torch.Tensor], features: torch.Tensor,
+                ctx: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of P(click) and P(purchase), each (batch,); ``tokens`` from :meth:`Reranker.tokenize`;
+        ``ctx``: the contexts already encoded (``encoder.context``), else from ``tokens``."""
+        if ctx is None:
+            ctx = self.encoder.context(tokens["ctx_ids"], tokens["ctx_mask"])
         h = self.encoder.candidates(tokens["cand_ids"], tokens["cand_mask"], ctx, tokens["ctx_index"])
         m = tokens["cand_mask"].unsqueeze(-1).to(h.dtype)
         pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
@@ -102,9 +105,13 @@ def _truncate(bert: nn.Module, n_layers: int) -> nn.Module:
 class Reranker:
     """A loaded cross-encoder with its tokenizer (see the module doc)."""
 
+    CACHE_SIZE = 200_000  # candidate texts whose token ids are kept
+    SHARED_CONTEXTS = 8  # at most this many distinct contexts in one predict call: encoded once for all batches
+
     def __init__(self, model: CrossEncoder, tokenizer, device: str = "cpu"):
         self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
         self.cfg = model.cfg
+        self._cand_cache: dict[str, list[int]] = {}
 
     @classmethod
     def from_pretrained(cls, name_or_path=None, cfg: RerankerConfig | None = None, device: str = "cpu") -> Reranker:
@@ -117,17 +124,27 @@ class Reranker:
         return cls(CrossEncoder(_truncate(bert, cfg.n_layers), cfg), tok, device)
 
     def candidate_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Each candidate text's token ids (cut to ``candidate_length``, ending in [SEP])."""
-        ids = self.tokenizer([t or "" for t in texts], add_special_tokens=False, truncation=True,
-                             max_length=self.cfg.candidate_length - 1)["input_ids"]
-        return [x + [self.tokenizer.sep_token_id] for x in ids]
+        """Each candidate text's token ids (cut to ``candidate_length``, ending in [SEP]); item texts
+        recur across queries, so they are tokenized once and kept (up to ``CACHE_SIZE`` texts)."""
+        cache = self._cand_cache
+        new = list(dict.fromkeys(t or "" for t in texts if (t or "") not in cache))
+        if new:
+            if len(cache) + len(new) > self.CACHE_SIZE:
+                cache.clear()
+            ids = self.tokenizer(new, add_special_tokens=False, truncation=True,
+                                 max_length=self.cfg.candidate_length - 1)["input_ids"]
+            cache.update({t: x + [self.tokenizer.sep_token_id] for t, x in zip(new, ids)})
+        return [cache[t or ""] for t in texts]
 
-    def tokenize(self, pairs: Sequence[tuple[str, str]], cand_ids: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
-        """Contexts (de-duplicated: each is encoded once) and candidates, tokenized apart."""
-        unique: dict[str, int] = {}
+    def tokenize(self, pairs: Sequence[tuple[str, str]], cand_ids: list[list[int]] | None = None,
+                 contexts: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
+        """Contexts (de-duplicated: each is encoded once) and candidates, tokenized apart. With
+        ``contexts`` (text → row of contexts encoded beforehand) only the candidates are tokenized."""
+        unique: dict[str, int] = {} if contexts is None else contexts
         index = [unique.setdefault(p[0] or "", len(unique)) for p in pairs]
         tok = self.tokenizer
-        ctx = tok(list(unique), padding=True, truncation=True, max_length=self.cfg.max_length, return_tensors="pt")
+        ctx = {} if contexts is not None else tok(list(unique), padding=True, truncation=True,
+                                                  max_length=self.cfg.max_length, return_tensors="pt")
         ids = cand_ids if cand_ids is not None else self.candidate_ids([p[1] for p in pairs])
         width = max(len(x) for x in ids)
         cand = torch.full((len(ids), width), tok.pad_token_id or 0, dtype=torch.long)
@@ -135,8 +152,9 @@ class Reranker:
         for r, row in enumerate(ids):
             cand[r, :len(row)] = torch.tensor(row)
             mask[r, :len(row)] = 1
-        out = {"ctx_ids": ctx["input_ids"], "ctx_mask": ctx["attention_mask"], "cand_ids": cand, "cand_mask": mask,
-               "ctx_index": torch.tensor(index, dtype=torch.long)}
+        out = {"cand_ids": cand, "cand_mask": mask, "ctx_index": torch.tensor(index, dtype=torch.long)}
+        if ctx:
+            out.update(ctx_ids=ctx["input_ids"], ctx_mask=ctx["attention_mask"])
         return {k: v.to(self.device) for k, v in out.items()}
 
     @staticmethod
@@ -184,10 +202,15 @@ class Reranker:
         out = np.zeros((n, 2), dtype=np.float32)
         self.model.eval()
         ids = self.candidate_ids([p[1] for p in pairs])
+        contexts = dict.fromkeys(p[0] or "" for p in pairs)
         with torch.inference_mode(), autocast(self.device):  # bf16 on a GPU
+            shared = None
+            if len(contexts) <= self.SHARED_CONTEXTS:  # e.g. one user's candidates: encode the context(s) once
+                t = self.tokenize([(c, "") for c in contexts])
+                shared = ({c: i for i, c in enumerate(contexts)}, self.model.encoder.context(t["ctx_ids"], t["ctx_mask"]))
             for b in self._batches([len(x) for x in ids], batch_size):  # by length: little padding
-                tokens = self.tokenize([pairs[i] for i in b], [ids[i] for i in b])
-                click, buy = self.model(tokens, feats[torch.as_tensor(b, device=feats.device)])
+                tokens = self.tokenize([pairs[i] for i in b], [ids[i] for i in b], shared and dict(shared[0]))
+                click, buy = self.model(tokens, feats[torch.as_tensor(b, device=feats.device)], shared and shared[1])
                 out[b, 0] = torch.sigmoid(click.float()).cpu().numpy()
                 out[b, 1] = torch.sigmoid(buy.float()).cpu().numpy()
         return out if heads else out @ np.array([self.cfg.click_weight, self.cfg.purchase_weight], dtype=np.float32)

@@ -50,10 +50,15 @@ class SplitBert(nn.Module):
             return x.view(b, t, heads, d).transpose(1, 2)
 
         q, k, v = split(sa.query(h)), split(sa.key(h)), split(sa.value(h))
-        kk, vv = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
-        bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, torch.finfo(q.dtype).min)
-        p = sa.dropout.p if self.training else 0.0
-        a = F.scaled_dot_product_attention(q, kk, vv, attn_mask=bias[:, None, None, :], dropout_p=p)
+        if past is not None and past[0].shape[0] == 1 and b > 1 and not self.training:
+            a = _shared_context_attention(q, k, v, past, keep)  # serving: one user, many candidates
+        else:
+            if past is not None:
+                past = tuple(x.expand(b, -1, -1, -1) for x in past) if past[0].shape[0] != b else past
+            kk, vv = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+            bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, torch.finfo(q.dtype).min)
+            p = sa.dropout.p if self.training else 0.0
+            a = F.scaled_dot_product_attention(q, kk, vv, attn_mask=bias[:, None, None, :], dropout_p=p)
         a = a.transpose(1, 2).reshape(b, t, heads * d)
         ao = layer.attention.output
         h1 = ao.LayerNorm(ao.dropout(ao.dense(a)) + h)
@@ -77,6 +82,27 @@ class SplitBert(nn.Module):
         pos = ctx["lengths"][index].unsqueeze(1) + torch.arange(ids.shape[1], device=ids.device)
         h = self._embed(ids, pos, 1)
         keep = torch.cat([ctx["keep"][index], mask.bool()], dim=1)
+        shared = not self.training and ids.shape[0] > 1 and bool((index == index[0]).all())
         for layer, (k, v) in zip(self.bert.encoder.layer, ctx["kv"]):
-            h, _ = self._layer(layer, h, keep, (k[index], v[index]))
+            # one context for every candidate (serving): its keys/values are read in place, not copied per row
+            past = (k[index[:1]], v[index[:1]]) if shared else (k[index], v[index])
+            h, _ = self._layer(layer, h, keep, past)
         return h
+
+
+def _shared_context_attention(q, k, v, past, keep):
+    """Attention of candidate queries ``q`` (N, heads, T, d) over one shared context's keys/values
+    ``past`` (1, heads, Tc, d) and each candidate's own ``k``, ``v`` (N, heads, T, d); ``keep``
+    (N, Tc + T). The same softmax as the general path, without copying the context N times: the
+    context part is one (heads, N·T, Tc) product."""
+    n, heads, t, d = q.shape
+    tc = past[0].shape[2]
+    q = q * d ** -0.5
+    qh = q.transpose(0, 1).reshape(heads, n * t, d)
+    s_ctx = torch.bmm(qh, past[0][0].transpose(1, 2)).view(heads, n, t, tc).transpose(0, 1)  # (N, heads, T, Tc)
+    s_own = q @ k.transpose(2, 3)  # (N, heads, T, T)
+    s = torch.cat([s_ctx, s_own], dim=-1).masked_fill(~keep[:, None, None, :], torch.finfo(q.dtype).min)
+    p = torch.softmax(s, dim=-1)
+    p_ctx = p[..., :tc].transpose(0, 1).reshape(heads, n * t, tc)
+    out_ctx = torch.bmm(p_ctx, past[1][0]).view(heads, n, t, d).transpose(0, 1)
+    return out_ctx + p[..., tc:] @ v

@@ -109,6 +109,19 @@ def test_length_buckets_keep_each_pair_its_own_score(reranker):
     assert np.allclose(reranker.predict(pairs, batch_size=2), one_by_one, atol=1e-5)
 
 
+def test_one_users_candidates_score_as_each_pair_alone(reranker, monkeypatch):
+    """Serving path: one context, encoded once for every batch, its keys/values shared in place,
+    and candidate token ids cached; each pair scores as it does alone (the general path)."""
+    ctx = PAIRS[0][0]
+    pairs = [(ctx, c) for c in ["trail running shoes", "socks", "", "a much longer candidate title " * 3, "socks"]]
+    alone = np.concatenate([reranker.predict([p], heads=True) for p in pairs])
+    together = reranker.predict(pairs, heads=True, batch_size=2)
+    assert np.allclose(together, alone, atol=1e-5)
+    assert reranker.candidate_ids(["socks"])[0] is reranker.candidate_ids(["socks"])[0]  # tokenized once, kept
+    monkeypatch.setattr(type(reranker), "SHARED_CONTEXTS", 0)  # the per-batch path gives the same answer
+    assert np.allclose(reranker.predict(pairs, heads=True, batch_size=2), together, atol=1e-5)
+
+
 def test_a_reranker_of_another_shape_is_a_clear_error(reranker, tmp_path):
     from safetensors.torch import load_file, save_file
 
