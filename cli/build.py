@@ -27,6 +27,9 @@ from recsys.splits import HOLDOUTS
               help="Training batch (default 32), split across the processes under torchrun.")
 @click.option("--max-len", type=int, default=None, help="Events of history the user tower reads.")
 @click.option("--dim", type=int, default=None, help="Vector size of both towers.")
+@click.option("--window-stride", type=click.IntRange(1, 10_000), default=None,
+              help="Training windows step back this many events (default: --max-len, no overlap); smaller "
+                   "overlaps them, so each event is also predicted from a longer context.")
 @click.option("--index-kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default="auto", show_default=True)
 @click.option("--als-factors", type=int, default=64, show_default=True, help="ALS latent factors.")
 @click.option("--als-weighting", type=click.Choice(["none", "bm25", "tfidf"]), default="none", show_default=True,
@@ -47,13 +50,15 @@ from recsys.splits import HOLDOUTS
 @click.option("--hash-user-ids", is_flag=True,
               help="Store user ids pseudonymised: HMAC-SHA256 keyed by $RECSYS_ID_KEY (never stored).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, batch_size, max_len, dim, index_kind,
+def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, batch_size, max_len, dim,
+                window_stride, index_kind,
                 als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, reranker_model, reranker_epochs,
                 warm_start, n_needs, hash_user_ids, as_json, **kwargs) -> None:
     """Ingest, clean, split, train the two-tower model and ALS, and write the FAISS index.
 
     With no data argument it builds on the embedded default dataset (MovieLens-100k).
     """
+    from recsys.config import dataclass_section, load_config
     from recsys.rerank.pipeline import RerankOptions
     from recsys.rerank.train import RerankTrainConfig
     from recsys.retrieval.als import ALSConfig
@@ -71,10 +76,13 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
         used = {**(used or {}), "user_ids": {"hash": "hmac-sha256", "key_fingerprint": key_fingerprint(key)}}
     holdout = holdout or ("last_basket" if ds.name == "instacart" else "loo")
     out = out or Path("artifacts") / ds.name
-    tower = TowerConfig(**{k: v for k, v in {"max_len": max_len, "dim": dim}.items() if v is not None})
-    train = TrainConfig(**{k: v for k, v in {"epochs": epochs, "pretrain_epochs": pretrain_epochs, "seed": seed,
-                                              "batch_size": batch_size}.items()
-                           if v is not None})
+    cfg = load_config(opts["config_path"])  # [tower] and [train] of the file; the command line wins
+    tower = TowerConfig(**{**dataclass_section(cfg, "tower", TowerConfig, opts["config_path"]),
+                           **{k: v for k, v in {"max_len": max_len, "dim": dim}.items() if v is not None}})
+    train = TrainConfig(**{**dataclass_section(cfg, "train", TrainConfig, opts["config_path"]),
+                           **{k: v for k, v in {"epochs": epochs, "pretrain_epochs": pretrain_epochs, "seed": seed,
+                                                "batch_size": batch_size, "window_stride": window_stride}.items()
+                              if v is not None}})
     if quiet:
         logging.getLogger("transformers").setLevel(logging.ERROR)
     summary = build(ds, out, cleaning, BuildOptions(

@@ -18,6 +18,13 @@ Example ``shop.toml``::
     burst_window_s = 30
     kcore_users = 2
 
+    [tower]            # build-index: recsys.retrieval.towers.TowerConfig fields
+    max_len = 20
+
+    [train]            # build-index: recsys.retrieval.train.TrainConfig fields
+    window_stride = 5
+    epochs = 16
+
 Options given on the command line win over the file.
 """
 
@@ -29,7 +36,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-SECTIONS = {"dataset", "data_dir", "events", "items", "weights", "cleaning", "split", "seed", "train", "index"}
+SECTIONS = {"dataset", "data_dir", "events", "items", "weights", "cleaning", "split", "seed", "train", "tower", "index"}
 
 
 def load_config(path: str | Path | None) -> dict[str, Any]:
@@ -64,3 +71,34 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(SECTIONS))}")
     return cfg
+
+
+def dataclass_section(cfg: dict[str, Any], section: str, cls: type, path: str | Path | None) -> dict[str, Any]:
+    """The keys of ``[section]`` checked against the fields of dataclass ``cls``: an unknown key,
+    or a value of the wrong type, is a one-line error naming the file, section and key.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class C:
+    ...     epochs: int = 3
+    >>> dataclass_section({"train": {"epochs": 5}}, "train", C, "a.toml")
+    {'epochs': 5}
+    """
+    from dataclasses import MISSING, fields
+
+    part = cfg.get(section, {})
+    if not isinstance(part, dict):
+        raise ConfigError(f"{path}: [{section}] must be a table/object of settings")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(part) - set(known))
+    if unknown:
+        raise ConfigError(f"{path}: [{section}] unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    for key, value in part.items():
+        default = known[key].default
+        if default is not MISSING and default is not None and value is not None:
+            want = float if isinstance(default, float) else type(default)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else \
+                isinstance(value, want) and not (want is int and isinstance(value, bool))
+            if not ok:
+                raise ConfigError(f"{path}: [{section}] {key} = {value!r}: expected {want.__name__} (default {default!r})")
+    return dict(part)

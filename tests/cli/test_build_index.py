@@ -39,6 +39,27 @@ def test_build_index_cli(files, tiny_bert, tmp_path):
     assert again["texts_encoded"] == 0
 
 
+def test_build_index_reads_tower_and_train_from_the_config_file(files, tiny_bert, tmp_path):
+    (tmp_path / "model.toml").write_text("[tower]\ndim = 8\nmax_len = 6\n[train]\nepochs = 1\nwindow_stride = 2\n"
+                                         "pretrain_epochs = 0\n")
+    base = ["build-index", "--events", str(files / "events.csv"), "--items", str(files / "items.csv"),
+            "--text-model", str(tiny_bert), "--quiet", "--no-reranker", "--no-als"]
+    result = CliRunner().invoke(cli, [*base, "--config", str(tmp_path / "model.toml"), "--max-len", "7",
+                                      "--out", str(tmp_path / "a")])  # the command line wins
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "a" / "manifest.json").read_text())["config"]
+    assert (config["tower"]["dim"], config["tower"]["max_len"]) == (8, 7)
+    assert (config["train"]["epochs"], config["train"]["window_stride"], config["train"]["pretrain_epochs"]) == (1, 2, 0)
+    (tmp_path / "bad.toml").write_text("[train]\nepoch = 3\n")
+    result = CliRunner().invoke(cli, [*base, "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and result.output.startswith(
+        f"Error: {tmp_path / 'bad.toml'}: [train] unknown key(s) epoch; known: batch_size, epochs, eval_k")
+    (tmp_path / "bad.toml").write_text('[tower]\ndim = "big"\n')
+    result = CliRunner().invoke(cli, [*base, "--config", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "b")])
+    assert result.output == f"Error: {tmp_path / 'bad.toml'}: [tower] dim = 'big': expected int (default 64)\n"
+    assert not (tmp_path / "b").exists()
+
+
 def test_build_index_bad_input(files, tmp_path):
     result = CliRunner().invoke(cli, ["build-index", "--events", str(tmp_path / "nope.csv"), "--quiet"])
     assert result.exit_code == 2
