@@ -46,6 +46,7 @@ def main(argv=None) -> None:
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--id-dropout", type=float, default=None)
+    p.add_argument("--eval-k", type=int, default=None, help="Early stopping on validation Recall@k (default 10).")
     p.add_argument("--name", default="default")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -55,7 +56,7 @@ def main(argv=None) -> None:
                                              "dropout": args.dropout, "id_dropout": args.id_dropout}.items() if v is not None})
     train = TrainConfig(**{k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
                                              "seed": args.seed, "window_stride": args.stride, "lr": args.lr,
-                                             "patience": args.patience,
+                                             "patience": args.patience, "eval_k": args.eval_k,
                                              "temperature": args.temperature}.items() if v is not None})
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
