@@ -106,7 +106,7 @@ class Reranker:
     """A loaded cross-encoder with its tokenizer (see the module doc)."""
 
     CACHE_SIZE = 200_000  # candidate texts whose token ids are kept
-    SHARED_CONTEXTS = 8  # at most this many distinct contexts in one predict call: encoded once for all batches
+    GROUP_MIN = 8  # pairs per context (on average) from which each context's pairs are scored together
 
     def __init__(self, model: CrossEncoder, tokenizer, device: str = "cpu"):
         self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
@@ -202,17 +202,26 @@ class Reranker:
         out = np.zeros((n, 2), dtype=np.float32)
         self.model.eval()
         ids = self.candidate_ids([p[1] for p in pairs])
-        contexts = dict.fromkeys(p[0] or "" for p in pairs)
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(pairs):
+            groups.setdefault(p[0] or "", []).append(i)
+        if n < self.GROUP_MIN * len(groups):  # few candidates per context: mix contexts in length-sorted batches
+            groups = {"": list(range(n))}
+            shared = False
+        else:  # e.g. each user's ~100 candidates: the user's context encoded once, read in place by every batch
+            shared = True
         with torch.inference_mode(), autocast(self.device):  # bf16 on a GPU
-            shared = None
-            if len(contexts) <= self.SHARED_CONTEXTS:  # e.g. one user's candidates: encode the context(s) once
-                t = self.tokenize([(c, "") for c in contexts])
-                shared = ({c: i for i, c in enumerate(contexts)}, self.model.encoder.context(t["ctx_ids"], t["ctx_mask"]))
-            for b in self._batches([len(x) for x in ids], batch_size):  # by length: little padding
-                tokens = self.tokenize([pairs[i] for i in b], [ids[i] for i in b], shared and dict(shared[0]))
-                click, buy = self.model(tokens, feats[torch.as_tensor(b, device=feats.device)], shared and shared[1])
-                out[b, 0] = torch.sigmoid(click.float()).cpu().numpy()
-                out[b, 1] = torch.sigmoid(buy.float()).cpu().numpy()
+            for context, rows in groups.items():
+                enc = None
+                if shared:
+                    t = self.tokenize([(context, "")])
+                    enc = self.model.encoder.context(t["ctx_ids"], t["ctx_mask"])
+                for b in self._batches([len(ids[i]) for i in rows], batch_size):  # by length: little padding
+                    b = np.asarray(rows)[b]
+                    tokens = self.tokenize([pairs[i] for i in b], [ids[i] for i in b], {context: 0} if shared else None)
+                    click, buy = self.model(tokens, feats[torch.as_tensor(b, device=feats.device)], enc)
+                    out[b, 0] = torch.sigmoid(click.float()).cpu().numpy()
+                    out[b, 1] = torch.sigmoid(buy.float()).cpu().numpy()
         return out if heads else out @ np.array([self.cfg.click_weight, self.cfg.purchase_weight], dtype=np.float32)
 
     def rank(self, context: str, candidates: Sequence[str], features: np.ndarray | None = None,
