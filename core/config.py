@@ -23,7 +23,7 @@ Example ``shop.toml``::
 
     [train]            # build-index: recsys.retrieval.train.TrainConfig fields
     window_stride = 5
-    epochs = 16
+    epochs = 12
 
 Options given on the command line win over the file.
 """

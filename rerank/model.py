@@ -2,9 +2,9 @@
 feeding two heads, P(click) and P(purchase).
 
 The pair is read as one sequence [context | candidate] in which context tokens do not attend to
-candidate tokens (:mod:`.split_attention`): each context is encoded once per batch and its keys
-and values reused by every candidate; the candidate tokens' mean output is the pair's vector.
-Each head reads that vector, a small MLP of the normalised retrieval features, and the
+candidate tokens (:mod:`.split_attention`): each user's context is encoded once per call and
+its keys and values read in place by every candidate; the candidate tokens' mean output is the
+pair's vector. Each head reads that vector, a small MLP of the normalised retrieval features, and the
 normalised features themselves (a linear, "wide" part: training starts from the fused order).
 
 ``score = click_weight · P(click) + purchase_weight · P(purchase)`` (purchase-heavy by default).

@@ -53,8 +53,6 @@ class SplitBert(nn.Module):
         if past is not None and past[0].shape[0] == 1 and b > 1 and not self.training:
             a = _shared_context_attention(q, k, v, past, keep)  # serving: one user, many candidates
         else:
-            if past is not None:
-                past = tuple(x.expand(b, -1, -1, -1) for x in past) if past[0].shape[0] != b else past
             kk, vv = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
             bias = torch.zeros(keep.shape, dtype=q.dtype, device=q.device).masked_fill(~keep, torch.finfo(q.dtype).min)
             p = sa.dropout.p if self.training else 0.0
