@@ -12,12 +12,17 @@ from .errors import DataError
 
 
 def natural_order(ids: pl.Series) -> pl.Series:
-    """Unique ids sorted numerically when all are integers, else lexicographically."""
-    unique = ids.drop_nulls().unique()
+    """Unique ids sorted numerically when all are integers (``"007"`` beside ``"7"``: by value, then
+    as text), else as text.
+
+    >>> natural_order(pl.Series(["10", "007", "9", "7"])).to_list(), natural_order(pl.Series(["b", "a1"])).to_list()
+    (['007', '7', '9', '10'], ['a1', 'b'])
+    """
+    unique = ids.drop_nulls().unique().sort()
     as_int = unique.cast(pl.Int64, strict=False)
     if as_int.null_count() == 0:
-        return unique.gather(as_int.arg_sort())
-    return unique.sort()
+        return unique.gather(pl.DataFrame({"i": as_int, "s": unique}).with_row_index().sort("i", "s")["index"])
+    return unique
 
 
 class IDMap:

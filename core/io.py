@@ -87,10 +87,21 @@ def _first_bad_utf8(path: Path) -> tuple[int, int, int] | None:
     return None
 
 
-def read_table(path: str | Path) -> pl.DataFrame:
-    """Read a CSV/TSV, Parquet or JSON Lines file into a DataFrame of its raw columns."""
+ID_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "session_id")
+
+
+def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pl.DataFrame:
+    """Read a CSV/TSV, Parquet or JSON Lines file into a DataFrame of its raw columns.
+
+    ``text_columns`` (ids, say) are read as text exactly as written: ``00042`` stays ``00042`` and an
+    alphanumeric value after 10,000 numeric ones is read like the rest. In CSV/TSV every other column
+    is typed from all its values (integer, float, boolean, else text), never from a sample, so a late
+    odd value cannot fail the read. JSON Lines types each column from all its lines; Parquet keeps the
+    file's own types.
+    """
     path = Path(path)
     fmt = _check_file(path)
+    text_columns = set(text_columns)
     if fmt in ("csv", "tsv", "jsonl"):
         bad = _first_bad_utf8(path)
         if bad is not None:
@@ -101,12 +112,11 @@ def read_table(path: str | Path) -> pl.DataFrame:
             )
     try:
         if fmt in ("csv", "tsv"):
-            df = pl.read_csv(path, separator="\t" if fmt == "tsv" else ",", infer_schema_length=10000,
-                             try_parse_dates=False)
+            df = pl.read_csv(path, separator="\t" if fmt == "tsv" else ",", infer_schema=False)
         elif fmt == "parquet":
             df = pl.read_parquet(path)
         else:
-            df = pl.read_ndjson(path, infer_schema_length=10000)
+            df = pl.read_ndjson(path, infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: cannot be read as {fmt.upper()}: {first}") from None
@@ -117,11 +127,46 @@ def read_table(path: str | Path) -> pl.DataFrame:
     # RecBole atomic files name columns "user_id:token"; keep the part before the colon.
     if any(":" in c for c in df.columns):
         df = df.rename({c: c.split(":", 1)[0] for c in df.columns})
+    if fmt in ("csv", "tsv"):
+        df = df.with_columns([_typed(df[c]) for c in df.columns if c not in text_columns])
+    for c in text_columns & set(df.columns):
+        if isinstance(df[c].dtype, (pl.Struct, pl.List, pl.Array, pl.Object)):
+            row = int(df[c].is_not_null().arg_true()[0]) if df[c].is_not_null().any() else 0
+            raise DataError(f"{path}: column {c!r} row {row + 1} holds a {df[c].dtype.base_type()}, not an id; ids "
+                            "are single values (text or numbers)")
     return df
 
 
+def _typed(text: pl.Series) -> pl.Series:
+    """A text column as integers, floats or booleans when every non-empty value is one, else as is.
+
+    >>> [str(_typed(pl.Series(v)).dtype) for v in (["1", None], ["1", "2.5"], ["true", "False"], ["1", "1a"])]
+    ['Int64', 'Float64', 'Boolean', 'String']
+    """
+    given = text.str.strip_chars()
+    given = given.set(given == "", None)
+    n = given.null_count()
+    if n == text.len():
+        return text
+    for dtype in (pl.Int64, pl.Float64):
+        cast = given.cast(dtype, strict=False)
+        if cast.null_count() == n:
+            return cast
+    lower = given.str.to_lowercase()
+    if lower.drop_nulls().is_in(["true", "false"]).all():
+        return (lower == "true").alias(text.name)
+    return text
+
+
 def id_column(series: pl.Series) -> pl.Series:
-    """Ids as strings; float-typed integers (``196.0``) become ``"196"``."""
+    """Ids as strings, exactly as the file wrote them (surrounding blanks trimmed, empty = missing).
+
+    Typed columns (Parquet, JSON numbers) become their plain decimal text; float-typed integers
+    (``196.0``) become ``"196"``.
+
+    >>> id_column(pl.Series(["00042", " 7 ", ""])).to_list(), id_column(pl.Series([196.0, None])).to_list()
+    (['00042', '7', None], ['196', None])
+    """
     if series.dtype.is_float():
         non_null = series.drop_nulls()
         if non_null.len() == 0 or (non_null == non_null.round(0)).all():
@@ -300,7 +345,8 @@ def load_events(
     weights: EventWeights | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Read an events file; returns ``(events, raw)`` (raw keeps the file's other columns)."""
-    raw = read_table(path)
+    mapping = dict(mapping or {})
+    raw = read_table(path, text_columns=[mapping.get(c, c) for c in ID_COLUMNS])
     events = events_from_frame(
         raw, source=str(path), mapping=mapping, event_type=event_type,
         timestamp_unit=timestamp_unit, weights=weights,
@@ -310,9 +356,9 @@ def load_events(
 
 def load_items(path: str | Path, *, mapping: Mapping[str, str] | None = None) -> pl.DataFrame:
     """Read a catalog file: ``item_id`` plus the file's other columns (text fields, price)."""
-    raw = read_table(path)
     mapping = dict(mapping or {})
     src = mapping.get("item_id", "item_id")
+    raw = read_table(path, text_columns=[src])
     if src not in raw.columns:
         raise DataError(
             f"{path}: missing column 'item_id' (found: {', '.join(raw.columns)}); map it with --items-map item_id=COLUMN"

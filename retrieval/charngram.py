@@ -58,6 +58,9 @@ class CharNgramEncoder:
         n = counts.shape[0]
         self.idf = (np.log((1 + n) / (1 + df[self.features])) + 1).astype(np.float32)
         x = self._tfidf(counts)
+        if min(x.shape) < 2:  # no text (or a single text or n-gram): every vector is zero, items are ID-only
+            self.components = np.zeros((self.dim, x.shape[1]), dtype=np.float32)
+            return self
         k = max(1, min(self.dim, min(x.shape) - 1))
         rng = np.random.default_rng(self.seed)
         _, s, vt = svds(x.astype(np.float64), k=k, v0=rng.standard_normal(min(x.shape)))

@@ -80,8 +80,13 @@ def test_numeric_timestamps_and_garbage_become_null():
 
 
 def test_float_typed_integer_ids(tmp_path):
+    # text keeps what it says; a typed float column of whole numbers (Parquet) reads as their integers
     path = write(tmp_path / "ev.csv", "user_id,item_id,event,timestamp\n1.0,196.0,view,1\n2.0,14084.0,view,2\n")
     events, _ = load_events(path)
+    assert events["user_id"].to_list() == ["1.0", "2.0"]
+    assert events["item_id"].to_list() == ["196.0", "14084.0"]
+    pl.read_csv(path).write_parquet(tmp_path / "ev.parquet")
+    events, _ = load_events(tmp_path / "ev.parquet")
     assert events["user_id"].to_list() == ["1", "2"]
     assert events["item_id"].to_list() == ["196", "14084"]
 

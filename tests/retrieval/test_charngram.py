@@ -34,3 +34,8 @@ def test_same_fit_same_vectors():
 def test_encode_before_fit():
     with pytest.raises(ValueError, match=r"call fit\(catalogue texts\) first"):
         CharNgramEncoder().encode(["x"])
+
+
+def test_a_catalogue_without_text_gives_zero_vectors():
+    enc = CharNgramEncoder(dim=4).fit(["", "", ""])
+    assert enc.encode(["", "new title"]).tolist() == [[0.0] * 4, [0.0] * 4]
