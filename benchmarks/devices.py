@@ -21,6 +21,8 @@ import platform
 import subprocess
 import sys
 import time
+
+from recsys import layout
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -53,7 +55,7 @@ def run(args) -> dict | None:
     art = Artifact.open(out)
     t = load_prepared_tables(art)
     task = make_task(holdout, Split(t["train"], t["valid"], t["test"], {}), t["users"], t["items"], "test")
-    model = TwoTower.load(art.file("model/config.json").parent, torch.as_tensor(art.load_array("text/vectors.npy")))
+    model = TwoTower.load(art.file(layout.MODEL_CONFIG).parent, torch.as_tensor(art.load_array(layout.TEXT_VECTORS)))
     metrics = score_rankings(task, rank(task, model_scorer(model, task.history, len(t["users"]), t["weights"]), 10),
                              ks=(10,))[0]
     device = s["device"]

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys import layout
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -53,13 +55,13 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     art = Artifact.open(args.artifacts)
-    fit = art.load_json("summary.json").get("reranker") or {}
+    fit = art.load_json(layout.SUMMARY).get("reranker") or {}
     include_seen = bool(fit.get("include_seen"))
     t = load_prepared_tables(art)
     rec = Recommender(art, history=t["train"], use_reranker=False)
     span = t["test"]["timestamp"].max() - t["test"]["timestamp"].min()
     lists = test_lists(rec, t, include_seen, horizon=span + dt.timedelta(seconds=1))
-    reranker = Reranker.load(art.file("reranker/config.json").parent)
+    reranker = Reranker.load(art.file(layout.RERANKER_CONFIG).parent)
     touched_s, touched_y, buy_s, buy_y, among_s, among_y = [], [], [], [], [], []
     for r in range(len(lists)):
         j = np.flatnonzero(lists.items[r] >= 0)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recsys import layout
 from recsys.artifacts import package_versions
 from recsys.rerank.model import Reranker, RerankerConfig, _truncate
 
@@ -74,7 +75,7 @@ def main(argv=None) -> dict:
         from recsys.artifacts import Artifact
 
         art = Artifact.open(args.artifacts)
-        base = Reranker.load(art.file("reranker/config.json").parent, quantize=False)
+        base = Reranker.load(art.file(layout.RERANKER_CONFIG).parent, quantize=False)
         valid = _test_lists(art)
         pairs = [(valid[0].contexts[0], valid[1][i]) for i in valid[0].items[0][:100] if i >= 0]
     else:
@@ -104,7 +105,7 @@ def main(argv=None) -> dict:
         rows.append(row)
         print(row, flush=True)
     if args.artifacts:  # the reranker as `query`, `recommend` and `serve` load it
-        served = Reranker.load(art.file("reranker/config.json").parent, args.device)
+        served = Reranker.load(art.file(layout.RERANKER_CONFIG).parent, args.device)
         row = {"layers": f"{len(served.model.bert.encoder.layer)} (as served)", "int8": served.cfg.int8_on_cpu,
                "max_length": served.cfg.max_length, "candidate_length": served.cfg.candidate_length,
                **timing(served, pairs, args.repeats)}

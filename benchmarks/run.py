@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys import layout
 from recsys.artifacts import package_versions
 from recsys.datasets import CLEANING, dataset_from_files, load_dataset
 from recsys.device import set_seed
@@ -133,7 +134,7 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
     rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]), use_reranker=False if args.no_rerank else "always")
     t0 = time.perf_counter()
     f = run_funnel(rec, stored_task(art), ks=tuple(sorted(set(REPORT_KS) | set(CURVE_KS))), claim_k=10)
-    summary = art.load_json("summary.json") if art.has("summary.json") else {}
+    summary = art.load_json(layout.SUMMARY) if art.has(layout.SUMMARY) else {}
     seconds = dict(summary.get("stage_seconds", {}))
     if summary.get("reranker", {}).get("history"):  # the reranker in the artifact now (train-reranker may have replaced it)
         fit = summary["reranker"]

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys import layout
+
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,13 +91,13 @@ def main(argv=None) -> None:
     from recsys.artifacts import Artifact
 
     art = Artifact.open(args.artifacts)
-    users = art.load_table("data/users.parquet")["id"].to_list()
+    users = art.load_table(layout.USERS)["id"].to_list()
     rows = []
     for mode, flag, count in (("retrieval + fusion", "--no-rerank", args.requests),
                               ("with the reranker", "--always-rerank", args.rerank_requests)):
         if count == 0:
             continue
-        if flag == "--always-rerank" and not art.has("reranker/config.json"):
+        if flag == "--always-rerank" and not art.has(layout.RERANKER_CONFIG):
             print(f"{args.artifacts} has no reranker: skipping that run")
             continue
         port = _port()

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import click
 
-from recsys.cli.options import data_options, dataset_from_options, pop_data_options
+from recsys.cli.options import data_options, pop_data_options
 from recsys.splits import HOLDOUTS
 
 
 @click.command("build-index")
 @data_options
 @click.option("--holdout", type=click.Choice(HOLDOUTS), default=None,
-              help="Held-out split stored for `recsys evaluate` (default: loo; last_basket for instacart). "
-                   "'none' trains on everything for production.")
+              help="Held-out split stored for `recsys evaluate` (default: the named dataset's own, e.g. last_basket "
+                   "for instacart; loo for your files). 'none' trains on everything for production.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Artifact folder (default: artifacts/<dataset>).")
 @click.option("--text-model", default=None, help="Text encoder: a local folder or hub id (default: all-MiniLM-L6-v2, offline).")
 @click.option("--finetune-text-layers", type=int, default=0, show_default=True,
@@ -58,41 +58,28 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
 
     With no data argument it builds on the embedded default dataset (MovieLens-100k).
     """
-    from recsys.config import dataclass_section, load_config
-    from recsys.rerank.pipeline import RerankOptions
+    from recsys.defaults import ARTIFACTS_ROOT
+    from recsys.inputs import resolve_data
+    from recsys.pipeline import RerankOptions, build, build_options
     from recsys.rerank.train import RerankTrainConfig
     from recsys.retrieval.als import ALSConfig
-    from recsys.retrieval.build import BuildOptions, build
-    from recsys.retrieval.towers import TowerConfig
-    from recsys.retrieval.train import TrainConfig
 
-    opts = pop_data_options(kwargs)
-    ds, cleaning, used = dataset_from_options(opts)
-    if hash_user_ids:
-        from recsys.serve.privacy import key_fingerprint, load_key, pseudonymise_frame
-
-        key = load_key()
-        ds.events = pseudonymise_frame(ds.events, key)
-        used = {**(used or {}), "user_ids": {"hash": "hmac-sha256", "key_fingerprint": key_fingerprint(key)}}
-    holdout = holdout or ("last_basket" if ds.name == "instacart" else "loo")
-    out = out or Path("artifacts") / ds.name
-    cfg = load_config(opts["config_path"])  # [tower] and [train] of the file; the command line wins
-    tower = TowerConfig(**{**dataclass_section(cfg, "tower", TowerConfig, opts["config_path"]),
-                           **{k: v for k, v in {"max_len": max_len, "dim": dim}.items() if v is not None}})
-    train = TrainConfig(**{**dataclass_section(cfg, "train", TrainConfig, opts["config_path"]),
-                           **{k: v for k, v in {"epochs": epochs, "pretrain_epochs": pretrain_epochs, "seed": seed,
-                                                "batch_size": batch_size, "window_stride": window_stride}.items()
-                              if v is not None}})
+    data = pop_data_options(kwargs)
+    ds, cleaning, used = resolve_data(data)
     if quiet:
         logging.getLogger("transformers").setLevel(logging.ERROR)
-    summary = build(ds, out, cleaning, BuildOptions(
-        holdout=holdout, tower=tower, train=train, text_model=text_model, finetune_text_layers=finetune_text_layers,
-        index_kind=index_kind, als=None if no_als else ALSConfig(factors=als_factors, weighting=als_weighting, seed=seed),
-        reranker=None if no_reranker else RerankOptions(
-            model=reranker_model, train=RerankTrainConfig(**({"epochs": reranker_epochs} if reranker_epochs else {}),
-                                                          seed=seed)),
-        device=device, seed=seed, show_progress=not quiet, warm_start=warm_start,
-        n_needs=n_needs), used)
+    reranker = None if no_reranker else RerankOptions(
+        model=reranker_model, train=RerankTrainConfig(**({"epochs": reranker_epochs} if reranker_epochs else {}), seed=seed))
+    opts = build_options(
+        data.config(), data.config_path, tower={"max_len": max_len, "dim": dim},
+        train={"epochs": epochs, "pretrain_epochs": pretrain_epochs, "seed": seed, "batch_size": batch_size,
+               "window_stride": window_stride},
+        holdout=holdout or used["default_holdout"], text_model=text_model,
+        finetune_text_layers=finetune_text_layers, index_kind=index_kind,
+        sources={"als": None if no_als else ALSConfig(factors=als_factors, weighting=als_weighting, seed=seed)},
+        reranker=reranker, device=device, seed=seed, show_progress=not quiet, warm_start=warm_start, n_needs=n_needs,
+        hash_user_ids=hash_user_ids)
+    summary = build(ds, out or ARTIFACTS_ROOT / ds.name, cleaning, opts, used)
     if summary.get("rank"):  # a torchrun worker other than rank 0: rank 0 writes and reports
         return
     if as_json:
@@ -119,7 +106,7 @@ def _screen(s: dict) -> str:
         f"{s['valid_' + s['valid_metric']]:.4f}; pre-training loss {s['pretrain_loss'] or 'off'}",
         f"  index     {s['index']}, {s['index_bytes_per_item']:.0f} bytes/item, recall@10 vs exact "
         f"{s['index_recall@10_vs_exact']}",
-        f"  ALS       {'yes' if s.get('als') else 'off'}; {s.get('needs')} latent needs",
+        f"  sources   {', '.join(s.get('sources', []))}; {s.get('needs')} latent needs",
         "  reranker  " + (f"validation NDCG@10 {s['reranker']['best_valid_ndcg@10']} (fused order "
                            f"{s['reranker']['fused_valid_ndcg@10']}), {s['reranker']['train_lists']} training lists"
                            if s.get("reranker") else "off"),

@@ -6,12 +6,13 @@ import json
 
 import click
 
-from recsys.cli.options import data_options, dataset_from_options, pop_data_options
+from recsys.cli.options import data_options, pop_data_options
+from recsys.inputs import resolve_data
 from recsys.prepare import prepare, stats
 
 
 def _prepare(kwargs):
-    ds, cleaning, used = dataset_from_options(pop_data_options(kwargs))
+    ds, cleaning, used = resolve_data(pop_data_options(kwargs))
     return prepare(ds, cleaning, holdout="none"), used
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from recsys.defaults import DEFAULT_ARTIFACTS, RERANK_DEPTH
 from recsys.errors import ConfigError
 
 
@@ -21,19 +22,20 @@ def parse_ks(text: str) -> tuple[int, ...]:
 
 
 @click.command("evaluate")
-@click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts/default"), show_default=True,
+@click.option("--artifacts", type=click.Path(path_type=Path), default=DEFAULT_ARTIFACTS, show_default=True,
               help="An artifact folder written by `recsys build-index` with a held-out split.")
 @click.option("--k", "ks", default="10,20,100", show_default=True, help="Cut-offs, comma-separated.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
 @click.option("--no-rerank", is_flag=True, help="Leave the reranker out (the fused list is final).")
-@click.option("--rerank-depth", type=click.IntRange(1, 10_000), default=100, show_default=True,
+@click.option("--rerank-depth", type=click.IntRange(1, 10_000), default=RERANK_DEPTH, show_default=True,
               help="How many fused candidates the reranker reorders.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(artifacts: Path, ks: str, device: str | None, no_rerank: bool, rerank_depth: int, as_json: bool) -> None:
     """Recall@N of each candidate source and of the fused list, NDCG@k / Recall@k of the final
     list, with paired bootstrap 95% intervals for the differences (full-catalogue ranking)."""
     from recsys.artifacts import Artifact
-    from recsys.eval.funnel import evaluate_artifact, funnel_table
+    from recsys.eval.funnel import funnel_table
+    from recsys.pipeline import evaluate_artifact
 
     cut = parse_ks(ks)
     art = Artifact.open(artifacts)

@@ -25,7 +25,7 @@ def add_items(artifacts: Path, items_path: Path, items_map, text_model, as_json)
     Ids already in the artifact are left unchanged (the next build picks up changed texts).
     """
     from recsys.io import load_items
-    from recsys.retrieval.add_items import add_items as run
+    from recsys.pipeline import add_items as run
 
     items = load_items(items_path, mapping=parse_mapping(items_map, "--items-map"))
     out = run(artifacts, items, text_model=text_model, source=str(items_path))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from recsys.cli.query import ARTIFACTS, _load, stored_id
+from recsys.cli.query import ARTIFACTS, load_engine
 
 
 @click.command("needs")
@@ -24,9 +24,9 @@ def needs(artifacts: Path, user: str, history: str | None, top: int, latent_shar
     present in the history), each with its probability and the history items that point to it."""
     from recsys.retrieval.needs import user_needs
 
-    rec = _load(artifacts, rerank=False)
+    rec, user_ids = load_engine(artifacts, rerank=False)
     fresh = rec.parse_history(history) if history else []
-    out = user_needs(rec, stored_id(rec, user), fresh, top=top, latent_share=latent_share)
+    out = user_needs(rec, user_ids(user), fresh, top=top, latent_share=latent_share)
     out["user_id"] = user
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False))

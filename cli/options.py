@@ -1,4 +1,4 @@
-"""Options shared by every command that reads data, and how they turn into a Dataset."""
+"""Options shared by every command that reads data, mapped onto :class:`recsys.inputs.DataOptions`."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ from typing import Any
 
 import click
 
-from recsys.cleaning import CleaningConfig
-from recsys.config import load_config
-from recsys.datasets import CLEANING, dataset_from_files, load_dataset
-from recsys.errors import ConfigError
-from recsys.io import parse_mapping
-from recsys.schema import VALUE_KINDS, Dataset, EventWeights, parse_weights
+from recsys.datasets import DATASETS
+from recsys.inputs import DataOptions
+from recsys.schema import VALUE_KINDS
 
 _PATH = click.Path(path_type=Path)
 
@@ -24,7 +21,7 @@ def _csv(value: str | None) -> list[str] | None:
 def data_options(func):
     """Add the data-source, mapping and cleaning options to a click command."""
     opts = [
-        click.option("--dataset", help="A named dataset: default, movielens-100k, instacart, rees46."),
+        click.option("--dataset", help=f"A named dataset: {', '.join(DATASETS)}."),
         click.option("--data-dir", type=_PATH, help="Folder of the named datasets (or $RECSYS_DATA_DIR)."),
         click.option("--events", type=_PATH, help="Events file (.csv, .tsv, .parquet, .jsonl)."),
         click.option("--items", type=_PATH, help="Catalog file: item_id plus text fields and optional price."),
@@ -54,43 +51,10 @@ DATA_KEYS = ("dataset", "data_dir", "events", "items", "mapping", "items_map", "
              "bot_max_per_minute", "kcore_users", "kcore_items")
 
 
-def pop_data_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: kwargs.pop(k) for k in DATA_KEYS}
-
-
-def dataset_from_options(o: dict[str, Any]) -> tuple[Dataset, CleaningConfig, dict]:
-    """Resolve CLI options (over a config file) into a dataset, cleaning rules and the config used."""
-    cfg = load_config(o["config_path"])
-    ev_cfg, it_cfg = cfg.get("events", {}), cfg.get("items", {})
-    dataset = o["dataset"] or cfg.get("dataset")
-    events = o["events"] or ev_cfg.get("path")
-    if dataset and events:
-        raise ConfigError("--dataset and --events: give one of them, not both")
-    if o["items"] and not events:
-        raise ConfigError("--items needs --events (the catalog goes with an events file)")
-    if dataset is None and events is None:
-        dataset = "default"
-    weights = {**cfg.get("weights", {}), **parse_weights(o["event_weight"])}
-    if dataset:
-        ds = load_dataset(dataset, o["data_dir"] or cfg.get("data_dir"))
-        if weights:
-            ds.weights = EventWeights.from_dict({**ds.weights.to_dict(), **weights})
-        base = CLEANING.get(ds.name, CleaningConfig())
-    else:
-        items = o["items"] or it_cfg.get("path")
-        ds = dataset_from_files(
-            events, items,
-            mapping={**ev_cfg.get("map", {}), **parse_mapping(o["mapping"])},
-            items_mapping={**it_cfg.get("map", {}), **parse_mapping(o["items_map"], "--items-map")},
-            event_type=o["event_type"] or ev_cfg.get("event_type"),
-            timestamp_unit=o["timestamp_unit"] or ev_cfg.get("timestamp_unit"),
-            weights=weights,
-            text_fields=_csv(o["text_fields"]) or it_cfg.get("text_fields"),
-            items_from_events=_csv(o["items_from_events"]) or ev_cfg.get("items_from_events"),
-            value_kind=o["value_kind"] or ev_cfg.get("value_kind"),
-        )
-        base = CleaningConfig()
-    cleaning = {**base.to_dict(), **cfg.get("cleaning", {})}
+def pop_data_options(kwargs: dict[str, Any]) -> DataOptions:
+    """The data options of a command's keyword arguments (removed from them), as :class:`DataOptions`."""
+    o = {k: kwargs.pop(k) for k in DATA_KEYS}
+    cleaning = {}
     if o["burst_window"] is not None:
         cleaning["burst_window_s"] = o["burst_window"] or None
     if o["bot_max_per_minute"] is not None:
@@ -98,10 +62,9 @@ def dataset_from_options(o: dict[str, Any]) -> tuple[Dataset, CleaningConfig, di
     for key in ("kcore_users", "kcore_items"):
         if o[key] is not None:
             cleaning[key] = o[key]
-    try:
-        clean_cfg = CleaningConfig(**cleaning)
-    except TypeError as e:
-        raise ConfigError(f"[cleaning] in the config: {e}; known keys: {', '.join(CleaningConfig().to_dict())}") from None
-    used = {"dataset": ds.name, "cleaning": clean_cfg.to_dict(), "weights": ds.weights.to_dict(),
-            "text_fields": list(ds.text_fields), "value_kind": ds.value_kind}
-    return ds, clean_cfg, used
+    return DataOptions(
+        dataset=o["dataset"], data_dir=o["data_dir"], events=o["events"], items=o["items"],
+        mapping=tuple(o["mapping"]), items_map=tuple(o["items_map"]), event_type=o["event_type"],
+        event_weight=tuple(o["event_weight"]), text_fields=_csv(o["text_fields"]),
+        items_from_events=_csv(o["items_from_events"]), timestamp_unit=o["timestamp_unit"],
+        value_kind=o["value_kind"], config_path=o["config_path"], cleaning=cleaning)

@@ -12,9 +12,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from recsys.defaults import DEFAULT_ARTIFACTS
 from recsys.errors import DataError
+from recsys.retrieval.sources import names as source_names
 
-ARTIFACTS = click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts/default"),
+ARTIFACTS = click.option("--artifacts", type=click.Path(path_type=Path), default=DEFAULT_ARTIFACTS,
                          show_default=True, help="An artifact folder written by `recsys build-index`.")
 INCLUDE_SEEN = click.option("--include-seen", is_flag=True,
                             help="Keep items the user already interacted with (groceries: most purchases are repeats); "
@@ -23,14 +25,13 @@ INCLUDE_SEEN = click.option("--include-seen", is_flag=True,
 
 NO_RERANK = click.option("--no-rerank", is_flag=True, help="Skip the reranker (the fused list is final), to compare.")
 FUSION_WEIGHTS = click.option("--fusion-weights", default=None, metavar="SOURCE=W,...",
-                              help="Reciprocal-rank fusion weights (sources: two_tower, als, repeat, popular); "
+                              help=f"Reciprocal-rank fusion weights (sources: {', '.join(source_names())}); "
                                    "default: those chosen on the validation stage at build time.")
 
 
 def parse_fusion_weights(spec: str | None) -> tuple[tuple[str, float], ...]:
     """``"als=0.5,repeat=2"`` -> (("als", 0.5), ("repeat", 2.0))."""
-    from recsys.rerank.features import SOURCES
-
+    sources = source_names()
     out = []
     for part in (x.strip() for x in (spec or "").split(",") if x.strip()):
         name, _, value = part.partition("=")
@@ -38,27 +39,22 @@ def parse_fusion_weights(spec: str | None) -> tuple[tuple[str, float], ...]:
             weight = float(value)
         except ValueError:
             weight = -1.0
-        if name not in SOURCES or weight < 0:
-            raise DataError(f"--fusion-weights {spec!r}: write SOURCE=WEIGHT pairs, SOURCE one of {', '.join(SOURCES)} "
+        if name not in sources or weight < 0:
+            raise DataError(f"--fusion-weights {spec!r}: write SOURCE=WEIGHT pairs, SOURCE one of {', '.join(sources)} "
                             "and WEIGHT a number >= 0, e.g. als=0.5,repeat=2")
         out.append((name, weight))
     return tuple(out)
 
 
-def stored_id(rec, user: str) -> str:
-    """The id the artifact knows ``user`` by: itself, or its keyed hash (build-index --hash-user-ids)."""
-    from recsys.serve.privacy import UserIds
-
-    if not hasattr(rec, "_user_ids"):
-        rec._user_ids = UserIds(rec.art.manifest)
-    return rec._user_ids(user)
-
-
-def _load(artifacts: Path, rerank: bool = True, fusion_weights: str | None = None):
-    from recsys.retrieval.recommender import FusionOptions, Recommender
+def load_engine(artifacts: Path, rerank: bool = True, fusion_weights: str | None = None):
+    """(the engine, the artifact's way of naming users: plain or keyed hashes, see recsys.privacy)."""
+    from recsys.pipeline import load
+    from recsys.privacy import UserIds
+    from recsys.retrieval.recommender import FusionOptions
 
     weights = parse_fusion_weights(fusion_weights)
-    return Recommender.load(artifacts, use_reranker=rerank, fusion=FusionOptions(weights=weights) if weights else None)
+    rec = load(artifacts, rerank=rerank, fusion=FusionOptions(weights=weights) if weights else None)
+    return rec, UserIds(rec.art.manifest)
 
 
 @click.command("query")
@@ -79,10 +75,10 @@ def query(artifacts: Path, user: str, k: int, history: str | None, context: str 
           no_rerank: bool, fusion_weights: str | None, as_json: bool, timing: bool) -> None:
     """The ranked list for --user: item id, title, fused score, provenance, and the history items behind it."""
     t0 = time.perf_counter()
-    rec = _load(artifacts, not no_rerank, fusion_weights)
+    rec, user_ids = load_engine(artifacts, not no_rerank, fusion_weights)
     t1 = time.perf_counter()
     fresh = rec.parse_history(history) if history else []
-    out = rec.explain_one(stored_id(rec, user), k=k, include_seen=include_seen, fresh=fresh, context=context)
+    out = rec.explain_one(user_ids(user), k=k, include_seen=include_seen, fresh=fresh, context=context)
     out["user_id"] = user
     t2 = time.perf_counter()
     if not out["known_user"] and not fresh:
@@ -140,9 +136,9 @@ def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen:
 
     users = _read_users(users_path)
     t0 = time.perf_counter()
-    rec = _load(artifacts, not no_rerank, fusion_weights)
+    rec, user_ids = load_engine(artifacts, not no_rerank, fusion_weights)
     t1 = time.perf_counter()
-    stored = [stored_id(rec, u) for u in users]
+    stored = [user_ids(u) for u in users]
     known = rec.users.to_internal(stored, missing="ignore") >= 0
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")

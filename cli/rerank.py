@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
+from recsys.defaults import DEFAULT_ARTIFACTS
+
 
 @click.command("train-reranker")
-@click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts/default"), show_default=True,
+@click.option("--artifacts", type=click.Path(path_type=Path), default=DEFAULT_ARTIFACTS, show_default=True,
               help="An artifact folder written by `recsys build-index`.")
 @click.option("--reranker-model", default=None,
               help="Starting point: a BERT-family folder or hub id (default: all-MiniLM-L6-v2, offline).")
@@ -38,8 +40,8 @@ def train_reranker(artifacts: Path, reranker_model, epochs, loss, layers, max_le
     from tqdm.auto import tqdm
 
     from recsys.device import resolve_device
+    from recsys.pipeline import RerankOptions, train_reranker as add_reranker
     from recsys.rerank.model import RerankerConfig
-    from recsys.rerank.pipeline import RerankOptions, add_reranker
     from recsys.rerank.train import RerankTrainConfig
 
     if quiet:

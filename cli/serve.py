@@ -55,7 +55,8 @@ def forget(artifacts: Path, store: Path | None, user: str, as_json: bool) -> Non
     """
     from recsys.artifacts import Artifact
     from recsys.errors import DataError
-    from recsys.serve.privacy import UserIds, forget_in_artifact
+    from recsys.pipeline import forget_in_artifact
+    from recsys.privacy import UserIds
     from recsys.serve.store import EventStore
 
     art = Artifact.open(artifacts)

@@ -12,6 +12,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from recsys.cooccurrence import recent_items, transitions
+
 from .protocols import EvalTask, interactions
 
 
@@ -66,8 +68,6 @@ class ItemCooccurrence(Peer):
         self.window, self.last_n, self.decay = window, last_n, decay
 
     def fit(self, task: EvalTask) -> ItemCooccurrence:
-        from recsys.retrieval.cooccurrence import recent_items, transitions
-
         h = task.history.sort(["user_idx", "timestamp"], maintain_order=True)
         self.trans = transitions(h, task.n_items, self.window)
         self.recent = recent_items(h, self.last_n)

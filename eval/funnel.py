@@ -1,13 +1,14 @@
-"""The stage-wise report ("funnel") of a built artifact on its stored held-out split.
+"""The stage-wise report ("funnel"): every list of an engine scored by the same code on one task.
 
-For every test user, with the test-stage history (training + validation events): each candidate
-source's list and the fused list are scored by the same code (:func:`score_rankings`), and every
-difference a claim rests on gets a paired bootstrap 95% interval:
+Given each candidate source's list, the fused (``merged``) list and, with a reranker, the
+``reranked`` list for every task user (produced by ``recsys.pipeline.evaluate``), plus the
+popularity and (where seen items are kept) personal-frequency peers computed here, every list is
+scored by :func:`score_rankings`, and every difference a claim rests on gets a paired bootstrap
+95% interval:
 
 - candidate Recall@N of each source, and of the merged list (merged - source);
-- NDCG@k / Recall@k of the final list (reranked when the artifact has a reranker, else the fused
-  list) against the fused list, the two-tower list alone, and, where seen items are kept, the
-  user's own most-bought items (personal frequency);
+- NDCG@k / Recall@k of the final list (reranked when there is one, else merged) against the
+  merged list, the two-tower list alone, and personal frequency where seen items are kept;
 - with a reranker, the ROC AUC of each head over the reranked candidates: P(click) against "the
   user touched it in the held-out period", P(purchase) against "the user bought it then".
 """
@@ -19,13 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from recsys.artifacts import Artifact
-from recsys.prepare import load_prepared_tables
-from recsys.splits import Split
+from recsys.schema import EventWeights, strong_events
 
 from .baselines import PersonalFrequency, Popularity
-from .metrics import paired_bootstrap
-from .protocols import EvalTask, make_task, rank, score_rankings
+from .metrics import auc, paired_bootstrap
+from .protocols import EvalTask, rank, score_rankings
+
+FINAL_LISTS = ("merged", "reranked")
 
 
 @dataclass
@@ -49,49 +50,25 @@ class Funnel:
                 **({"heads": self.heads} if self.heads else {})}
 
 
-def stored_task(art: Artifact) -> EvalTask:
-    """The test task of the split stored in ``art`` (protocol from its holdout)."""
-    t = load_prepared_tables(art)
-    holdout = art.manifest["config"]["holdout"]
-    if holdout == "none":
-        from recsys.errors import ArtifactError
-
-        raise ArtifactError(f"{art.path}: built with --holdout none, so it holds no test split to score; "
-                            "build with --holdout loo|temporal|last_basket to evaluate")
-    return make_task(holdout, Split(t["train"], t["valid"], t["test"], {}), t["users"], t["items"], "test")
-
-
-def run_funnel(rec, task: EvalTask, ks: tuple[int, ...] = (10, 20, 100), batch_size: int = 1024,
-               n_resamples: int = 2000, claim_k: int | None = None) -> Funnel:
-    """Score each source and the fused list of ``rec`` (a :class:`Recommender` whose history is the
-    task's history) on ``task``; the final list's intervals are at ``claim_k`` (default: the
-    smallest of ``ks``)."""
+def score_funnel(task: EvalTask, lists: dict[str, np.ndarray], ks: tuple[int, ...] = (10, 20, 100),
+                 n_resamples: int = 2000, claim_k: int | None = None, heads: dict | None = None) -> Funnel:
+    """Score ``lists`` (name -> (task users, ≥ max(ks)) item indices, -1 padded; the sources' lists
+    first, then "merged" and, optionally, "reranked") on ``task``; the final list's intervals are at
+    ``claim_k`` (default: the smallest of ``ks``). ``heads``: the reranked lists' head
+    probabilities (``items``, ``click``, ``purchase`` arrays) and the event semantics (``weights``,
+    ``value_kind``) for :func:`head_auc`."""
     include_seen = not task.exclude_seen
     kmax = max(ks)
-    lists: dict[str, list] = {}
-    probs: list[dict] = []
-    for s in range(0, task.users.size, batch_size):
-        profiles = rec.stored_profiles(task.users[s:s + batch_size])
-        part = rec.source_lists(profiles, include_seen)
-        for name, (ids, _) in part.items():
-            lists.setdefault(name, []).append(ids)
-        merged = rec.fuse(part)
-        lists.setdefault("merged", []).append(merged.items)
-        if rec.reranker is not None:
-            out = rec._rerank(profiles, merged)
-            lists.setdefault("reranked", []).append(out["items"])
-            probs.append(out)
-    f = Funnel(task, include_seen, tuple(ks), sources=tuple(k for k in lists if k not in ("merged", "reranked")))
-    rankings = {name: _width(np.concatenate(v), kmax) for name, v in lists.items()}
+    f = Funnel(task, include_seen, tuple(ks), sources=tuple(k for k in lists if k not in FINAL_LISTS))
+    rankings = {name: _width(ranked, kmax) for name, ranked in lists.items()}
     rankings["popularity"] = rank(task, Popularity().fit(task).scores, kmax)
     if include_seen:
         rankings["personal_frequency"] = rank(task, PersonalFrequency().fit(task).scores, kmax)
     for name, ranked in rankings.items():
         f.metrics[name], f.per_user[name] = score_rankings(task, ranked, ks=ks)
-    n = max(k for k in ks)
     for src in f.sources:
-        f.intervals[f"recall@{n} merged - {src}"] = paired_bootstrap(
-            f.per_user[src][f"recall@{n}"], f.per_user["merged"][f"recall@{n}"], n_resamples)
+        f.intervals[f"recall@{kmax} merged - {src}"] = paired_bootstrap(
+            f.per_user[src][f"recall@{kmax}"], f.per_user["merged"][f"recall@{kmax}"], n_resamples)
     k = claim_k or min(ks)
     final = "reranked" if "reranked" in f.per_user else "merged"
     refs = ["two_tower", "personal_frequency"] + (["merged"] if final == "reranked" else [])
@@ -100,21 +77,16 @@ def run_funnel(rec, task: EvalTask, ks: tuple[int, ...] = (10, 20, 100), batch_s
             for m in (f"ndcg@{k}", f"recall@{k}"):
                 f.intervals[f"{m} {final} - {ref}"] = paired_bootstrap(f.per_user[ref][m], f.per_user[final][m],
                                                                        n_resamples)
-    if probs and task.held is not None:
-        f.heads = head_auc(rec, task, probs)
+    if heads and task.held is not None:
+        f.heads = head_auc(task, heads["items"], heads["click"], heads["purchase"], heads["weights"],
+                           heads.get("value_kind"))
     return f
 
 
-def head_auc(rec, task: EvalTask, reranked: list[dict]) -> dict:
+def head_auc(task: EvalTask, items: np.ndarray, click: np.ndarray, buy: np.ndarray, weights: EventWeights,
+             value_kind: str | None) -> dict:
     """The heads' AUCs over every reranked candidate of every task user (see the module doc)."""
-    from recsys.rerank.data import strong_events
-
-    from .metrics import auc
-
-    items = np.concatenate([r["items"] for r in reranked])
-    click = np.concatenate([r["click"] for r in reranked])
-    buy = np.concatenate([r["purchase"] for r in reranked])
-    held = task.held.with_columns(strong_events(task.held, rec.weights, rec.value_kind).alias("_strong"))
+    held = task.held.with_columns(strong_events(task.held, weights, value_kind).alias("_strong"))
     bought = held.filter(pl.col("_strong")).group_by("user_idx").agg("item_idx")
     bought = dict(zip(bought["user_idx"].to_list(), bought["item_idx"].to_list()))
     touched_y, bought_y, keep = np.zeros(items.shape, bool), np.zeros(items.shape, bool), items >= 0
@@ -133,20 +105,6 @@ def _width(ranked: np.ndarray, k: int) -> np.ndarray:
     if ranked.shape[1] >= k:
         return ranked[:, :k]
     return np.concatenate([ranked, np.full((ranked.shape[0], k - ranked.shape[1]), -1, dtype=ranked.dtype)], axis=1)
-
-
-def evaluate_artifact(art: Artifact, ks: tuple[int, ...] = (10, 20, 100), device: str | None = None,
-                      rerank: bool = True, rerank_depth: int = 100) -> Funnel:
-    """Load ``art`` with its test-stage history and run the funnel on its stored split."""
-    from recsys.retrieval.recommender import FusionOptions, Recommender
-
-    task = stored_task(art)
-    t = load_prepared_tables(art)
-    n = max(ks)
-    fusion = FusionOptions(n_two_tower=n, n_als=n, n_repeat=n, n_candidates=n)
-    rec = Recommender(art, device, history=pl.concat([t["train"], t["valid"]]), fusion=fusion, use_reranker="always" if rerank else False,
-                      rerank_depth=rerank_depth)
-    return run_funnel(rec, task, ks)
 
 
 def funnel_table(f: Funnel) -> str:

@@ -70,15 +70,20 @@ def interactions(events: pl.DataFrame, n_users: int, n_items: int, weights: Even
 
 
 def make_task(protocol: str, split: Split, users: IDMap, items: IDMap, stage: str = "test") -> EvalTask:
-    """Build the task for ``stage`` ("valid" or "test") of a split made with the same protocol."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    """Build the task for ``stage`` ("valid" or "test") of a split made with the same protocol: the
+    validation stage reads the training events, the test stage training and validation."""
     if stage not in ("valid", "test"):
         raise ConfigError(f"stage {stage!r}: use 'valid' or 'test'")
-    train = with_indices(split.train, users, items)
-    valid = with_indices(split.valid, users, items)
-    held = valid if stage == "valid" else with_indices(split.test, users, items)
-    history = train if stage == "valid" else pl.concat([train, valid])
+    history = split.train if stage == "valid" else pl.concat([split.train, split.valid])
+    return task_from(protocol, history, split.valid if stage == "valid" else split.test, users, items)
+
+
+def task_from(protocol: str, history: pl.DataFrame, held: pl.DataFrame, users: IDMap, items: IDMap) -> EvalTask:
+    """The task of scoring ``held``'s events (the targets) from ``history`` (what a model may read)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    history = with_indices(history, users, items)
+    held = with_indices(held, users, items)
     known = history["user_idx"].unique()
     held = held.filter(pl.col("user_idx").is_in(known.implode()))  # users with no history cannot be scored
     grouped = held.group_by("user_idx").agg(pl.col("item_idx").unique().sort()).sort("user_idx")

@@ -25,10 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from recsys import layout
 from recsys.device import autocast
 from recsys.errors import ArtifactError, ConfigError
+from recsys.pretrained import load_pretrained, model_location
 
-from .features import FEATURES
+from .features import context_text
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ class RerankerConfig:
     purchase_weight: float = 0.7
     int8_on_cpu: bool = True
     feature_dim: int = 32
-    features: tuple[str, ...] = FEATURES
+    features: tuple[str, ...] = ()  # the retrieval features it reads, by name (the engine's, at training time)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "features": list(self.features)}
@@ -116,11 +118,11 @@ class Reranker:
     @classmethod
     def from_pretrained(cls, name_or_path=None, cfg: RerankerConfig | None = None, device: str = "cpu") -> Reranker:
         """A new reranker from a BERT-family model (default all-MiniLM-L6-v2, offline): heads untrained."""
-        from recsys.retrieval.text import DEFAULT_MODEL, default_model_path, load_pretrained
-
         cfg = cfg or RerankerConfig()
-        path = default_model_path() if name_or_path in (None, "default", DEFAULT_MODEL) else name_or_path
-        tok, bert = load_pretrained(path, f"--reranker-model {name_or_path}")
+        if not cfg.features:
+            raise ConfigError("RerankerConfig.features: name the retrieval features the reranker reads (the engine's "
+                              "Recommender.feature_names())")
+        tok, bert = load_pretrained(model_location(name_or_path), f"--reranker-model {name_or_path}")
         return cls(CrossEncoder(_truncate(bert, cfg.n_layers), cfg), tok, device)
 
     def candidate_ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -177,20 +179,35 @@ class Reranker:
             out.append(np.array(cur))
         return out
 
-    def _features(self, features: np.ndarray | None, n: int) -> torch.Tensor:
+    @property
+    def context_items(self) -> int:
+        """How many of the user's latest events the context text reads."""
+        return self.cfg.context_items
+
+    def _features(self, features: np.ndarray | None, n: int, names: Sequence[str] | None = None) -> torch.Tensor:
+        """Its own feature columns: ``features`` (n, len(names)) read by name (a column it reads that
+        ``names`` lacks is zero, e.g. a source this artifact has not), or already in its own order."""
         if features is None:
             features = np.zeros((n, len(self.cfg.features)), dtype=np.float32)
         features = np.asarray(features, dtype=np.float32).reshape(n, -1)
-        if features.shape[1] == len(FEATURES) and tuple(self.cfg.features) != FEATURES:
-            features = features[:, [FEATURES.index(f) for f in self.cfg.features]]  # a reranker saved with fewer
+        if names is not None and tuple(names) != tuple(self.cfg.features):
+            if features.shape[1] != len(names):
+                raise ConfigError(f"features: {features.shape[1]} columns for {len(names)} names")
+            pos = {f: i for i, f in enumerate(names)}
+            own = np.zeros((n, len(self.cfg.features)), dtype=np.float32)
+            for j, f in enumerate(self.cfg.features):
+                if f in pos:
+                    own[:, j] = features[:, pos[f]]
+            features = own
         if features.shape[1] != len(self.cfg.features):
             raise ConfigError(f"features: {features.shape[1]} columns, this reranker reads {len(self.cfg.features)} "
                               f"({', '.join(self.cfg.features)})")
         return torch.as_tensor(features, device=self.device)
 
     def predict(self, pairs: Sequence[tuple[str, str]], features: np.ndarray | None = None, batch_size: int = 128,
-                heads: bool = False) -> np.ndarray:
-        """Scores of (context, candidate) pairs, shape (n,); with ``heads`` (n, 2): P(click), P(purchase)."""
+                heads: bool = False, feature_names: Sequence[str] | None = None) -> np.ndarray:
+        """Scores of (context, candidate) pairs, shape (n,); with ``heads`` (n, 2): P(click), P(purchase).
+        ``features``: the pairs' retrieval features, in this reranker's order or named by ``feature_names``."""
         pairs = list(pairs)
         n = len(pairs)
         if n == 0:
@@ -198,7 +215,7 @@ class Reranker:
         for i, p in enumerate(pairs):
             if not isinstance(p, (tuple, list)) or len(p) != 2:
                 raise ConfigError(f"pairs[{i}]: {p!r} is not a (context, candidate) pair of two texts")
-        feats = self._features(features, n)
+        feats = self._features(features, n, feature_names)
         out = np.zeros((n, 2), dtype=np.float32)
         self.model.eval()
         ids = self.candidate_ids([p[1] for p in pairs])
@@ -231,6 +248,32 @@ class Reranker:
         order = np.argsort(-scores, kind="stable")
         return order, scores[order]
 
+    def rank_lists(self, histories: Sequence[tuple[Sequence[str], Sequence[str]]], candidates: Sequence[Sequence[str]],
+                   features: Sequence[np.ndarray], feature_names: Sequence[str], batch_size: int = 128) -> list[dict]:
+        """Rerank many users' candidates at once: row r's user has the history ``histories[r]``
+        ((titles, event types), oldest first), candidate texts ``candidates[r]`` and their features
+        ``features[r]`` (columns named by ``feature_names``). Returns per row ``{"order", "scores",
+        "click", "purchase"}``: positions into ``candidates[r]``, best first, and their scores and heads."""
+        pairs, rows, feats = [], [], []
+        for r, ((titles, events), cands) in enumerate(zip(histories, candidates)):
+            text = context_text(titles, events, self.cfg.context_items)
+            pairs += [(text, c) for c in cands]
+            rows += [r] * len(cands)
+            if len(cands):
+                feats.append(np.asarray(features[r], dtype=np.float32))
+        f = np.concatenate(feats) if feats else None
+        heads = self.predict(pairs, f, batch_size=batch_size, heads=True, feature_names=feature_names)
+        w = np.array([self.cfg.click_weight, self.cfg.purchase_weight], dtype=np.float32)
+        scores = heads @ w if len(heads) else np.zeros(0, np.float32)
+        rows = np.asarray(rows, dtype=np.int64)
+        out = []
+        for r in range(len(candidates)):
+            sel = np.flatnonzero(rows == r)
+            order = np.lexsort((np.arange(sel.size), -scores[sel]))  # best first, ties in the given order
+            out.append({"order": order, "scores": scores[sel][order], "click": heads[sel, 0][order],
+                        "purchase": heads[sel, 1][order]})
+        return out
+
     def quantized(self) -> Reranker:
         """An int8 copy (dynamic quantisation of the encoder's linear layers; CPU only)."""
         import copy
@@ -250,10 +293,10 @@ class Reranker:
 
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(folder / "weights.safetensors"))
-        (folder / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
-        self.model.bert.config.save_pretrained(str(folder / "bert"))
-        self.tokenizer.save_pretrained(str(folder / "tokenizer"))
+        save_file(state, str(folder / layout.WEIGHTS))
+        (folder / layout.CONFIG).write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        self.model.bert.config.save_pretrained(str(folder / layout.RERANKER_BERT))
+        self.tokenizer.save_pretrained(str(folder / layout.RERANKER_TOKENIZER))
 
     @classmethod
     def load(cls, folder: Path, device: str = "cpu", quantize: bool | None = None) -> Reranker:
@@ -261,17 +304,17 @@ class Reranker:
         from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        raw = json.loads((folder / "config.json").read_text())
+        raw = json.loads((folder / layout.CONFIG).read_text())
         cfg = RerankerConfig(**{**raw, "features": tuple(raw["features"])})
-        bert = AutoModel.from_config(AutoConfig.from_pretrained(str(folder / "bert")))
+        bert = AutoModel.from_config(AutoConfig.from_pretrained(str(folder / layout.RERANKER_BERT)))
         model = CrossEncoder(bert, cfg)
-        state = load_file(str(folder / "weights.safetensors"))
+        state = load_file(str(folder / layout.WEIGHTS))
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         if {k: tuple(v.shape) for k, v in state.items()} != expected:
             raise ArtifactError(f"{folder}: this reranker was saved by an older recsys (its heads have another "
                                 "shape); train it again with `recsys train-reranker --artifacts ARTIFACT_DIR`")
         model.load_state_dict(state, strict=True)
-        r = cls(model, AutoTokenizer.from_pretrained(str(folder / "tokenizer")), device)
+        r = cls(model, AutoTokenizer.from_pretrained(str(folder / layout.RERANKER_TOKENIZER)), device)
         if quantize is None:
             quantize = cfg.int8_on_cpu and str(device) == "cpu"
         return r.quantized() if quantize else r

@@ -40,7 +40,7 @@ from recsys.device import autocast
 from recsys.errors import ConfigError
 from recsys.eval.metrics import ndcg_at_k
 
-from .data import RerankLists
+from .lists import RerankLists
 from .model import Reranker
 
 log = logging.getLogger(__name__)
@@ -145,9 +145,7 @@ def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainCo
     full-batch Adam steps, from ``feature_restarts`` random starts of the feature MLP; with
     ``held`` lists, the (start, step) — a multiple of ``every``, step 0 included — with the best
     NDCG@10 there is kept. Returns (last loss, step kept)."""
-    from .features import FEATURES
-
-    wide = model.text_dim + model.features[0].out_features + FEATURES.index("fused")
+    wide = model.text_dim + model.features[0].out_features + model.cfg.features.index("fused")
     dev = model.feat_mean.device
     x = torch.as_tensor(lists.features[rows], device=dev)
     mask = torch.as_tensor(lists.items[rows] >= 0, device=dev)

@@ -131,7 +131,7 @@ class ALSCandidates:
         self._model = model
         return self
 
-    def _cpu_model(self):
+    def cpu_model(self):
         if self._model is None:
             if self.item_factors is None:
                 raise RuntimeError("ALSCandidates: call fit() or load() first")
@@ -155,7 +155,7 @@ class ALSCandidates:
             return ids, scores
         rows = _weighted(user_items.tocsr().astype(np.float32), self.cfg.weighting)
         n_eff = min(n, n_items)
-        got_ids, got_scores = self._cpu_model().recommend(
+        got_ids, got_scores = self.cpu_model().recommend(
             users if not recalculate else np.arange(users.size), rows, N=n_eff,
             filter_already_liked_items=exclude_seen, recalculate_user=recalculate)
         got_ids = np.atleast_2d(got_ids)

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
+from recsys import layout
 from recsys.catalog import normalize_text
 
 NAME = "char-ngram"
@@ -78,18 +79,18 @@ class CharNgramEncoder:
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         return np.where(norms > 0, v / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
 
-    def save(self, w, folder: str = "text/charngram") -> None:
+    def save(self, w, folder: str = layout.CHARNGRAM) -> None:
         """Write the fitted state into an :class:`ArtifactWriter` (``.npy`` and JSON, no pickle):
         new items added later (``recsys add-items``) and warm starts must use the same axes."""
-        w.save_json(f"{folder}/config.json", {"dim": self.dim, "ngrams": list(self.ngrams),
+        w.save_json(layout.under(folder, layout.CONFIG), {"dim": self.dim, "ngrams": list(self.ngrams),
                                               "n_features": self.n_features, "seed": self.seed})
         w.save_array(f"{folder}/features.npy", self.features)
         w.save_array(f"{folder}/idf.npy", self.idf)
         w.save_array(f"{folder}/components.npy", self.components)
 
     @classmethod
-    def load(cls, art, folder: str = "text/charngram") -> CharNgramEncoder:
-        cfg = art.load_json(f"{folder}/config.json")
+    def load(cls, art, folder: str = layout.CHARNGRAM) -> CharNgramEncoder:
+        cfg = art.load_json(layout.under(folder, layout.CONFIG))
         enc = cls(dim=cfg["dim"], ngrams=tuple(cfg["ngrams"]), n_features=cfg["n_features"], seed=cfg["seed"])
         enc.features = art.load_array(f"{folder}/features.npy")
         enc.idf = art.load_array(f"{folder}/idf.npy")

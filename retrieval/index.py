@@ -137,3 +137,14 @@ class VectorIndex:
 
         blob = faiss.serialize_index(self.cpu_index if self.on_gpu else self.index)
         return len(blob) / max(1, self.ntotal)
+
+    def recall_vs_exact(self, vectors: np.ndarray, seed: int = 0, n: int = 200, k: int = 10) -> float:
+        """Recall@k of this index against an exact search, with ``n`` random rows of ``vectors`` (the
+        indexed ones) as queries; 1.0 for an exact index."""
+        if self.kind_built == "flat":
+            return 1.0
+        rng = np.random.default_rng(seed)
+        q = vectors[rng.choice(len(vectors), min(n, len(vectors)), replace=False)]
+        exact = VectorIndex(kind="flat", use_gpu=False).build(vectors).search(q, k)[0]
+        found = self.search(q, k)[0]
+        return round(float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)])), 4)

@@ -10,7 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .sequences import Sequences, left_pad
+from recsys import layout
+from recsys.sources import FitInfo
+
+from .sequences import Sequences, build_sequences, left_pad
 from .towers import ItemTower, TowerConfig, UserTower
 
 
@@ -20,6 +23,7 @@ class TwoTower(nn.Module):
         self.cfg = cfg
         self.items = ItemTower(cfg, text_vectors)
         self.users = UserTower(cfg)
+        self.fit_info = FitInfo()  # what it learnt from (saved beside the weights)
 
     @property
     def device(self) -> torch.device:
@@ -48,21 +52,31 @@ class TwoTower(nn.Module):
         self.eval()
         return self.items.all_items().float().cpu().numpy()
 
-    def save(self, folder: Path) -> None:
+    def scorer(self, history, n_users: int, weights):
+        """``users -> scores`` over the whole catalogue from ``history`` (events with indices), for
+        :func:`recsys.eval.protocols.rank`."""
+        seq = build_sequences(history, n_users, weights, self.cfg.n_gap_buckets)
+        items = self.item_vectors()
+        return lambda users: self.user_vectors(seq, users) @ items.T
+
+    def save(self, folder: Path, state: dict | None = None, fit_info: FitInfo | None = None) -> None:
+        """Weights (or ``state``), config and what it learnt from, into ``folder``."""
         from safetensors.torch import save_file
 
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / "weights.safetensors"))
-        (folder / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in (state or self.state_dict()).items()}
+        save_file(state, str(folder / layout.WEIGHTS))
+        (folder / layout.CONFIG).write_text(json.dumps(self.cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+        (fit_info or self.fit_info).write(folder / layout.FIT)
 
     @classmethod
     def load(cls, folder: Path, text_vectors: torch.Tensor, device: str = "cpu") -> TwoTower:
         from safetensors.torch import load_file
 
-        cfg = TowerConfig(**json.loads((folder / "config.json").read_text()))
+        cfg = TowerConfig(**json.loads((folder / layout.CONFIG).read_text()))
         model = cls(cfg, text_vectors)
-        model.load_state_dict(load_file(str(folder / "weights.safetensors")), strict=True)
+        model.load_state_dict(load_file(str(folder / layout.WEIGHTS)), strict=True)
+        model.fit_info = FitInfo.read(folder / layout.FIT)
         return model.to(device).eval()
 
 

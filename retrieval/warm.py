@@ -25,7 +25,9 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from recsys import layout
 from recsys.artifacts import Artifact
+from recsys.defaults import is_default_text_model
 from recsys.errors import ConfigError
 from recsys.idmap import IDMap
 from recsys.prepare import load_prepared_tables
@@ -56,20 +58,20 @@ class WarmStart:
         from safetensors.torch import load_file
 
         art = Artifact.open(path)  # verifies checksums: a damaged artifact is refused here
-        if not art.has("model/weights.safetensors"):
-            raise ConfigError(f"--warm-start {path}: no trained model in that artifact (model/weights.safetensors); "
+        if not art.has(layout.MODEL_WEIGHTS):
+            raise ConfigError(f"--warm-start {path}: no trained model in that artifact ({layout.MODEL_WEIGHTS}); "
                               "point it at a folder written by `recsys build-index`")
         t = load_prepared_tables(art)
-        tower = TowerConfig(**json.loads(art.file("model/config.json").read_text()))
-        enc = CharNgramEncoder.load(art) if art.has("text/charngram/config.json") else None
+        tower = TowerConfig(**json.loads(art.file(layout.MODEL_CONFIG).read_text()))
+        enc = CharNgramEncoder.load(art) if art.has(layout.under(layout.CHARNGRAM, layout.CONFIG)) else None
         return cls(Path(path), t["users"], t["items"], t["catalog"], tower,
-                   load_file(str(art.file("model/weights.safetensors"))),
+                   load_file(str(art.file(layout.MODEL_WEIGHTS))),
                    art.manifest.get("config", {}).get("text_model", ""), enc,
                    art.manifest.get("data", {}).get("fingerprint", ""))
 
     def check_text_model(self, requested: str | None) -> None:
-        if requested and requested != self.text_model and not (requested == "default"
-                                                                and self.text_model == "all-MiniLM-L6-v2"):
+        if requested and requested != self.text_model and not (is_default_text_model(requested)
+                                                                and is_default_text_model(self.text_model)):
             raise ConfigError(f"--text-model {requested}: the warm-start artifact {self.path} was trained on "
                               f"{self.text_model} vectors; drop --text-model (or build without --warm-start)")
 

@@ -20,6 +20,11 @@ from pathlib import Path
 from typing import Annotated, NamedTuple
 
 from recsys.errors import RecsysError
+from recsys.pipeline import load
+from recsys.privacy import UserIds
+from recsys.retrieval.needs import user_needs
+from recsys.retrieval.recommender import Recommender
+from recsys.serve.store import EventStore
 
 log = logging.getLogger(__name__)
 MAX_BODY = 256 * 1024  # bytes of a request body
@@ -27,8 +32,8 @@ MAX_EVENTS = 1000  # per POST /events or POST /recommend history
 
 
 class Current(NamedTuple):
-    rec: object  # recsys.retrieval.recommender.Recommender
-    user_ids: object  # recsys.serve.privacy.UserIds
+    rec: Recommender
+    user_ids: UserIds
     since: float  # the artifact's creation time: store events after it are fresh
     path: Path
 
@@ -46,16 +51,11 @@ class Served:
         self.current = self._open(artifacts)
 
     def _open(self, artifacts: Path) -> Current:
-        from recsys.retrieval.recommender import Recommender
-        from recsys.serve.privacy import UserIds
-
-        rec = Recommender.load(artifacts, self.device, use_reranker=self.rerank)
+        rec = load(artifacts, self.device, rerank=self.rerank)
         created = rec.art.manifest.get("created_at")
         since = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp() \
             if created else 0.0
         _ = rec.needs  # fitted or loaded now, not during a request
-        if rec.als is not None:
-            rec.als._cpu_model()  # built once here: not lazily by two requests at once
         return Current(rec, UserIds(rec.art.manifest), since, Path(artifacts))
 
     def swap(self, artifacts: Path) -> None:
@@ -68,8 +68,6 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, Field
 
-    from recsys.retrieval.needs import user_needs
-    from recsys.serve.store import EventStore
 
     served = Served(Path(artifacts), device, rerank, concurrency)
     events = EventStore(store)

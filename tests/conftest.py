@@ -30,7 +30,7 @@ def tiny_bert(tmp_path_factory):
     """A tiny random BERT with a real WordPiece vocabulary, saved to a folder (loads in milliseconds)."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    from recsys.retrieval.text import default_model_path
+    from recsys.pretrained import default_model_path
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     tok = BertTokenizerFast.from_pretrained(str(default_model_path()))

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from recsys import layout
 from recsys.artifacts import SCHEMA_VERSION, Artifact, ArtifactWriter, frame_fingerprint
 from recsys.errors import ArtifactError
 from recsys.prepare import load_prepared_tables, prepare, save_prepared
@@ -87,7 +88,7 @@ def test_corrupt_file_is_detected(tmp_path):
 
 def test_schema_version_mismatch(tmp_path):
     build(tmp_path / "a", 1.0)
-    mpath = tmp_path / "a" / "manifest.json"
+    mpath = tmp_path / "a" / layout.MANIFEST
     m = json.loads(mpath.read_text())
     m["schema_version"] = 99
     mpath.write_text(json.dumps(m))

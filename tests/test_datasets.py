@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from recsys.cleaning import clean_events
-from recsys.datasets import CLEANING, load_dataset
+from recsys.datasets import default_cleaning, load_dataset
 from recsys.prepare import prepare, stats
 from recsys.splits import last_basket, leave_one_out
 
@@ -15,7 +15,7 @@ def test_embedded_default_is_movielens_100k():
     assert ds.events["event"].unique().to_list() == ["rating"]
     assert sorted(ds.events["value"].unique().to_list()) == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert "Harper" in ds.citation
-    prepared = prepare(ds, CLEANING["default"])
+    prepared = prepare(ds, default_cleaning("default"))
     assert prepared.catalog.filter(pl.col("item_id") == "1")["text"].item() == "Toy Story | 1995 | Animation Children's Comedy"
 
 
@@ -42,7 +42,7 @@ def test_instacart_adapter(shared_data):
     u1 = ds.events.filter(pl.col("user_id") == "1")
     assert u1["timestamp"].is_sorted()
     assert u1["item_id"][:3].to_list() == ["196", "14084", "12427"]
-    prepared = prepare(ds, CLEANING["instacart"], holdout="last_basket")
+    prepared = prepare(ds, default_cleaning("instacart"), holdout="last_basket")
     assert prepared.split.test["user_id"].n_unique() == 593
     assert prepared.catalog.filter(pl.col("item_id") == "1")["text"].item() == "Chocolate Sandwich Cookies | cookies cakes | snacks"
     # the department literally named "missing" does not enter the text
@@ -55,11 +55,11 @@ def test_rees46_adapter_and_cleaning(shared_data):
     ds = load_dataset("rees46", shared_data)
     assert ds.events.height == 17435
     assert ds.events.group_by("event").len().sort("event").rows() == [("cart", 165), ("purchase", 214), ("view", 17056)]
-    out, rep = clean_events(ds.events, CLEANING["rees46"], ds.value_kind)
+    out, rep = clean_events(ds.events, default_cleaning("rees46"), ds.value_kind)
     counts = {r["rule"]: r["removed"] for r in rep.rules}
     assert counts["exact_duplicates"] > 0 and counts["nonpositive_value"] > 0
     assert out.height == 17435 - sum(counts.values())
-    prepared = prepare(ds, CLEANING["rees46"], holdout="temporal")
+    prepared = prepare(ds, default_cleaning("rees46"), holdout="temporal")
     s = stats(prepared)
     assert s["users"] == prepared.events["user_id"].n_unique()
     text = prepared.catalog.filter(pl.col("item_id") == "1307067")["text"].item()

@@ -66,10 +66,11 @@ def test_reranker_runs_bf16_on_cuda_and_agrees_with_cpu(tiny_bert):
 
     import torch
 
+    from recsys.fusion import feature_names
     from recsys.rerank.model import Reranker, RerankerConfig
 
     torch.manual_seed(0)
-    cpu = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=16))
+    cpu = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=16, features=feature_names(["two_tower"])))
     gpu = Reranker(copy.deepcopy(cpu.model), cpu.tokenizer, "cuda")
     pairs = [("bought: red running shoes", "trail running shoes"), ("viewed: coffee", "green tea"), ("", "socks")]
     assert next(gpu.model.parameters()).device.type == "cuda"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from recsys import layout
 from recsys.cli.main import cli
 from recsys.retrieval.recommender import Recommender
 
@@ -47,7 +48,7 @@ def test_build_index_reads_tower_and_train_from_the_config_file(files, tiny_bert
     result = CliRunner().invoke(cli, [*base, "--config", str(tmp_path / "model.toml"), "--max-len", "7",
                                       "--out", str(tmp_path / "a")])  # the command line wins
     assert result.exit_code == 0, result.output
-    config = json.loads((tmp_path / "a" / "manifest.json").read_text())["config"]
+    config = json.loads((tmp_path / "a" / layout.MANIFEST).read_text())["config"]
     assert (config["tower"]["dim"], config["tower"]["max_len"]) == (8, 7)
     assert (config["train"]["epochs"], config["train"]["window_stride"], config["train"]["pretrain_epochs"]) == (1, 2, 0)
     (tmp_path / "bad.toml").write_text("[train]\nepoch = 3\n")
@@ -96,7 +97,7 @@ def test_query_after_build(art):
     seen = set(r.items.to_external(r.seen(r.users.index(user))))
     assert not {i["item_id"] for i in body["items"]} & seen
     weights = r.fusion_weights(include_seen=False)  # chosen on the validation stage at build time
-    assert weights == r.art.load_json("fusion.json")["exclude_seen"]["weights"] and set(weights) == {"als"}
+    assert weights == r.art.load_json(layout.FUSION)["exclude_seen"]["weights"] and set(weights) == {"als"}
     for item in body["items"]:  # the fused score is the reciprocal-rank fusion of the provenance
         assert set(item["provenance"]) <= {"two_tower", "als"} and item["provenance"]
         assert item["score"] == pytest.approx(rrf(item["provenance"], weights), abs=1e-6)
@@ -193,10 +194,10 @@ def test_evaluate_prints_the_funnel(art):
                                       "ndcg@5 merged - two_tower", "recall@5 merged - two_tower"}
     # the two-tower row recomputed by hand: the share of test users whose one held-out item is in the top 10
     a = Artifact.open(art)
-    test, train, valid = (a.load_table(f"data/{n}.parquet") for n in ("test", "train", "valid"))
+    test, train, valid = (a.load_table(layout.split_table(n)) for n in ("test", "train", "valid"))
     rec = Recommender(a, history=pl.concat([train, valid]))
     users = test["user_id"].to_list()
-    ids, _ = rec.two_tower(users, k=10)
+    ids, _ = rec.top("two_tower", users, k=10)
     hits = [t in set(row) for t, row in zip(test["item_id"].to_list(), ids)]
     assert body["metrics"]["two_tower"]["recall@10"] == round(sum(hits) / len(hits), 4)
     text = CliRunner().invoke(cli, ["evaluate", "--artifacts", str(art), "--k", "10"]).output

@@ -1,7 +1,6 @@
 """The reranker heads' AUCs in the funnel, on a hand-made task."""
 
 import datetime as dt
-from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -18,11 +17,10 @@ def test_head_auc_by_hand():
     held = pl.DataFrame({"user_idx": [0, 0, 1], "item_idx": [5, 7, 2], "event": ["view", "purchase", "purchase"],
                          "timestamp": [t, t, t]})
     task = EvalTask("temporal", np.array([0, 1]), [np.array([5, 7]), np.array([2])], held, True, 2, 10, held=held)
-    reranked = [{"items": np.array([[7, 5, 1], [3, 2, -1]]),
-                 "click": np.array([[0.9, 0.8, 0.1], [0.7, 0.6, np.nan]]),
-                 "purchase": np.array([[0.9, 0.2, 0.3], [0.1, 0.8, np.nan]])}]
-    rec = SimpleNamespace(weights=EventWeights(), value_kind=None)
-    h = head_auc(rec, task, reranked)
+    items = np.array([[7, 5, 1], [3, 2, -1]])
+    click = np.array([[0.9, 0.8, 0.1], [0.7, 0.6, np.nan]])
+    purchase = np.array([[0.9, 0.2, 0.3], [0.1, 0.8, np.nan]])
+    h = head_auc(task, items, click, purchase, EventWeights(), None)
     assert (h["candidates"], h["touched"], h["bought"]) == (5, 3, 2)
     # click: touched {7: .9, 5: .8, 2: .6} vs not {1: .1, 3: .7}: pairs won .9>.1,.9>.7,.8>.1,.8>.7,.6>.1 = 5 of 6
     assert h["auc_click"] == pytest.approx(5 / 6, abs=1e-4)

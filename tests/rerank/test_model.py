@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from recsys.errors import ConfigError
-from recsys.rerank.features import FEATURES
+from recsys.fusion import feature_names
 from recsys.rerank.model import Reranker, RerankerConfig
 from recsys.rerank.train import pair_loss
+
+FEATURES = feature_names(["two_tower", "als", "repeat", "popular"])
 
 PAIRS = [("bought: red running shoes; viewed: socks", "trail running shoes"),
          ("rated: Toy Story", "Toy Story 2 | 1999 | Animation"),
@@ -18,7 +20,7 @@ PAIRS = [("bought: red running shoes; viewed: socks", "trail running shoes"),
 @pytest.fixture(scope="module")
 def reranker(tiny_bert):
     torch.manual_seed(0)
-    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=32))
+    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(features=FEATURES, max_length=32))
     with torch.no_grad():  # heads away from zero so that the outputs differ per pair
         for p in r.model.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -147,4 +149,4 @@ def test_a_reranker_with_fewer_features_reads_its_own_columns(tiny_bert):
         for p in r.model.parameters():
             p.add_(0.1 * torch.randn_like(p))
     full = np.random.default_rng(0).random((len(PAIRS), len(FEATURES))).astype(np.float32)
-    assert np.allclose(r.predict(PAIRS, full), r.predict(PAIRS, full[:, :len(older)]), atol=1e-6)
+    assert np.allclose(r.predict(PAIRS, full, feature_names=FEATURES), r.predict(PAIRS, full[:, :len(older)]), atol=1e-6)

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.rerank.data import RerankLists
-from recsys.rerank.features import FEATURES
+from recsys.rerank.lists import RerankLists
+from recsys.fusion import feature_names
 from recsys.rerank.model import Reranker, RerankerConfig
 from recsys.rerank.train import RerankTrainConfig, fit_features, list_ndcg, rerank_lists, train_reranker
+
+FEATURES = feature_names(["two_tower", "als", "repeat", "popular"])
 
 FUSED = FEATURES.index("fused")
 SEEN = FEATURES.index("seen")
@@ -28,7 +30,7 @@ def _lists(n_lists=12, n=6, seed=0):
 @pytest.mark.parametrize("loss", ["pointwise", "listwise"])
 def test_features_alone_move_the_marked_item_to_the_top(tiny_bert, loss):
     torch.manual_seed(0)
-    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=16))
+    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(features=FEATURES, max_length=16))
     lists = _lists()
     titles = [f"item {i}" for i in range(40)]
     x = lists.features[lists.items >= 0]
@@ -44,7 +46,7 @@ def test_features_alone_move_the_marked_item_to_the_top(tiny_bert, loss):
 
 def test_phase_two_learns_from_text_and_leaves_the_feature_part_alone(tiny_bert):
     torch.manual_seed(0)
-    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=16))
+    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(features=FEATURES, max_length=16))
     lists = _lists()
     lists.features[:] = 0.0  # no feature says anything: only the titles can
     titles = [f"item {i}" for i in range(40)]
@@ -61,7 +63,7 @@ def test_phase_two_learns_from_text_and_leaves_the_feature_part_alone(tiny_bert)
     assert torch.count_nonzero(model.click.weight[:, :hidden]) > 0
     # the feature part is phase one's: a second run of phase two from the same start changes none of it
     torch.manual_seed(0)
-    r2 = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=16))
+    r2 = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(features=FEATURES, max_length=16))
     train_reranker(r2, lists, lists, titles, RerankTrainConfig(epochs=0, feature_steps=5))
     start = [*r2.model.features.parameters(), *(h.weight[:, hidden:] for h in (r2.model.click, r2.model.purchase))]
     assert len(start) == len(features_after)
@@ -71,7 +73,7 @@ def test_phase_two_learns_from_text_and_leaves_the_feature_part_alone(tiny_bert)
 
 def test_phase_one_keeps_the_fused_order_when_the_features_mislead(tiny_bert):
     torch.manual_seed(0)
-    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(max_length=16))
+    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(features=FEATURES, max_length=16))
     train = _lists()  # in training the 'seen' item is the one taken...
     held = _lists(seed=1)
     held.click[:] = 0.0

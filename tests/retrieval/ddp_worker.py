@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from recsys.retrieval.build import build
+from recsys.pipeline import build
 from tests.retrieval.test_distributed import options, synthetic_data
 
 out = Path(sys.argv[1])

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.eval.protocols import make_task, rank, score_rankings
 from recsys.prepare import load_prepared_tables
-from recsys.retrieval.build import BuildOptions, build, model_scorer
+from recsys.pipeline import BuildOptions, build
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.distributed import shard
 from recsys.retrieval.model import TwoTower
@@ -31,7 +32,7 @@ def synthetic_data():
 def options() -> BuildOptions:
     return BuildOptions(holdout="temporal", tower=TowerConfig(dim=32, max_len=20, n_layers=1, dropout=0.1, id_dropout=0.5),
                         train=TrainConfig(epochs=12, pretrain_epochs=1, batch_size=32, patience=12),
-                        text_encoder=CharNgramEncoder(dim=16), als=None, show_progress=False)
+                        text_encoder=CharNgramEncoder(dim=16), sources={"als": None}, show_progress=False)
 
 
 def test_users_are_sharded_without_overlap():
@@ -45,8 +46,8 @@ def _test_recall(folder) -> tuple[float, float]:
     art = Artifact.open(folder)
     t = load_prepared_tables(art)
     task = make_task("temporal", Split(t["train"], t["valid"], t["test"], {}), t["users"], t["items"], "test")
-    model = TwoTower.load(art.file("model/config.json").parent, torch.as_tensor(art.load_array("text/vectors.npy")))
-    return score_rankings(task, rank(task, model_scorer(model, task.history, len(t["users"]), t["weights"]), 20),
+    model = TwoTower.load(art.file(layout.MODEL_CONFIG).parent, torch.as_tensor(art.load_array(layout.TEXT_VECTORS)))
+    return score_rankings(task, rank(task, model.scorer(task.history, len(t["users"]), t["weights"]), 20),
                           ks=(20,))[0]["recall@20"], 20 / len(t["items"])
 
 
@@ -61,7 +62,7 @@ def test_two_processes_train_one_model(tmp_path):
     # DDP averaged the gradients: both ranks end with the same weights
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
     # only rank 0 wrote an artifact, and it is a complete one
-    assert Artifact.open(tmp_path / "artifact").has("index/items.faiss")
+    assert Artifact.open(tmp_path / "artifact").has(layout.INDEX_FILE)
     # and the model is as good as one trained by a single process on the same data
     single = build(synthetic_data(), tmp_path / "single", opts=options())
     assert single["processes"] == 1

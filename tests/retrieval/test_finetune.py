@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.errors import ConfigError
-from recsys.retrieval.build import BuildOptions, build
+from recsys.pipeline import BuildOptions, build
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.finetune import FinetunedText
 from recsys.retrieval.text import TextEncoder
@@ -44,12 +45,12 @@ def test_build_tunes_the_top_layer_and_stores_its_vectors(tiny_bert, tmp_path):
     d = generate_synthetic(n_users=80, n_items=40, n_needs=4, seed=4)
     enc = TextEncoder(str(tiny_bert), device="cpu", max_length=16)
     opts = BuildOptions(holdout="temporal", finetune_text_layers=1, text_encoder=enc, show_progress=False,
-                        tower=TowerConfig(dim=16, max_len=10, n_layers=1), als=None,
+                        tower=TowerConfig(dim=16, max_len=10, n_layers=1), sources={"als": None},
                         train=TrainConfig(epochs=2, pretrain_epochs=0, text_lr=1e-3, patience=5))
     before = {k: v.clone() for k, v in enc.model.encoder.layer[-1].state_dict().items()}
     build(d.dataset, tmp_path / "art", opts=opts)
     art = Artifact.open(tmp_path / "art")
-    base, tuned = art.load_array("text/vectors.npy"), art.load_array("text/finetuned.npy")
+    base, tuned = art.load_array(layout.TEXT_VECTORS), art.load_array(layout.TEXT_FINETUNED)
     assert base.shape == tuned.shape == (40, 32)
     assert np.abs(base - tuned).max() > 1e-3  # the top layer moved
     # the encoder given in is untouched: a copy of its top layer was tuned
@@ -62,4 +63,4 @@ def test_build_tunes_the_top_layer_and_stores_its_vectors(tiny_bert, tmp_path):
 def _weights(art):
     from safetensors.torch import load_file
 
-    return load_file(str(art.file("model/weights.safetensors")))
+    return load_file(str(art.file(layout.MODEL_WEIGHTS)))

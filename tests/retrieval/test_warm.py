@@ -6,10 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.errors import ConfigError
 from recsys.prepare import load_prepared_tables
-from recsys.retrieval.build import BuildOptions, build
+from recsys.pipeline import BuildOptions, build
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig
@@ -19,7 +20,7 @@ TOWER = TowerConfig(dim=32, max_len=20, n_layers=1, dropout=0.1, id_dropout=0.5)
 
 
 def _opts(**kw) -> BuildOptions:
-    return BuildOptions(**{"holdout": "temporal", "tower": TOWER, "als": None, "show_progress": False,
+    return BuildOptions(**{"holdout": "temporal", "tower": TOWER, "sources": {"als": None}, "show_progress": False,
                            "text_encoder": CharNgramEncoder(dim=16),
                            "train": TrainConfig(epochs=12, pretrain_epochs=1, patience=12, lr=3e-3), **kw})
 
@@ -55,8 +56,8 @@ def test_warm_start_keeps_ids_and_needs_fewer_epochs(halves):
     assert new["users"].ids[:len(old["users"])].tolist() == old["users"].ids.tolist()
     assert len(new["items"]) == 200 and len(old["items"]) == 160 and warm["warm_start"]["items"] == 160
     # the char-ngram space of day 1 is reused, not refitted
-    a = Artifact.open(folder / "day1").load_array("text/vectors.npy")
-    b = Artifact.open(folder / "warm").load_array("text/vectors.npy")
+    a = Artifact.open(folder / "day1").load_array(layout.TEXT_VECTORS)
+    b = Artifact.open(folder / "warm").load_array(layout.TEXT_VECTORS)
     assert np.allclose(b[:len(a)], a, atol=1e-6)
     assert warm["pretrain_loss"] == []  # no pre-training on top of trained towers
     target = 0.95 * cold["valid_recall@10"]

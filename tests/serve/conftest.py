@@ -2,7 +2,7 @@
 
 import pytest
 
-from recsys.retrieval.build import BuildOptions, build
+from recsys.pipeline import BuildOptions, build
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig

@@ -6,9 +6,10 @@ import shutil
 import polars as pl
 from click.testing import CliRunner
 
+from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.cli.main import cli
-from recsys.serve.privacy import pseudonymise
+from recsys.privacy import pseudonymise
 from recsys.serve.store import EventStore
 
 KEY = "a-secret-key-of-some-length"
@@ -21,7 +22,7 @@ def test_forget_removes_the_user_from_store_and_artifact(shop, tmp_path):
     user, other = d.users["user_id"][0], d.users["user_id"][1]
     store = EventStore(tmp_path / "events.sqlite")
     store.append([(user, "i00001", "view", None), (user, "i00002", "cart", None), (other, "i00003", "view", None)])
-    idx = Artifact.open(copy).load_table("data/users.parquet")["id"].to_list().index(user)
+    idx = Artifact.open(copy).load_table(layout.USERS)["id"].to_list().index(user)
     result = CliRunner().invoke(cli, ["forget", "--artifacts", str(copy), "--store", str(tmp_path / "events.sqlite"),
                                       "--user", user, "--json"])
     assert result.exit_code == 0, result.output
@@ -29,10 +30,10 @@ def test_forget_removes_the_user_from_store_and_artifact(shop, tmp_path):
     assert out["store_events_removed"] == 2 and out["user_index"] == idx and sum(out["rows_removed"].values()) > 0
     assert EventStore(tmp_path / "events.sqlite").count() == 1  # the other user's event stays
     a = Artifact.open(copy)  # rewritten atomically, checksums verified
-    assert user not in a.load_table("data/users.parquet")["id"].to_list()
+    assert user not in a.load_table(layout.USERS)["id"].to_list()
     for name in ("train", "valid", "test"):
-        assert a.load_table(f"data/{name}.parquet").filter(pl.col("user_id") == user).height == 0
-    factors = a.load_array("als/user_factors.npy")
+        assert a.load_table(layout.split_table(name)).filter(pl.col("user_id") == user).height == 0
+    factors = a.load_array(layout.under(layout.source_dir("als"), "user_factors.npy"))
     assert not factors[idx].any() and factors[idx + 1].any()
     again = CliRunner().invoke(cli, ["forget", "--artifacts", str(copy), "--store", str(tmp_path / "events.sqlite"),
                                      "--user", user])
@@ -53,7 +54,7 @@ def test_hashed_user_ids(tmp_path, monkeypatch):
     assert missing.exit_code == 2 and missing.output.startswith("Error: --hash-user-ids: set $RECSYS_ID_KEY to a secret")
     monkeypatch.setenv("RECSYS_ID_KEY", KEY)
     assert CliRunner().invoke(cli, args).exit_code == 0
-    stored = Artifact.open(tmp_path / "art").load_table("data/users.parquet")["id"].to_list()
+    stored = Artifact.open(tmp_path / "art").load_table(layout.USERS)["id"].to_list()
     raw = d.users["user_id"][0]
     assert raw not in stored and pseudonymise(raw, KEY.encode()) in stored
     q = CliRunner().invoke(cli, ["query", "--artifacts", str(tmp_path / "art"), "--user", raw, "--json", "-k", "3"])

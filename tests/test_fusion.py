@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recsys.errors import ConfigError
-from recsys.retrieval.fusion import fuse
+from recsys.fusion import fuse
 
 TT = (np.array([[10, 11, 12, -1], [20, 21, -1, -1]]), np.array([[0.9, 0.8, 0.7, -np.inf], [0.5, 0.4, -np.inf, -np.inf]]))
 ALS = (np.array([[12, 13, 10], [-1, -1, -1]]), np.array([[3.0, 2.0, 1.0], [-np.inf] * 3]))

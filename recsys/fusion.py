@@ -1,5 +1,6 @@
 """Candidate fusion: the union of several ranked lists, de-duplicated, with a fused score and the
-provenance of every candidate (which sources proposed it, at what rank and score).
+provenance of every candidate (which sources proposed it, at what rank and score); and the
+features of each fused candidate that a reranker reads.
 
 Reciprocal-rank fusion (the default; Cormack et al., 2009) scores item i for one user as
 
@@ -11,14 +12,16 @@ alternative ``method="score"`` sums each source's scores after min-max scaling t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.errors import ConfigError
+from .errors import ConfigError
 
 METHODS = ("rrf", "score")
+SOURCE_FEATURES = ("inv_rank", "score", "present")
+EXTRA_FEATURES = ("fused", "log_popularity", "seen", "cooc_score", "cooc_inv_rank")
 
 
 @dataclass
@@ -113,3 +116,60 @@ def fuse(lists: Mapping[str, tuple[np.ndarray, np.ndarray]], n: int = 100, metho
     ranks_out[r, p] = ranks[o]
     scores_out[r, p] = sscores[o]
     return Candidates(items_out, fused_out, names, ranks_out, scores_out)
+
+
+def feature_names(sources: Sequence[str]) -> tuple[str, ...]:
+    """The columns of :func:`candidate_features` for these sources, in order.
+
+    >>> feature_names(["a"])
+    ('a_inv_rank', 'a_score', 'a_present', 'fused', 'log_popularity', 'seen', 'cooc_score', 'cooc_inv_rank')
+    """
+    return tuple(f"{s}_{kind}" for s in sources for kind in SOURCE_FEATURES) + EXTRA_FEATURES
+
+
+def candidate_features(candidates: Candidates, sources: Sequence[str], popularity: np.ndarray,
+                       seen: Sequence[np.ndarray], cooc: np.ndarray | None = None,
+                       count_scores: Sequence[str] = ()) -> np.ndarray:
+    """(users, n, len(feature_names(sources))) float32 features of fused candidates.
+
+    Per source (absent sources give zeros): its reciprocal rank, its score (log(1 + score) for the
+    ``count_scores`` sources) and whether it proposed the candidate; then the fused score, log
+    popularity, whether the user has interacted with the item, and, given the candidates' sequential
+    co-occurrence scores (:mod:`recsys.cooccurrence`), log(1 + 100·score) and the reciprocal of the
+    candidate's rank by it in the list.
+
+    >>> c = fuse({"two_tower": (np.array([[4, 2]]), np.array([[0.5, 0.25]]))}, n=2, k=0)
+    >>> f = candidate_features(c, ["two_tower", "als"], np.array([0, 0, 3.0, 0, 1.0]), [np.array([2])])
+    >>> row = dict(zip(feature_names(["two_tower", "als"]), f[0, 1].tolist()))
+    >>> row["two_tower_inv_rank"], row["als_present"], row["seen"], float(f[0, 0, -1])
+    (0.5, 0.0, 1.0, 0.0)
+    """
+    users, n = candidates.items.shape
+    names = feature_names(sources)
+    out = np.zeros((users, n, len(names)), dtype=np.float32)
+    valid = candidates.items >= 0
+    items = np.maximum(candidates.items, 0)
+    for s, name in enumerate(sources):
+        if name not in candidates.sources:
+            continue
+        j = candidates.sources.index(name)
+        rank = candidates.ranks[:, :, j]
+        present = rank > 0
+        score = np.nan_to_num(candidates.source_scores[:, :, j], nan=0.0, posinf=0.0, neginf=0.0)
+        if name in count_scores:
+            score = np.log1p(np.maximum(score, 0.0))
+        out[:, :, 3 * s] = np.where(present, 1.0 / np.maximum(rank, 1), 0.0)
+        out[:, :, 3 * s + 1] = np.where(present, score, 0.0)
+        out[:, :, 3 * s + 2] = present
+    base = 3 * len(sources)
+    out[:, :, base] = np.where(valid, np.nan_to_num(candidates.scores, neginf=0.0), 0.0)
+    out[:, :, base + 1] = np.log1p(np.maximum(popularity[items], 0.0))
+    for r in range(users):
+        out[r, :, base + 2] = np.isin(candidates.items[r], seen[r])
+    if cooc is not None:
+        cooc = np.where(valid, cooc, -np.inf)
+        rank = (-cooc).argsort(1, kind="stable").argsort(1) + 1
+        out[:, :, base + 3] = np.log1p(100.0 * np.maximum(np.nan_to_num(cooc, neginf=0.0), 0.0))
+        out[:, :, base + 4] = np.where(cooc > 0, 1.0 / rank, 0.0)
+    out[~valid] = 0.0
+    return out

@@ -6,17 +6,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsys.rerank.data import build_lists, sample_cuts, strong_events, validation_cuts
-from recsys.rerank.features import FEATURES, candidate_features, context_text
-from recsys.retrieval.build import BuildOptions, build
+from recsys.fusion import candidate_features, feature_names, fuse
+from recsys.pipeline import BuildOptions, build
+from recsys.pipeline.lists import build_lists, sample_cuts, validation_cuts
+from recsys.rerank.features import context_text
 from recsys.retrieval.charngram import CharNgramEncoder
-from recsys.retrieval.fusion import fuse
 from recsys.retrieval.personal import popularity_as_of
 from recsys.retrieval.recommender import Recommender
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig
-from recsys.schema import EventWeights
+from recsys.schema import EventWeights, strong_events
 from recsys.synthetic import generate_synthetic
+
+FEATURES = Recommender.feature_names()
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +76,8 @@ def test_events_sharing_a_second_fall_where_the_split_puts_them(rec):
     try:
         cuts = pl.DataFrame({"user_idx": [u], "n_before": [mine.height - 1], "cut": [tied[-1]]})
         lists = build_lists(rec, cuts, include_seen=True, horizon=dt.timedelta(hours=1))
-        p = rec.profiles_prefix(np.array([u]), np.array([mine.height - 1]))
-        assert p.events.height == mine.height - 1 and p.events["item_idx"][-1] == mine["item_idx"][-2]
+        p = rec.prefix_batch(np.array([u]), np.array([mine.height - 1]))
+        assert p.history.events.height == mine.height - 1 and p.history.events["item_idx"][-1] == mine["item_idx"][-2]
         assert set(lists.items[0][lists.click[0] > 0].tolist()) <= {int(mine["item_idx"][-1])}
         _label_check(rec, cuts, lists, include_seen=True)
     finally:
@@ -107,20 +109,21 @@ def test_feature_join_by_hand():
     c = fuse({"two_tower": tt, "als": als}, n=3, k=0)  # 3: 1/2 + 1/1 = 1.5; 7: 1; 9: 0.5
     pop = np.zeros(10)
     pop[9] = np.e - 1
-    f = candidate_features(c, pop, [np.array([9])])
-    row = {name: f[0, 2, i] for i, name in enumerate(FEATURES)}  # item 9
+    names = feature_names(["two_tower", "als"])
+    f = candidate_features(c, ["two_tower", "als"], pop, [np.array([9])])
+    row = {name: f[0, 2, i] for i, name in enumerate(names)}  # item 9
     assert c.items[0].tolist() == [3, 7, 9]
     assert row["als_inv_rank"] == 0.5 and row["als_score"] == 1.0 and row["als_present"] == 1.0
     assert row["two_tower_present"] == 0.0 and row["two_tower_inv_rank"] == 0.0
     assert row["log_popularity"] == pytest.approx(1.0) and row["seen"] == 1.0 and row["fused"] == pytest.approx(0.5)
-    first = {name: f[0, 0, i] for i, name in enumerate(FEATURES)}  # item 3
+    first = {name: f[0, 0, i] for i, name in enumerate(names)}  # item 3
     assert first["two_tower_inv_rank"] == 0.5 and first["two_tower_score"] == 0.5 and first["fused"] == 1.5
 
 
 def test_cooccurrence_features_count_only_what_the_lists_may_see(rec):
     """Validation lists read transitions of the training events only: the user's own step from
     their last training item to the validation item (the label) is not counted."""
-    from recsys.retrieval.cooccurrence import recent_items, scores_of, transitions
+    from recsys.cooccurrence import recent_items, scores_of, transitions
 
     h = rec.history
     last = h.group_by("user_idx").agg(pl.col("timestamp").max())

@@ -4,11 +4,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.eval.baselines import Popularity
 from recsys.eval.protocols import make_task, rank, score_rankings
 from recsys.prepare import load_prepared_tables
-from recsys.retrieval.build import BuildOptions, build, model_scorer
+from recsys.pipeline import BuildOptions, build
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.recommender import Recommender
 from recsys.retrieval.towers import TowerConfig
@@ -43,25 +44,26 @@ def test_summary_and_manifest(built):
     out, s = built
     assert s["items"] == 300 and s["epochs"] >= 1 and 0.0 <= s["valid_recall@10"] <= 1.0
     assert s["index"] == "flat" and s["index_recall@10_vs_exact"] == 1.0
-    assert set(s["stage_seconds"]) == {"ingest+clean+split", "text", "train", "als", "encode", "index", "needs", "fusion", "write"}
+    assert list(s["stage_seconds"]) == ["prepare", "text", "two_tower", "sources", "index", "needs", "fusion", "write"]
     m = Artifact.open(out).manifest
     assert m["config"]["tower"]["dim"] == 32 and m["config"]["holdout"] == "temporal"
-    assert {"model/weights.safetensors", "model/config.json", "index/items.faiss", "text/vectors.npy"} <= set(m["files"])
-    # the ALS fitted on training events alone for the validation-stage choices is not shipped
-    assert "als/item_factors.npy" in m["files"] and not any(f.startswith("als_valid/") for f in m["files"])
-    assert set(Artifact.open(out).load_json("fusion.json")) == {"exclude_seen", "include_seen"}
+    assert {layout.MODEL_WEIGHTS, layout.MODEL_CONFIG, layout.INDEX_FILE, layout.TEXT_VECTORS} <= set(m["files"])
+    assert layout.under(layout.source_dir("als"), "item_factors.npy") in m["files"]
+    # the ALS refitted on training events alone for the validation stage's choices is not shipped
+    assert not any(f.startswith(layout.STAGES) for f in m["files"])
+    assert set(Artifact.open(out).load_json(layout.FUSION)) == {"exclude_seen", "include_seen"}
 
 
 def test_reload_and_index_answers(built, data):
     out, _ = built
     r = Recommender.load(out)
     user = data.users["user_id"][0]
-    ids, scores = r.two_tower([user], k=10)
+    ids, scores = r.top("two_tower", [user], k=10)
     assert ids.shape == (1, 10) and np.all(np.diff(scores[0]) <= 1e-6)
     assert not set(ids[0]) & set(r.items.to_external(r.seen(r.users.index(user))))  # seen items excluded
     # the FAISS answer equals an exact dot product over the stored item vectors
     vec = r.model.user_vectors(r.seq, np.array([r.users.index(user)]))
-    exact = np.argsort(-(vec @ r.art.load_array("index/item_vectors.npy").T)[0], kind="stable")[:5]
+    exact = np.argsort(-(vec @ r.art.load_array(layout.ITEM_VECTORS).T)[0], kind="stable")[:5]
     assert r.index.search(vec, 5)[0][0].tolist() == exact.tolist()
 
 
@@ -74,7 +76,7 @@ def test_recall_floor_on_synthetic(built):
 
     split = Split(t["train"], t["valid"], t["test"], {})
     task = make_task("temporal", split, t["users"], t["items"], "test")
-    ranked = rank(task, model_scorer(r.model, task.history, len(t["users"]), t["weights"]), 20)
+    ranked = rank(task, r.model.scorer(task.history, len(t["users"]), t["weights"]), 20)
     recall = score_rankings(task, ranked, ks=(20,))[0]["recall@20"]
     pop = Popularity().fit(task)
     pop_recall = score_rankings(task, rank(task, pop.scores, 20), ks=(20,))[0]["recall@20"]
@@ -86,7 +88,7 @@ def test_items_without_training_interactions_are_retrieved(built, data):
     """Cold items never occur in training; their eventual buyers should still find them (text)."""
     out, _ = built
     r = Recommender.load(out)
-    train_items = set(Artifact.open(out).load_table("data/train.parquet")["item_id"])
+    train_items = set(Artifact.open(out).load_table(layout.split_table("train"))["item_id"])
     cold = set(data.items.filter(pl.col("cold"))["item_id"]) - train_items
     buys = data.dataset.events.filter(pl.col("item_id").is_in(list(cold)))
     pairs = buys.unique(["user_id", "item_id"], maintain_order=True).head(200)
@@ -117,13 +119,13 @@ def test_holdout_none_trains_on_everything(tmp_path):
 
 
 def test_retune_chooses_the_weights_build_chose(built):
-    from recsys.retrieval.build import retune
+    from recsys.pipeline import retune
 
     out, _ = built
-    before = Artifact.open(out).load_json("fusion.json")
+    before = Artifact.open(out).load_json(layout.FUSION)
     assert retune(out) == before
     m = Artifact.open(out).manifest
-    assert "fusion.json" in m["files"] and not any(f.startswith("als_valid/") for f in m["files"])
+    assert layout.FUSION in m["files"] and not any(f.startswith(layout.STAGES) for f in m["files"])
 
 
 def test_needs_are_stored_named_and_explained(built, data):

@@ -5,6 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.cli.main import cli
 
@@ -33,8 +34,8 @@ def test_build_trains_the_reranker(built):
     with_rr, without, summary = built
     # epoch 0 (the heads on the retrieval features alone), then the one fine-tuning epoch asked for
     assert summary["reranker"]["train_lists"] > 0 and [h["epoch"] for h in summary["reranker"]["history"]] == [0, 1]
-    assert Artifact.open(with_rr).has("reranker/weights.safetensors")
-    assert not Artifact.open(without).has("reranker/weights.safetensors")
+    assert Artifact.open(with_rr).has(layout.under(layout.RERANKER, layout.WEIGHTS))
+    assert not Artifact.open(without).has(layout.under(layout.RERANKER, layout.WEIGHTS))
 
 
 def _validation(monkeypatch, reranked: float, fused: float) -> None:
@@ -42,13 +43,13 @@ def _validation(monkeypatch, reranked: float, fused: float) -> None:
     the fused order's ``fused`` (a tiny random reranker may land on either side of it)."""
     real = Artifact.load_json
     monkeypatch.setattr(Artifact, "load_json", lambda self, name: {"reranker": {
-        "best_valid_ndcg@10": reranked, "fused_valid_ndcg@10": fused}} if name == "summary.json" else real(self, name))
+        "best_valid_ndcg@10": reranked, "fused_valid_ndcg@10": fused}} if name == layout.SUMMARY else real(self, name))
 
 
 def test_query_reranks_and_no_rerank_compares(built, monkeypatch):
     with_rr, _, _ = built
     _validation(monkeypatch, 0.2, 0.1)  # it won on validation: query serves it
-    user = Artifact.open(with_rr).load_table("data/train.parquet")["user_id"][0]
+    user = Artifact.open(with_rr).load_table(layout.split_table("train"))["user_id"][0]
     body = json.loads(CliRunner().invoke(cli, ["query", "--artifacts", str(with_rr), "--user", user, "--json"]).stdout)
     assert body["reranked"]
     scores = [i["score"] for i in body["items"]]
@@ -85,19 +86,18 @@ def test_train_reranker_adds_one_atomically(built, tiny_bert, tmp_path):
                                   "--epochs", "1", "--quiet", "--json"])
     assert ok.exit_code == 0, ok.output
     art = Artifact.open(without)
-    assert art.has("reranker/weights.safetensors") and art.manifest["config"]["reranker"]["train"]["epochs"] == 1
+    assert art.has(layout.under(layout.RERANKER, layout.WEIGHTS)) and art.manifest["config"]["reranker"]["train"]["epochs"] == 1
     assert all(art.manifest["files"][name]["sha256"] == meta["sha256"] for name, meta in before.items()
-               if name != "summary.json")
+               if name != layout.SUMMARY)
 
 
 def test_a_reranker_that_loses_on_validation_is_not_served(built, monkeypatch, caplog):
-    from recsys.retrieval.recommender import Recommender
+    from recsys.pipeline import load
 
     with_rr, _, summary = built
     assert {"best_valid_ndcg@10", "fused_valid_ndcg@10"} <= set(summary["reranker"])
     _validation(monkeypatch, 0.2, 0.1)
-    assert Recommender.load(with_rr).reranker is not None
+    assert load(with_rr).reranker is not None
     _validation(monkeypatch, 0.1, 0.2)
-    assert Recommender.load(with_rr).reranker is None
+    assert load(with_rr).reranker is None and load(with_rr, rerank="always").reranker is not None
     assert "did not beat the fused order on validation (NDCG@10 0.1 vs 0.2)" in caplog.text
-    assert Recommender.load(with_rr, use_reranker="always").reranker is not None  # evaluate still reports it

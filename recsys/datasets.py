@@ -1,6 +1,8 @@
-"""Datasets: the embedded default, adapters for the three real sets, and generic files.
+"""Datasets: the registry of named sets (the embedded default and the three real ones), and generic files.
 
-``load_dataset(name, data_dir)`` finds a named set under ``data_dir`` (or ``$RECSYS_DATA_DIR``):
+Each named set has one :class:`DatasetSpec`: its loader, its held-out split, its cleaning rules
+and its text fields. ``load_dataset(name, data_dir)`` finds it under ``data_dir`` (or
+``$RECSYS_DATA_DIR``):
 
 - ``movielens-100k`` (``ml-100k``): ratings as ``rating`` events with their value; text is title,
   year and genres. Cite F. M. Harper and J. A. Konstan, 2015, "The MovieLens Datasets: History
@@ -15,7 +17,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -24,22 +27,15 @@ import polars as pl
 from .catalog import catalog_from_events, complete_catalog
 from .cleaning import CleaningConfig
 from .errors import ConfigError, DataError
-from .io import load_events, load_items, read_table, sha256_file
+from .artifacts import file_sha256 as sha256_file
+from .io import load_events, load_items, read_table
+from .defaults import DEFAULT_HOLDOUT
 from .schema import EVENT_SCHEMA, Dataset, EventWeights
 
 MOVIELENS_CITATION = (
     "F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History and Context. "
     "ACM TiiS 5, 4, Article 19. Data: GroupLens Research, MovieLens 100K."
 )
-DATASETS = ("default", "movielens-100k", "instacart", "rees46")
-ALIASES = {"ml-100k": "movielens-100k", "ml100k": "movielens-100k", "movielens": "movielens-100k"}
-# Cleaning defaults per dataset: ratings are entered in bulk (many per minute), so no bot rule.
-CLEANING = {
-    "movielens-100k": CleaningConfig(bot_max_per_minute=None),
-    "default": CleaningConfig(bot_max_per_minute=None),
-    "instacart": CleaningConfig(bot_max_per_minute=None),
-    "rees46": CleaningConfig(),
-}
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
@@ -161,19 +157,58 @@ def load_rees46(data_dir: Path | None) -> Dataset:
                    {str(path): sha256_file(path)}, "REES46 Marketing Platform (Open CDP), eCommerce events history")
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named dataset: how to load it, the split it is evaluated on, and its cleaning rules."""
+
+    name: str
+    load: Callable[[Path | None], Dataset]
+    holdout: str
+    what: str
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    aliases: tuple[str, ...] = ()
+
+
+# Ratings and grocery orders are entered in bulk (many per minute): no bot rule there.
+_BULK = CleaningConfig(bot_max_per_minute=None)
+REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (
+    DatasetSpec("default", lambda _: load_default(), "loo", "MovieLens-100k, embedded in the package", _BULK),
+    DatasetSpec("movielens-100k", load_movielens, "loo", "MovieLens-100k from ml-100k/ (RecBole atomic files)", _BULK,
+                ("ml-100k", "ml100k", "movielens")),
+    DatasetSpec("instacart", load_instacart, "last_basket", "150k purchases of 593 users (order = session)", _BULK),
+    DatasetSpec("rees46", load_rees46, "temporal", "17k view/cart/purchase events, October 2019"),
+)}
+DATASETS = tuple(REGISTRY)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The registry entry of ``name`` (or one of its aliases)."""
+    key = name.lower()
+    for spec in REGISTRY.values():
+        if key == spec.name or key in spec.aliases:
+            return spec
+    raise ConfigError(f"--dataset {name!r}: unknown; use one of {', '.join(DATASETS)}, or --events F [--items F]")
+
+
+def default_holdout(name: str | None) -> str:
+    """The split a dataset is evaluated on: its registry entry's, or loo for a shop's own files."""
+    for spec in REGISTRY.values():
+        if name == spec.name:
+            return spec.holdout
+    return DEFAULT_HOLDOUT
+
+
+def default_cleaning(name: str | None) -> CleaningConfig:
+    """The cleaning rules of a named dataset, or the defaults for a shop's own files."""
+    for spec in REGISTRY.values():
+        if name == spec.name:
+            return spec.cleaning
+    return CleaningConfig()
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     """Load a named dataset (``default``, ``movielens-100k``, ``instacart``, ``rees46``)."""
-    key = ALIASES.get(name.lower(), name.lower())
-    root = resolve_data_dir(data_dir)
-    if key == "default":
-        return load_default()
-    if key == "movielens-100k":
-        return load_movielens(root)
-    if key == "instacart":
-        return load_instacart(root)
-    if key == "rees46":
-        return load_rees46(root)
-    raise ConfigError(f"--dataset {name!r}: unknown; use one of {', '.join(DATASETS)}, or --events F [--items F]")
+    return dataset_spec(name).load(resolve_data_dir(data_dir))
 
 
 def dataset_from_files(

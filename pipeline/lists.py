@@ -12,54 +12,21 @@ events sharing a second — common in rating data — fall on the side the split
   (or a rating of 4 or more, or any event weighing at least a purchase).
 
 Nothing from the decision point on enters the history side, nor the features (popularity is
-taken as it stood then). Which models propose the candidates is the caller's choice: see
-:mod:`recsys.rerank.pipeline`.
+taken as it stood then). Which models propose the candidates is the caller's choice: engines from
+the stage provider (:mod:`.provider`), whose models never learnt the lists' labels.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
+from recsys.rerank.features import context_text
+from recsys.rerank.lists import RerankLists
 from recsys.retrieval.personal import popularity_as_of
-
-from .features import FEATURES, candidate_features, context_text, cooccurrence_scores
-
-POPULARITY = FEATURES.index("log_popularity")
-
-
-@dataclass
-class RerankLists:
-    """One row per (user, decision time): candidates, their features, labels and the context."""
-
-    users: np.ndarray  # (L,) internal user indices
-    cuts: list  # (L,) decision times
-    contexts: list[str]
-    items: np.ndarray  # (L, n) internal item ids, -1 pad (best first by the fused score)
-    features: np.ndarray  # (L, n, F)
-    click: np.ndarray  # (L, n) 0/1
-    purchase: np.ndarray  # (L, n) 0/1
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-    def subset(self, rows: np.ndarray) -> RerankLists:
-        rows = np.asarray(rows, dtype=np.int64)
-        return RerankLists(self.users[rows], [self.cuts[r] for r in rows], [self.contexts[r] for r in rows],
-                           self.items[rows], self.features[rows], self.click[rows], self.purchase[rows])
-
-
-def strong_events(events: pl.DataFrame, weights, value_kind: str | None) -> pl.Expr:
-    """True for events that count as a purchase (see the module doc)."""
-    names = weights.names()
-    purchase_w = weights.weight("purchase") if "purchase" in names else max(w for _, w in weights.weights)
-    strong = weights.expr().fill_null(0.0) >= purchase_w
-    if value_kind == "rating" and "value" in events.columns:
-        strong = pl.when(pl.col("event") == "rating").then(pl.col("value").fill_null(0.0) >= 4.0).otherwise(strong)
-    return strong
+from recsys.schema import strong_events
 
 
 def sample_cuts(events: pl.DataFrame, per_user: int, seed: int, min_before: int = 2) -> pl.DataFrame:
@@ -104,25 +71,20 @@ def build_lists(rec, cuts: pl.DataFrame, include_seen: bool, horizon: dt.timedel
     lengths = cuts["n_before"].to_numpy().astype(np.int64)
     n = rec.fusion.n_candidates
     items = np.full((len(users), n), -1, dtype=np.int64)
+    popularity = rec.feature_names().index("log_popularity")
     feats = None
     contexts: list[str] = []
     for s in range(0, len(users), batch_size):
-        p = rec.profiles_prefix(users[s:s + batch_size], lengths[s:s + batch_size])
-        c = rec.fuse(rec.source_lists(p, include_seen, stored=False))  # prefixes, not stored users
-        seen = rec._seen(p)
-        f = candidate_features(c, rec.popular, seen, cooccurrence_scores(rec, p, c.items))
+        batch = rec.prefix_batch(users[s:s + batch_size], lengths[s:s + batch_size])
+        c = rec.candidates(batch, include_seen)
+        f = rec.features(batch, c)
         # popularity as it stood at each cut: the stored one counts the labels themselves
-        f[:, :, POPULARITY] = np.log1p(popularity_as_of(h, rec.weights, c.items, np.array(times[s:s + batch_size], dtype=object)))
+        f[:, :, popularity] = np.log1p(popularity_as_of(h, rec.weights, c.items,
+                                                        np.array(times[s:s + batch_size], dtype=object)))
         f[c.items < 0] = 0.0
         feats = np.zeros((len(users), n, f.shape[2]), dtype=np.float32) if feats is None else feats
         items[s:s + batch_size], feats[s:s + batch_size] = c.items, f
-        ev = p.events.sort("user_idx", "timestamp", maintain_order=True)
-        per_row = ev.group_by("user_idx", maintain_order=True).agg(pl.col("item_idx").tail(context_items),
-                                                                   pl.col("event").tail(context_items))
-        ctx = dict(zip(per_row["user_idx"].to_list(), zip(per_row["item_idx"].to_list(), per_row["event"].to_list())))
-        for r in range(len(p.rows)):
-            its, evs = ctx.get(r, ([], []))
-            contexts.append(context_text([rec.titles[i] for i in its], evs, context_items))
+        contexts += [context_text(titles, events, context_items) for titles, events in rec.contexts(batch, context_items)]
     click = np.zeros(items.shape, dtype=np.float32)
     purchase = np.zeros(items.shape, dtype=np.float32)
     if future.height:
@@ -138,13 +100,13 @@ def build_lists(rec, cuts: pl.DataFrame, include_seen: bool, horizon: dt.timedel
     return RerankLists(users, times, contexts, items, feats, click, purchase)
 
 
-def test_lists(rec, tables: dict, include_seen: bool, horizon: dt.timedelta = dt.timedelta(hours=1),
-               limit: int | None = None) -> RerankLists:
-    """The test stage's lists, as the funnel sees it: each user with a history, their training and
-    validation events as history, their test events as labels; ``rec``'s history is replaced and
-    its transitions count no test event. ``rec`` should hold the served models (which never saw
-    the test events); ``tables`` the split ("train", "valid", "test")."""
-    rec.set_history(pl.concat([tables["train"], tables["valid"], tables["test"]]))
-    rec.cooccurrence_from(pl.concat([tables["train"], tables["valid"]]))
-    cuts = validation_cuts(rec, tables["test"]).filter(pl.col("n_before") > 0)
+def stage_lists(rec, stage, include_seen: bool, horizon: dt.timedelta = dt.timedelta(hours=1),
+                limit: int | None = None) -> RerankLists:
+    """A stage's lists (:class:`~recsys.pipeline.provider.StageData`), as the funnel sees it: each user
+    with a history, the stage's history as theirs and its targets as labels; ``rec``'s history is
+    replaced and its transitions count no target. ``rec`` should be that stage's engine
+    (:func:`~recsys.pipeline.provider.stage_engine`), whose models never learnt the targets."""
+    rec.set_history(pl.concat([stage.history, stage.targets]))
+    rec.cooccurrence_from(stage.history)
+    cuts = validation_cuts(rec, stage.targets).filter(pl.col("n_before") > 0)
     return build_lists(rec, cuts if limit is None else cuts.head(limit), include_seen, horizon)

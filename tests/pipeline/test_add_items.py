@@ -6,10 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.errors import DataError
-from recsys.retrieval.add_items import add_items
-from recsys.retrieval.build import BuildOptions, build
+from recsys.pipeline import BuildOptions, add_items, build
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.recommender import Recommender
 from recsys.retrieval.sequences import build_sequences
@@ -38,18 +38,19 @@ def shop(tmp_path_factory):
 def test_new_items_are_added_without_training(shop):
     d, out, new_items = shop
     before = Artifact.open(out)
-    old_ids = before.load_table("data/items.parquet")["id"].to_list()
-    weights = before.manifest["files"]["model/weights.safetensors"]["sha256"]
+    old_ids = before.load_table(layout.ITEMS)["id"].to_list()
+    weights = before.manifest["files"][layout.MODEL_WEIGHTS]["sha256"]
     result = add_items(out, new_items)
     assert result == {"artifact": str(out), "rows": 32, "added": 32, "already_present": 0, "items": 160}
     after = Artifact.open(out)  # checksums verified
-    ids = after.load_table("data/items.parquet")["id"].to_list()
+    ids = after.load_table(layout.ITEMS)["id"].to_list()
     assert ids[:128] == old_ids and set(ids[128:]) == set(new_items["item_id"])
     r = Recommender(after)
-    assert r.index.ntotal == 160 and r.als.item_factors.shape[0] == 160
-    assert not r.als.item_factors[128:].any()  # ALS knows nothing of them until the next build
+    als = r.sources["als"].model
+    assert r.index.ntotal == 160 and als.item_factors.shape[0] == 160
+    assert not als.item_factors[128:].any()  # ALS knows nothing of them until the next build
     assert after.manifest["added_items"][0]["count"] == 32
-    assert after.manifest["files"]["model/weights.safetensors"]["sha256"] != weights  # the ID table grew by 32 rows
+    assert after.manifest["files"][layout.MODEL_WEIGHTS]["sha256"] != weights  # the ID table grew by 32 rows
     # a second run adds nothing and leaves the artifact as it was
     again = add_items(out, new_items)
     assert again["added"] == 0 and again["already_present"] == 32
@@ -59,7 +60,7 @@ def test_new_items_are_added_without_training(shop):
 def test_new_items_reach_their_eventual_buyers(shop):
     """Text-only retrieval of the new items for the users who go on to buy them (Chinese titles)."""
     d, out, new_items = shop
-    if Artifact.open(out).load_table("data/items.parquet").height == 128:
+    if Artifact.open(out).load_table(layout.ITEMS).height == 128:
         add_items(out, new_items)
     r = Recommender.load(out)
     buys = d.dataset.events.filter(pl.col("item_id").is_in(new_items["item_id"].implode()) & (pl.col("event") == "purchase"))

@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from . import __version__
+from . import __version__, layout
 from .errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
+SCHEMA_VERSION = layout.SCHEMA_VERSION
+MANIFEST = layout.MANIFEST
 _PACKAGES = ("numpy", "scipy", "polars", "pyarrow", "torch", "transformers", "faiss-cpu", "faiss-gpu",
              "implicit", "click", "safetensors")
 
@@ -49,7 +49,7 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):

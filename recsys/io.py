@@ -6,7 +6,6 @@ column or row, and the fix.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,14 +28,6 @@ _NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%
                   "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
 _ZONE_SUFFIX = r"\s*(UTC|GMT|Z)$"
 _MS_THRESHOLD = 1e11  # a Unix time above this is in milliseconds (1e11 s is the year 5138)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def parse_mapping(pairs: Iterable[str] | Mapping[str, str] | None, option: str = "--map") -> dict[str, str]:

@@ -4,8 +4,9 @@ import numpy as np
 import polars as pl
 
 from recsys.eval.protocols import EvalTask
-from recsys.retrieval.fusion import fuse
-from recsys.retrieval.tune import tune_fusion
+from recsys.fusion import fuse
+from recsys.pipeline.tune import tune_fusion
+from recsys.retrieval.sources import ALSSource, TwoTowerSource
 
 
 class FakeRecommender:
@@ -15,8 +16,9 @@ class FakeRecommender:
         tt = np.array([[10, 11, 12, 13]] * 4)
         als = np.array([[20, u, 21, 22] for u in range(4)])
         self.lists = {"two_tower": (tt, -np.arange(4.0)[None].repeat(4, 0)), "als": (als, -np.arange(4.0)[None].repeat(4, 0))}
+        self.sources = {"two_tower": TwoTowerSource, "als": ALSSource}  # their fusion grids
 
-    def stored_profiles(self, users):
+    def stored_batch(self, users):
         return users
 
     def source_lists(self, users, include_seen):

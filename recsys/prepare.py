@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from . import layout
 from .artifacts import Artifact, ArtifactWriter, frame_fingerprint
 from .catalog import item_text
 from .cleaning import CleaningConfig, CleaningReport, clean_events
@@ -99,11 +100,11 @@ def stats(prepared: Prepared) -> dict:
 
 def save_prepared(writer: ArtifactWriter, prepared: Prepared) -> None:
     """Write id maps, catalog texts, the cleaned events and the split into an artifact."""
-    prepared.users.save(writer.path("data/users.parquet"))
-    prepared.items.save(writer.path("data/items.parquet"))
-    writer.save_table("data/catalog.parquet", prepared.catalog)
-    for name in ("train", "valid", "test"):
-        writer.save_table(f"data/{name}.parquet", getattr(prepared.split, name))
+    prepared.users.save(writer.path(layout.USERS))
+    prepared.items.save(writer.path(layout.ITEMS))
+    writer.save_table(layout.CATALOG, prepared.catalog)
+    for name in layout.SPLIT_PARTS:
+        writer.save_table(layout.split_table(name), getattr(prepared.split, name))
     writer.manifest["data"] = prepared.data_manifest()
     writer.manifest["cleaning"] = prepared.report.to_dict()
 
@@ -111,12 +112,10 @@ def save_prepared(writer: ArtifactWriter, prepared: Prepared) -> None:
 def load_prepared_tables(art: Artifact) -> dict:
     """The data half of an artifact: id maps, catalog and split tables, and the event weights."""
     return {
-        "users": IDMap.load(art.file("data/users.parquet"), kind="user"),
-        "items": IDMap.load(art.file("data/items.parquet"), kind="item"),
-        "catalog": art.load_table("data/catalog.parquet"),
-        "train": art.load_table("data/train.parquet"),
-        "valid": art.load_table("data/valid.parquet"),
-        "test": art.load_table("data/test.parquet"),
+        "users": IDMap.load(art.file(layout.USERS), kind="user"),
+        "items": IDMap.load(art.file(layout.ITEMS), kind="item"),
+        "catalog": art.load_table(layout.CATALOG),
+        **{part: art.load_table(layout.split_table(part)) for part in layout.SPLIT_PARTS},
         "value_kind": art.manifest["data"].get("value_kind"),
         "weights": EventWeights(tuple((str(name), float(w)) for name, w in art.manifest["data"]["weights"])),
     }

@@ -134,3 +134,20 @@ class Dataset:
             "value_kind": self.value_kind,
             "weights": self.weights.to_dict(),
         }
+
+
+def strong_events(events: pl.DataFrame, weights: EventWeights, value_kind: str | None) -> pl.Expr:
+    """True for events that count as a purchase: a ``purchase`` (or, without that type, an event of
+    the heaviest type), any event weighing at least a purchase, and a rating of 4 or more.
+
+    >>> ev = pl.DataFrame({"event": ["view", "purchase", "rating", "rating"], "value": [None, None, 5.0, 3.0]})
+    >>> w = EventWeights.from_dict({"rating": 1.0})
+    >>> ev.select(strong_events(ev, w, "rating")).to_series().to_list()
+    [False, True, True, False]
+    """
+    names = weights.names()
+    purchase_w = weights.weight("purchase") if "purchase" in names else max(w for _, w in weights.weights)
+    strong = weights.expr().fill_null(0.0) >= purchase_w
+    if value_kind == "rating" and "value" in events.columns:
+        strong = pl.when(pl.col("event") == "rating").then(pl.col("value").fill_null(0.0) >= 4.0).otherwise(strong)
+    return strong

@@ -1,0 +1,42 @@
+"""Loading the serving engine: the artifact's recommender, with its reranker handed in when it earns
+its place (it beat the fused order on its held-out lists), or always when asked."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from recsys import layout
+from recsys.artifacts import Artifact
+from recsys.device import resolve_device
+from recsys.rerank.model import Reranker
+from recsys.retrieval.recommender import FusionOptions, Recommender
+
+from .reranking import reranker_helps
+
+log = logging.getLogger(__name__)
+
+
+def load_reranker(art: Artifact, device: str = "cpu", always: bool = False) -> Reranker | None:
+    """The artifact's reranker, or None: when it has none, or (unless ``always``) when it did not beat
+    the fused order on its held-out lists."""
+    if not art.has(layout.RERANKER_CONFIG):
+        return None
+    summary = art.load_json(layout.SUMMARY) if art.has(layout.SUMMARY) else None
+    if not always and not reranker_helps(summary):
+        fit = summary["reranker"]
+        log.warning("the reranker in %s did not beat the fused order on validation (NDCG@10 %s vs %s): serving the "
+                    "fused list; `recsys evaluate` still reports it", art.path, fit["best_valid_ndcg@10"],
+                    fit["fused_valid_ndcg@10"])
+        return None
+    return Reranker.load(art.file(layout.RERANKER_CONFIG).parent, device)
+
+
+def load(path: str | Path | Artifact, device: str | None = None, rerank: bool | str = True,
+         fusion: FusionOptions | None = None, **kwargs) -> Recommender:
+    """The engine over the artifact at ``path``: ``rerank`` True serves its reranker when it beat the
+    fused order on validation, "always" whenever it has one, False never."""
+    art = path if isinstance(path, Artifact) else Artifact.open(path)
+    device = resolve_device(device)
+    reranker = load_reranker(art, device, always=rerank == "always") if rerank else None
+    return Recommender(art, device, fusion=fusion, reranker=reranker, **kwargs)

@@ -1,0 +1,76 @@
+"""Training the reranker inside the engine, on lists whose candidates come from models that never
+learnt what the lists' labels say, as at serving time.
+
+By default (``lists="validation"``) those are the validation stage's lists: decision point = the
+user's first validation event, history = their training events, labels = their validation events,
+candidates from the validation stage's engine (:func:`~recsys.pipeline.provider.stage_engine`:
+the two-tower trained on the training events, ALS refitted on them). 80% of the users' lists
+train it, the other 20% decide early stopping and whether it is served. No test event is read.
+
+``lists="training"`` samples decision points inside the training period instead (history and
+labels from training events). Those candidates come from models that were fitted on the labels
+themselves, so the retrieval features say more there than they will at serving time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+
+from recsys.rerank.model import Reranker
+from recsys.rerank.train import train_reranker
+
+from .lists import build_lists, sample_cuts, validation_cuts
+from .options import RerankOptions
+from .provider import StageData
+
+log = logging.getLogger(__name__)
+
+
+def fit_reranker(rec, stage: StageData, opts: RerankOptions, include_seen: bool,
+                 progress=None) -> tuple[Reranker, dict]:
+    """Train a reranker on ``stage`` (the validation stage) with ``rec``, that stage's engine; its
+    history is replaced on the way."""
+    t0 = time.perf_counter()
+    horizon = dt.timedelta(hours=opts.horizon_hours)
+    rng = np.random.default_rng(opts.train.seed)
+    ctx = opts.config.context_items
+    rec.set_history(pl.concat([stage.history, stage.targets]))
+    rec.cooccurrence_from(stage.history)  # as the models: the lists' labels are not counted
+    vcuts = validation_cuts(rec, stage.targets)
+    if vcuts.height > opts.max_valid_lists:
+        vcuts = vcuts[np.sort(rng.choice(vcuts.height, opts.max_valid_lists, replace=False))]
+    every = build_lists(rec, vcuts, include_seen, horizon, context_items=ctx)
+    held = rng.random(len(every)) < opts.held_out
+    if opts.lists == "validation":
+        train, valid = every.subset(np.flatnonzero(~held)), every.subset(np.flatnonzero(held))
+    else:
+        valid = every
+        rec.set_history(stage.history)
+        cuts = sample_cuts(rec.history, opts.cuts_per_user, opts.train.seed)
+        if cuts.height > opts.max_train_lists:
+            cuts = cuts[np.sort(rng.choice(cuts.height, opts.max_train_lists, replace=False))]
+        train = build_lists(rec, cuts, include_seen, horizon, context_items=ctx)
+    lists_s = time.perf_counter() - t0
+    if progress:
+        progress(f"reranker lists ({opts.lists} period): {len(train)} training ({int((train.click.sum(1) > 0).sum())} "
+                 f"with a label), {len(valid)} for early stopping, {lists_s:.0f} s")
+    cfg = replace(opts.config, features=rec.feature_names())
+    reranker = Reranker.from_pretrained(opts.model, cfg, opts.device)
+    fit = train_reranker(reranker, train, valid, rec.titles, opts.train, progress)
+    fit.update(lists_seconds=round(lists_s, 1), include_seen=include_seen, lists=opts.lists,
+               train_positive_rate=round(float(train.click[train.items >= 0].mean()), 4) if len(train) else 0.0)
+    return reranker, fit
+
+
+def reranker_helps(summary: dict | None) -> bool:
+    """Whether a stored reranker beat the fused order on its held-out lists (its build summary says)."""
+    fit = (summary or {}).get("reranker")
+    if not fit or fit.get("best_valid_ndcg@10") is None:
+        return True
+    return fit["best_valid_ndcg@10"] > fit["fused_valid_ndcg@10"]

@@ -1,0 +1,206 @@
+"""The candidate-source contract, and the histories sources read.
+
+A *candidate source* proposes items for a batch of users, each row ``(ids, scores)`` best first
+(internal item indices, -1 / -inf padded), in the style of implicit's ``RecommenderBase`` and
+RecTools' ``CandidateGenerator``. The engine fuses every registered source's lists
+(:func:`recsys.fusion.fuse`), the reranker reads each source's rank and score as features, and the
+funnel scores each source's list: all from the one registry (``recsys.retrieval.sources``).
+
+- :class:`History`: the events of a set of users, each user a *row* (``user_idx`` = row), with
+  derived views (sequences, confidence rows, seen items) computed once and cached.
+- :class:`Batch`: some rows of a history, the unit a source answers for.
+- :class:`CandidateSource`: a name, ``fit`` on a history, ``candidates(batch, n)``, ``save`` /
+  ``load`` into its own artifact sub-folder, and what it learnt from (``fit_parts``), which the
+  leak-safe stage provider (``recsys.pipeline.provider``) reads to decide what to refit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from . import layout
+from .schema import EventWeights
+
+
+@dataclass(frozen=True)
+class Space:
+    """What every source shares: the id spaces and how events weigh."""
+
+    n_users: int
+    n_items: int
+    weights: EventWeights
+    value_kind: str | None = None
+
+
+class History:
+    """Events of ``len(users)`` rows (``user_idx`` is the row), best read through the cached views.
+
+    ``users[r]`` is row r's stored user index (-1 for a user the artifact does not know);
+    ``popular`` is the engine's item popularity (of its stored history), which every batch shares.
+    """
+
+    def __init__(self, events: pl.DataFrame, users: np.ndarray, space: Space, popular: np.ndarray | None = None):
+        self.events, self.users, self.space = events, np.asarray(users, dtype=np.int64), space
+        self.popular = popular if popular is not None else np.zeros(space.n_items)
+        self._views: dict[str, Any] = {}
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.users.size)
+
+    def view(self, key: str, make: Callable[[History], Any]) -> Any:
+        """A derived view (e.g. a source's sequences), computed by ``make(self)`` on first use."""
+        if key not in self._views:
+            self._views[key] = make(self)
+        return self._views[key]
+
+    def counts(self) -> np.ndarray:
+        """Events per row."""
+        return self.view("counts", lambda h: np.bincount(h.events["user_idx"].to_numpy(), minlength=h.n_rows))
+
+    def seen(self, row: int) -> np.ndarray:
+        """The distinct items of row ``row``, sorted."""
+        return self.view("seen", _seen_lists)[row]
+
+
+def _seen_lists(h: History) -> list[np.ndarray]:
+    out = [np.zeros(0, dtype=np.int64)] * h.n_rows
+    if h.events.height:
+        per = h.events.group_by("user_idx").agg(pl.col("item_idx").unique().sort())
+        for r, items in zip(per["user_idx"].to_list(), per["item_idx"].to_list()):
+            out[r] = np.asarray(items, dtype=np.int64)
+    return out
+
+
+@dataclass
+class Batch:
+    """Rows ``rows`` of ``history``: the users a source answers for, in this order."""
+
+    history: History
+    rows: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.rows = np.asarray(self.rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    @property
+    def users(self) -> np.ndarray:
+        """Each row's stored user index (-1: unknown to the artifact)."""
+        return self.history.users[self.rows]
+
+    def seen(self) -> list[np.ndarray]:
+        return [self.history.seen(int(r)) for r in self.rows]
+
+    def lengths(self) -> np.ndarray:
+        return self.history.counts()[self.rows]
+
+
+def empty_lists(rows: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, scores)`` of ``rows`` empty lists of width ``n`` (-1 ids, -inf scores)."""
+    return np.full((rows, n), -1, dtype=np.int64), np.full((rows, n), -np.inf, dtype=np.float32)
+
+
+@dataclass
+class FitInfo:
+    """What a fitted source (or model) learnt from: the split parts and how many events."""
+
+    parts: tuple[str, ...] = ()
+    events: int = 0
+
+    def to_dict(self) -> dict:
+        return {"parts": list(self.parts), "events": self.events}
+
+    @classmethod
+    def read(cls, path: Path) -> FitInfo:
+        if not path.is_file():
+            return cls()
+        d = json.loads(path.read_text())
+        return cls(tuple(d.get("parts", ())), int(d.get("events", 0)))
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict()) + "\n")
+
+
+class CandidateSource:
+    """Base class of candidate sources (see the module doc). Subclasses set ``name`` and override
+    ``candidates``; those that learn from events override ``fit`` / ``save`` / ``load``.
+
+    Class attributes (defaults): ``fusion_grid`` (1.0,) — the weights fusion tuning tries for it;
+    ``seen_only`` False — it proposes only the user's own items, so it runs only where seen items
+    are served; ``cold_only`` False — it serves only users with no history; ``count_scores`` False
+    — its scores are counts (the reranker's features read log(1 + score)); ``learns`` False — it
+    is fitted on events (the stage provider refits it on each stage's visible history).
+    ``device``: where it computes (None: a GPU when there is one and the source can use it).
+    """
+
+    name: ClassVar[str] = ""
+    fusion_grid: ClassVar[tuple[float, ...]] = (1.0,)
+    seen_only: ClassVar[bool] = False
+    cold_only: ClassVar[bool] = False
+    count_scores: ClassVar[bool] = False
+    learns: ClassVar[bool] = False
+    external_fit: ClassVar[bool] = False  # fitted by a build stage of its own (the two-tower), not by ``fit``
+    Config: ClassVar[type | None] = None  # its settings (a dataclass), given to the constructor; None: it has none
+
+    def __init__(self, space: Space, config=None, device: str | None = None):
+        self.space, self.config, self.device = space, config, device
+        self.fit_info = FitInfo()
+
+    def fit(self, events: pl.DataFrame, parts: tuple[str, ...] = ()) -> CandidateSource:
+        """Learn from ``events`` (with ``user_idx`` / ``item_idx`` of the stored maps), which are the
+        split parts ``parts``. Sources that only read the history they are given learn nothing."""
+        self.fit_info = FitInfo(tuple(parts), events.height) if self.learns else FitInfo()
+        return self
+
+    def set_history(self, history: History) -> None:
+        """The stored history the engine serves from (for precomputed views); default: nothing."""
+
+    def candidates(self, batch: Batch, n: int, include_seen: bool,
+                   allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, scores)`` of shape (len(batch), n), best first, -1 / -inf padded; seen items left
+        out unless ``include_seen``; ``allowed`` (bool over items), when given, restricts the items."""
+        raise NotImplementedError
+
+    def save(self, folder: Path) -> None:
+        """Write what ``load`` needs into ``folder`` (``.npy`` and JSON: no pickle)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.fit_info.write(folder / layout.FIT)
+
+    @classmethod
+    def load(cls, folder: Path | None, space: Space, **engine) -> CandidateSource | None:
+        """The saved source (``folder`` is its sub-folder, None when the artifact has none); None when
+        a source that learns was not built into this artifact. ``engine`` holds what the engine has
+        already loaded (``model``, ``index``)."""
+        if cls.learns and folder is None:
+            return None
+        out = cls(space)
+        if folder is not None:
+            out.fit_info = FitInfo.read(folder / layout.FIT)
+        return out
+
+    def add_items(self, n: int) -> bool:
+        """Make room for ``n`` new items appended to the catalogue (``recsys add-items``); True when
+        the source changed and must be saved again."""
+        return False
+
+    def forget(self, user: int) -> bool:
+        """Drop what the source keeps about stored user ``user`` (``recsys forget``); True when it
+        changed and must be saved again."""
+        return False
+
+
+def artifact_folder(art, name: str) -> Path | None:
+    """The folder of source ``name`` in artifact ``art`` when it holds any file, else None."""
+    prefix = layout.source_dir(name) + "/"
+    if any(f.startswith(prefix) for f in art.manifest.get("files", {})):
+        return art.path / layout.source_dir(name)
+    return None
