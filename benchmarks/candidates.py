@@ -26,18 +26,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from recsys.artifacts import Artifact, package_versions
-from recsys.datasets import CLEANING, load_dataset
+from recsys.datasets import dataset_spec, load_dataset
 from recsys.errors import ArtifactError
-from recsys.eval.funnel import funnel_table, run_funnel, stored_task
-from recsys.prepare import load_prepared_tables
-from recsys.retrieval.build import BuildOptions, build
+from recsys.eval.funnel import funnel_table
+from recsys.pipeline import BuildOptions, RerankOptions, build, evaluate_engine, evaluation_engine, retune
 from recsys.retrieval.recommender import Recommender
 
 RESULTS = Path(__file__).resolve().parent / "results"
-HOLDOUT = {"instacart": "last_basket", "rees46": "temporal"}
 KS = (10, 20, 100)
 
 
@@ -53,13 +50,9 @@ def artifact_for(args) -> Path:
             return out
     except ArtifactError:
         pass
-    reranker = None
-    if args.reranker:
-        from recsys.rerank.pipeline import RerankOptions
-
-        reranker = RerankOptions()
-    build(ds, out, CLEANING.get(ds.name), BuildOptions(holdout=HOLDOUT.get(ds.name, "loo"), seed=args.seed,
-                                                       reranker=reranker))
+    spec = dataset_spec(ds.name)
+    build(ds, out, spec.cleaning, BuildOptions(holdout=spec.holdout, seed=args.seed,
+                                               reranker=RerankOptions() if args.reranker else None))
     return out
 
 
@@ -96,18 +89,14 @@ def main(argv=None) -> dict:
     t_build = time.perf_counter()
     path = artifact_for(args)
     if args.retune:
-        from recsys.retrieval.build import retune
-
         print("fusion weights:", retune(path))
     t_build = time.perf_counter() - t_build
     art = Artifact.open(path)
-    t = load_prepared_tables(art)
-    task = stored_task(art)
-    rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]), use_reranker="always")
+    rec, task = evaluation_engine(art, max(KS))
     t0 = time.perf_counter()
-    f = run_funnel(rec, task, KS)
+    f = evaluate_engine(rec, task, KS)
     funnel_s = time.perf_counter() - t0
-    ids = list(t["users"].to_external(task.users))
+    ids = list(rec.users.to_external(task.users))
     speed = latency(rec, ids, f.include_seen)
     if rec.reranker is not None:
         speed["with_rerank"] = latency(rec, ids[:args.rerank_latency_users], f.include_seen, rerank=True)

@@ -21,8 +21,6 @@ import platform
 import subprocess
 import sys
 import time
-
-from recsys import layout
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -33,48 +31,59 @@ def run(args) -> dict | None:
     import torch
 
     from recsys.artifacts import Artifact
-    from recsys.datasets import CLEANING, load_dataset
+    from recsys.datasets import dataset_spec, load_dataset
     from recsys.device import faiss_gpu_count
-    from recsys.eval.protocols import make_task, rank, score_rankings
-    from recsys.prepare import load_prepared_tables
-    from recsys.retrieval.build import BuildOptions, build, model_scorer
-    from recsys.retrieval.model import TwoTower
+    from recsys.eval.protocols import rank, score_rankings
+    from recsys.pipeline import BuildOptions, artifact_stage, build
+    from recsys.retrieval.recommender import load_two_tower
     from recsys.retrieval.train import TrainConfig
-    from recsys.splits import Split
 
     ds = load_dataset(args.dataset, args.data_dir)
-    holdout = {"instacart": "last_basket", "rees46": "temporal"}.get(ds.name, "loo")
+    spec = dataset_spec(ds.name)
     out = REPO / "artifacts" / f"devices-{ds.name}"  # a fixed folder: later runs reuse its text vectors
     t0 = time.perf_counter()
-    s = build(ds, out, CLEANING.get(ds.name), BuildOptions(
-        holdout=holdout, train=TrainConfig(epochs=args.epochs, patience=args.epochs, seed=0), reranker=None,
+    s = build(ds, out, spec.cleaning, BuildOptions(
+        holdout=spec.holdout, train=TrainConfig(epochs=args.epochs, patience=args.epochs, seed=0), reranker=None,
         device=args.device, show_progress=not args.quiet))
     wall = time.perf_counter() - t0
     if s.get("rank"):
         return None
     art = Artifact.open(out)
-    t = load_prepared_tables(art)
-    task = make_task(holdout, Split(t["train"], t["valid"], t["test"], {}), t["users"], t["items"], "test")
-    model = TwoTower.load(art.file(layout.MODEL_CONFIG).parent, torch.as_tensor(art.load_array(layout.TEXT_VECTORS)))
-    metrics = score_rankings(task, rank(task, model_scorer(model, task.history, len(t["users"]), t["weights"]), 10),
+    model = load_two_tower(art)
+    stage = artifact_stage(art, "test")
+    task = stage.task(*_maps(art))
+    metrics = score_rankings(task, rank(task, model.scorer(task.history, task.n_users, _weights(art)), 10),
                              ks=(10,))[0]
     device = s["device"]
-    train_s = s["stage_seconds"]["train"]
+    train_s = s["stage_seconds"]["two_tower"]
     try:
         from implicit.gpu import HAS_CUDA as implicit_gpu
     except ImportError:
         implicit_gpu = False
     return {
-        "dataset": ds.name, "holdout": holdout, "device": device.split(":")[0], "processes": s["processes"],
+        "dataset": ds.name, "holdout": spec.holdout, "device": device.split(":")[0], "processes": s["processes"],
         "hardware": torch.cuda.get_device_name(0) if device.startswith("cuda") else f"{os.cpu_count()} CPU cores",
         "epochs": s["epochs"], "train_s": train_s, "s_per_epoch": round(train_s / max(1, s["epochs"]), 2),
-        "text_s": s["stage_seconds"]["text"], "als_s": s["stage_seconds"].get("als"),
+        "text_s": s["stage_seconds"]["text"], "als_s": s["stage_seconds"].get("sources"),
         "index_s": s["stage_seconds"]["index"], "build_s": round(wall, 1), "index": s["index"],
         "bf16_autocast": device.startswith("cuda"), "faiss_gpu": faiss_gpu_count() > 0,
         "implicit_gpu": bool(implicit_gpu and device.startswith("cuda")),
         "ndcg@10": round(metrics["ndcg@10"], 4), "recall@10": round(metrics["recall@10"], 4),
         "torch": torch.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def _maps(art):
+    from recsys.prepare import load_prepared_tables
+
+    t = load_prepared_tables(art)
+    return t["users"], t["items"]
+
+
+def _weights(art):
+    from recsys.prepare import load_prepared_tables
+
+    return load_prepared_tables(art)["weights"]
 
 
 def table(rows: list[dict]) -> str:

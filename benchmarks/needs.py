@@ -23,37 +23,28 @@ import time
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from recsys.artifacts import Artifact
-from recsys.prepare import load_prepared_tables
+from recsys.pipeline import BuildOptions, build, evaluation_engine, load
 from recsys.retrieval.needs import latent_need_hits
-from recsys.retrieval.recommender import Recommender
+from recsys.synthetic import generate_synthetic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def score_artifact(art: Artifact, name: str) -> dict:
-    t = load_prepared_tables(art)
-    rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]), use_reranker=False)
-    test = t["test"].filter(pl.col("user_id").is_in(pl.Series(rec.users.ids.tolist()).implode()))
-    test = test.with_columns(pl.Series("item_idx", rec.items.to_internal(test["item_id"], missing="ignore")))
-    groups = test.filter(pl.col("item_idx") >= 0).group_by("user_id", maintain_order=True).agg("item_idx")
-    users = rec.users.to_internal(groups["user_id"])
-    out = latent_need_hits(rec, users, [np.asarray(x) for x in groups["item_idx"].to_list()])
+    rec, task = evaluation_engine(art, 100, rerank=False)
+    out = latent_need_hits(rec, task.users, task.targets)
     return {"dataset": name, "holdout": art.manifest["config"].get("holdout"), **out}
 
 
 def synthetic(seed: int = 0) -> dict:
-    from recsys.retrieval.build import BuildOptions, build
-    from recsys.synthetic import generate_synthetic
-
     d = generate_synthetic(n_users=2000, n_items=400, n_needs=8, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         build(d.dataset, Path(tmp) / "syn", opts=BuildOptions(holdout="temporal", n_needs=8, seed=seed, show_progress=False))
         art = Artifact.open(Path(tmp) / "syn")
         row = score_artifact(art, "synthetic")
-        rec = Recommender(art, use_reranker=False)
+        rec = load(art, rerank=False)
         hidden = dict(zip(d.items["item_id"], d.items["need"]))
         truth = np.unique([str(hidden[i]) for i in rec.items.ids], return_inverse=True)[1]
         purity = sum(np.bincount(truth[rec.needs.assign == c]).max() for c in range(rec.needs.k)

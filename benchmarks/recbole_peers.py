@@ -44,12 +44,12 @@ CONFIG = {  # the issue's reference settings: CE loss, max length 20 (SASRec), l
 def export(args, work: Path) -> None:
     import polars as pl
 
-    from recsys.datasets import CLEANING, load_dataset
+    from recsys.datasets import default_cleaning, load_dataset
     from recsys.prepare import prepare
     from recsys.splits import chronological
 
     ds = load_dataset(args.dataset, args.data_dir)
-    prep = prepare(ds, CLEANING.get(ds.name), holdout="loo")
+    prep = prepare(ds, default_cleaning(ds.name), holdout="loo")
     ev = pl.concat([prep.split.train, prep.split.valid, prep.split.test])
     # recsys's split order (recsys.splits.chronological); RecBole sorts by time, so the row rank is the time
     ev = chronological(ev).with_row_index("_ord")
@@ -110,12 +110,12 @@ def train(work: Path, model: str, epochs: int | None = None) -> None:
 def score(args, work: Path, models: list[str]) -> dict:
     import numpy as np
 
-    from recsys.datasets import CLEANING, load_dataset
+    from recsys.datasets import default_cleaning, load_dataset
     from recsys.eval.protocols import make_task, score_rankings
     from recsys.prepare import prepare
 
     ds = load_dataset(args.dataset, args.data_dir)
-    prep = prepare(ds, CLEANING.get(ds.name), holdout="loo")
+    prep = prepare(ds, default_cleaning(ds.name), holdout="loo")
     task = make_task("loo", prep.split, prep.users, prep.items, "test")
     out = {}
     for model in models:

@@ -2,8 +2,8 @@
 
     python benchmarks/rerank_feature_probe.py --artifacts artifacts/bench-movielens-100k
 
-On the artifact's lists (as ``benchmarks/rerank_loss.py`` builds them: validation lists to learn
-from, test lists to score), a features-only list ranker (a small MLP, listwise loss, full batch)
+On the artifact's lists (:func:`recsys.pipeline.artifact_lists`: validation lists to learn from,
+test lists to score), a features-only list ranker (a small MLP, listwise loss, full batch)
 is trained on the reranker's features without the two co-occurrence ones (``cooc_score``,
 ``cooc_inv_rank``: how often the candidate followed the user's recent items in everyone's
 histories, counted on events before the lists), and again with them. Reranking the fused list by
@@ -44,11 +44,11 @@ def fit_rank(x: np.ndarray, lists, steps: int, seed: int = 0, hidden: int = 16):
 
 
 def main(argv=None) -> dict:
-    from rerank_loss import _lists, per_list_ndcg
-
     from recsys.artifacts import Artifact, package_versions
     from recsys.eval.metrics import paired_bootstrap
-    from recsys.rerank.features import FEATURES
+    from recsys.pipeline import artifact_lists
+    from recsys.rerank.train import per_list_ndcg
+    from recsys.retrieval.recommender import Recommender
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifacts", required=True)
@@ -56,9 +56,10 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     art = Artifact.open(args.artifacts)
-    valid, test, _ = _lists(art)
-    cooc = [FEATURES.index("cooc_score"), FEATURES.index("cooc_inv_rank")]
-    rest = [i for i in range(len(FEATURES)) if i not in cooc]
+    valid, test, _, _ = artifact_lists(art)
+    features = Recommender.feature_names()
+    cooc = [features.index("cooc_score"), features.index("cooc_inv_rank")]
+    rest = [i for i in range(len(features)) if i not in cooc]
 
     def ranked(s: np.ndarray) -> np.ndarray:
         s = np.where(test.items >= 0, s, -np.inf)

@@ -43,12 +43,9 @@ def auc_interval(scores: list[np.ndarray], labels: list[np.ndarray], n: int = 10
 
 
 def main(argv=None) -> dict:
-
     from recsys.artifacts import Artifact
-    from recsys.prepare import load_prepared_tables
-    from recsys.rerank.data import strong_events, test_lists
-    from recsys.rerank.model import Reranker
-    from recsys.retrieval.recommender import Recommender
+    from recsys.pipeline import artifact_stage, load_reranker, stage_engine, stage_lists
+    from recsys.schema import strong_events
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifacts", required=True)
@@ -57,23 +54,23 @@ def main(argv=None) -> dict:
     art = Artifact.open(args.artifacts)
     fit = art.load_json(layout.SUMMARY).get("reranker") or {}
     include_seen = bool(fit.get("include_seen"))
-    t = load_prepared_tables(art)
-    rec = Recommender(art, history=t["train"], use_reranker=False)
-    span = t["test"]["timestamp"].max() - t["test"]["timestamp"].min()
-    lists = test_lists(rec, t, include_seen, horizon=span + dt.timedelta(seconds=1))
-    reranker = Reranker.load(art.file(layout.RERANKER_CONFIG).parent)
+    stage = artifact_stage(art, "test")
+    rec = stage_engine(art, stage)
+    span = stage.targets["timestamp"].max() - stage.targets["timestamp"].min()
+    lists = stage_lists(rec, stage, include_seen, horizon=span + dt.timedelta(seconds=1))
+    reranker = load_reranker(art, always=True)
     touched_s, touched_y, buy_s, buy_y, among_s, among_y = [], [], [], [], [], []
     for r in range(len(lists)):
         j = np.flatnonzero(lists.items[r] >= 0)
         if j.size == 0:
             continue
         pairs = [(lists.contexts[r], rec.titles[i]) for i in lists.items[r, j]]
-        heads = reranker.predict(pairs, lists.features[r, j], heads=True)
+        heads = reranker.predict(pairs, lists.features[r, j], heads=True, feature_names=rec.feature_names())
         click, bought = lists.click[r, j] > 0, lists.purchase[r, j] > 0
         touched_s.append(heads[:, 0]), touched_y.append(click)
         buy_s.append(heads[:, 1]), buy_y.append(bought)
         among_s.append(heads[click, 1]), among_y.append(bought[click])
-    held = t["test"].with_columns(strong_events(t["test"], rec.weights, rec.value_kind).alias("_strong"))
+    held = stage.targets.with_columns(strong_events(stage.targets, rec.weights, rec.value_kind).alias("_strong"))
     name = art.manifest.get("data", {}).get("name") or Path(args.artifacts).name
     result = {"artifact": args.artifacts, "dataset": name, "include_seen": include_seen, "test_users": len(lists),
               "test_events": held.height, "test_purchases": int(held["_strong"].sum()),

@@ -26,7 +26,7 @@ import torch
 
 from recsys import layout
 from recsys.artifacts import package_versions
-from recsys.rerank.model import Reranker, RerankerConfig, _truncate
+from recsys.rerank.model import Reranker, RerankerConfig, truncate_layers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONTEXT = ("bought: Organic Bananas | fresh fruits | produce; bought: Whole Milk | milk | dairy eggs; viewed: Sourdough "
@@ -38,7 +38,7 @@ def variant(base: Reranker, layers: int, int8: bool, max_length: int, candidate_
             device: str = "cpu") -> Reranker:
     model = copy.deepcopy(base.model)
     if layers:
-        _truncate(model.bert, layers)
+        truncate_layers(model.bert, layers)
     cfg = replace(base.cfg, max_length=max_length, candidate_length=candidate_length,
                   n_layers=layers or base.cfg.n_layers)
     model.cfg = cfg
@@ -79,7 +79,10 @@ def main(argv=None) -> dict:
         valid = _test_lists(art)
         pairs = [(valid[0].contexts[0], valid[1][i]) for i in valid[0].items[0][:100] if i >= 0]
     else:
-        base = Reranker.from_pretrained(None, RerankerConfig(n_layers=0))  # all 6 layers: the fp32 starting point
+        from recsys.retrieval.recommender import Recommender
+
+        # all 6 layers: the fp32 starting point
+        base = Reranker.from_pretrained(None, RerankerConfig(n_layers=0, features=Recommender.feature_names()))
         pairs = [(CONTEXT, f"Candidate product number {i} | aisle {i % 7} | department {i % 3}") for i in range(100)]
     rows = []
     own = (base.cfg.max_length, base.cfg.candidate_length)
@@ -140,15 +143,14 @@ def main(argv=None) -> dict:
 
 
 def _test_lists(art):
-    """The artifact's test-stage lists (history: training + validation events; labels: the test
-    events; candidates from the served models, which never saw the test events) and item titles."""
-    from recsys.rerank.data import test_lists
-    from recsys.retrieval.recommender import Recommender
+    """The first 300 test-stage lists of the artifact (:func:`recsys.pipeline.artifact_lists`'s) and
+    the item titles."""
+    from recsys.pipeline import artifact_stage, stage_engine, stage_lists
 
-    t = {n: art.load_table(f"data/{n}.parquet") for n in ("train", "valid", "test")}
-    rec = Recommender(art, history=t["train"], use_reranker=False)
+    stage = artifact_stage(art, "test")
+    rec = stage_engine(art, stage)
     include_seen = art.manifest["config"].get("holdout") == "last_basket"
-    return test_lists(rec, t, include_seen, limit=300), rec.titles
+    return stage_lists(rec, stage, include_seen, limit=300), rec.titles
 
 
 if __name__ == "__main__":

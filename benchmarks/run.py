@@ -28,14 +28,13 @@ import numpy as np
 
 from recsys import layout
 from recsys.artifacts import package_versions
-from recsys.datasets import CLEANING, dataset_from_files, load_dataset
+from recsys.datasets import dataset_from_files, dataset_spec, default_cleaning, load_dataset
 from recsys.device import set_seed
 from recsys.eval.baselines import TIFUKNN, ImplicitPeer, ItemCooccurrence, PersonalFrequency, Popularity
 from recsys.eval.protocols import make_task, rank, score_rankings
 from recsys.prepare import prepare
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PROTOCOL = {"movielens-100k": "loo", "default": "loo", "instacart": "last_basket", "rees46": "temporal"}
 CURVE_KS = (1, 2, 5, 10, 20, 50, 100)
 REPORT_KS = (10, 20, 100)
 
@@ -80,8 +79,8 @@ def run(args) -> dict:
         cleaning = None
     else:
         ds = load_dataset(args.dataset, args.data_dir)
-        cleaning = CLEANING.get(ds.name)
-    protocol = args.protocol or PROTOCOL.get(ds.name, "temporal")
+        cleaning = default_cleaning(ds.name)
+    protocol = args.protocol or (dataset_spec(ds.name).holdout if not args.events else "temporal")
     t0 = time.perf_counter()
     prepared = prepare(ds, cleaning, holdout=protocol)
     prep_s = time.perf_counter() - t0
@@ -117,12 +116,9 @@ def run(args) -> dict:
 
 def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
     """Add the engine's lists (scored by the same code, on the same split) to ``rows``."""
-    import polars as pl
-
     from recsys.artifacts import Artifact
-    from recsys.eval.funnel import run_funnel, stored_task
+    from recsys.pipeline import evaluate_artifact
     from recsys.prepare import load_prepared_tables
-    from recsys.retrieval.recommender import Recommender
 
     art = Artifact.open(args.artifacts)
     t = load_prepared_tables(art)
@@ -131,9 +127,8 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
     if not same:
         sys.exit(f"--artifacts {args.artifacts}: built on other data or another split than this run "
                  f"({protocol}); build it with `recsys build-index --dataset {prepared.dataset.name} --holdout {protocol}`")
-    rec = Recommender(art, history=pl.concat([t["train"], t["valid"]]), use_reranker=False if args.no_rerank else "always")
     t0 = time.perf_counter()
-    f = run_funnel(rec, stored_task(art), ks=tuple(sorted(set(REPORT_KS) | set(CURVE_KS))), claim_k=10)
+    f = evaluate_artifact(art, ks=tuple(sorted(set(REPORT_KS) | set(CURVE_KS))), rerank=not args.no_rerank, claim_k=10)
     summary = art.load_json(layout.SUMMARY) if art.has(layout.SUMMARY) else {}
     seconds = dict(summary.get("stage_seconds", {}))
     if summary.get("reranker", {}).get("history"):  # the reranker in the artifact now (train-reranker may have replaced it)
@@ -141,7 +136,7 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
         seconds["reranker"] = fit["history"][-1]["seconds"] + fit.get("lists_seconds", 0.0)
     for name in (*f.sources, "merged", "reranked"):
         if name in f.metrics:
-            fit = seconds.get("train", 0) + (seconds.get("als", 0) if name != "two_tower" else 0) + (
+            fit = seconds.get("two_tower", 0) + (seconds.get("sources", 0) if name != "two_tower" else 0) + (
                 seconds.get("reranker", 0) if name == "reranked" else 0)
             rows[f"engine/{name}"] = {"params": {}, "fit_s": round(fit, 1), "test": f.metrics[name],
                                       "per_user": {m: f.per_user[name][m].round(6).tolist()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from recsys.artifacts import Artifact, package_versions
-from recsys.datasets import CLEANING, load_dataset
+from recsys.datasets import default_cleaning, load_dataset
 from recsys.eval.protocols import make_task, rank, score_rankings
 from recsys.prepare import load_prepared_tables
 from recsys.retrieval.build import BuildOptions, build, model_scorer
@@ -60,7 +60,7 @@ def main(argv=None) -> None:
                                              "temperature": args.temperature}.items() if v is not None})
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        summary = build(ds, Path(tmp) / "art", CLEANING.get(ds.name),
+        summary = build(ds, Path(tmp) / "art", default_cleaning(ds.name),
                         BuildOptions(holdout=holdout, tower=tower, train=train, text_model=args.text_model,
                                      seed=args.seed, show_progress=True))
         wall = time.perf_counter() - t0

@@ -40,7 +40,8 @@ def train_reranker(artifacts: Path, reranker_model, epochs, loss, layers, max_le
     from tqdm.auto import tqdm
 
     from recsys.device import resolve_device
-    from recsys.pipeline import RerankOptions, train_reranker as add_reranker
+    from recsys.pipeline import RerankOptions
+    from recsys.pipeline import train_reranker as add_reranker
     from recsys.rerank.model import RerankerConfig
     from recsys.rerank.train import RerankTrainConfig
 

@@ -23,9 +23,11 @@ from .forget import forget_in_artifact
 from .lists import stage_lists
 from .options import BuildOptions, RerankOptions, build_options
 from .provider import StageData, artifact_stage, stage_data, stage_engine
+from .reranking import artifact_lists, validation_lists
 from .stages import STAGES, BuildContext, build, open_context, run
 
-__all__ = ["STAGES", "BuildContext", "BuildOptions", "RerankOptions", "StageData", "add_items", "artifact_stage",
+__all__ = ["STAGES", "BuildContext", "BuildOptions", "RerankOptions", "StageData", "add_items", "artifact_lists",
+           "artifact_stage", "validation_lists",
            "build", "build_options", "evaluate_artifact", "evaluate_engine", "forget_in_artifact", "load",
            "load_reranker", "open_context", "retune", "run", "stage_data", "stage_engine", "stage_lists", "evaluation_engine",
            "train_reranker"]

@@ -97,7 +97,7 @@ def build_lists(rec, cuts: pl.DataFrame, include_seen: bool, horizon: dt.timedel
                     purchase[r, j] = float(label)
     if feats is None:
         feats = np.zeros((0, n, 0), dtype=np.float32)
-    return RerankLists(users, times, contexts, items, feats, click, purchase)
+    return RerankLists(users, times, contexts, items, feats, click, purchase, rec.feature_names())
 
 
 def stage_lists(rec, stage, include_seen: bool, horizon: dt.timedelta = dt.timedelta(hours=1),

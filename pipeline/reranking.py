@@ -22,12 +22,14 @@ from dataclasses import replace
 import numpy as np
 import polars as pl
 
+from recsys.artifacts import Artifact
+from recsys.rerank.lists import RerankLists
 from recsys.rerank.model import Reranker
 from recsys.rerank.train import train_reranker
 
-from .lists import build_lists, sample_cuts, validation_cuts
+from .lists import build_lists, sample_cuts, stage_lists, validation_cuts
 from .options import RerankOptions
-from .provider import StageData
+from .provider import StageData, artifact_stage, stage_engine
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,7 @@ def fit_reranker(rec, stage: StageData, opts: RerankOptions, include_seen: bool,
     horizon = dt.timedelta(hours=opts.horizon_hours)
     rng = np.random.default_rng(opts.train.seed)
     ctx = opts.config.context_items
-    rec.set_history(pl.concat([stage.history, stage.targets]))
-    rec.cooccurrence_from(stage.history)  # as the models: the lists' labels are not counted
-    vcuts = validation_cuts(rec, stage.targets)
-    if vcuts.height > opts.max_valid_lists:
-        vcuts = vcuts[np.sort(rng.choice(vcuts.height, opts.max_valid_lists, replace=False))]
-    every = build_lists(rec, vcuts, include_seen, horizon, context_items=ctx)
+    every = validation_lists(rec, stage, include_seen, horizon, ctx, opts.max_valid_lists, rng)
     held = rng.random(len(every)) < opts.held_out
     if opts.lists == "validation":
         train, valid = every.subset(np.flatnonzero(~held)), every.subset(np.flatnonzero(held))
@@ -66,6 +63,33 @@ def fit_reranker(rec, stage: StageData, opts: RerankOptions, include_seen: bool,
     fit.update(lists_seconds=round(lists_s, 1), include_seen=include_seen, lists=opts.lists,
                train_positive_rate=round(float(train.click[train.items >= 0].mean()), 4) if len(train) else 0.0)
     return reranker, fit
+
+
+def validation_lists(rec, stage: StageData, include_seen: bool, horizon: dt.timedelta = dt.timedelta(hours=1),
+                     context_items: int = 8, max_lists: int | None = None,
+                     rng: np.random.Generator | None = None) -> RerankLists:
+    """One list per user of the validation ``stage``, cut just before their first target, from
+    ``rec``, that stage's engine (at most ``max_lists``, drawn with ``rng``); ``rec``'s history is
+    replaced and its transitions count only the stage's history."""
+    rec.set_history(pl.concat([stage.history, stage.targets]))
+    rec.cooccurrence_from(stage.history)  # as the models: the lists' labels are not counted
+    cuts = validation_cuts(rec, stage.targets)
+    if max_lists is not None and cuts.height > max_lists:
+        cuts = cuts[np.sort(rng.choice(cuts.height, max_lists, replace=False))]
+    return build_lists(rec, cuts, include_seen, horizon, context_items=context_items)
+
+
+def artifact_lists(art: Artifact, include_seen: bool | None = None, test_limit: int | None = None,
+                   horizon: dt.timedelta = dt.timedelta(hours=1)) -> tuple[RerankLists, RerankLists, bool, list[str]]:
+    """The reranker's data of a built artifact: every validation list (as ``train-reranker`` builds them,
+    before its held-out split), the test stage's lists, whether seen items are among the candidates
+    (default: as the split's protocol keeps them), and the item titles."""
+    seen = art.manifest["config"].get("holdout") == "last_basket" if include_seen is None else include_seen
+    stage = artifact_stage(art, "valid")
+    valid = validation_lists(stage_engine(art, stage), stage, seen, horizon)
+    test_stage = artifact_stage(art, "test")
+    rec = stage_engine(art, test_stage)
+    return valid, stage_lists(rec, test_stage, seen, horizon, limit=test_limit), seen, rec.titles
 
 
 def reranker_helps(summary: dict | None) -> bool:

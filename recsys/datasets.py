@@ -24,12 +24,12 @@ from pathlib import Path
 
 import polars as pl
 
+from .artifacts import file_sha256 as sha256_file
 from .catalog import catalog_from_events, complete_catalog
 from .cleaning import CleaningConfig
-from .errors import ConfigError, DataError
-from .artifacts import file_sha256 as sha256_file
-from .io import load_events, load_items, read_table
 from .defaults import DEFAULT_HOLDOUT
+from .errors import ConfigError, DataError
+from .io import load_events, load_items, read_table
 from .schema import EVENT_SCHEMA, Dataset, EventWeights
 
 MOVIELENS_CITATION = (

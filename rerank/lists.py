@@ -21,6 +21,7 @@ class RerankLists:
     features: np.ndarray  # (L, n, F)
     click: np.ndarray  # (L, n) 0/1
     purchase: np.ndarray  # (L, n) 0/1
+    feature_names: tuple[str, ...] = ()  # the columns of ``features`` (empty: the reranker's own order)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -28,4 +29,5 @@ class RerankLists:
     def subset(self, rows: np.ndarray) -> RerankLists:
         rows = np.asarray(rows, dtype=np.int64)
         return RerankLists(self.users[rows], [self.cuts[r] for r in rows], [self.contexts[r] for r in rows],
-                           self.items[rows], self.features[rows], self.click[rows], self.purchase[rows])
+                           self.items[rows], self.features[rows], self.click[rows], self.purchase[rows],
+                           self.feature_names)

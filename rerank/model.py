@@ -96,7 +96,8 @@ class CrossEncoder(nn.Module):
         return self.click.in_features - self.features[0].out_features - self.features[0].in_features
 
 
-def _truncate(bert: nn.Module, n_layers: int) -> nn.Module:
+def truncate_layers(bert: nn.Module, n_layers: int) -> nn.Module:
+    """Keep the first ``n_layers`` of a BERT encoder (0: all); fewer layers rerank faster."""
     layers = bert.encoder.layer
     if n_layers and n_layers < len(layers):
         bert.encoder.layer = nn.ModuleList(list(layers)[:n_layers])
@@ -123,7 +124,7 @@ class Reranker:
             raise ConfigError("RerankerConfig.features: name the retrieval features the reranker reads (the engine's "
                               "Recommender.feature_names())")
         tok, bert = load_pretrained(model_location(name_or_path), f"--reranker-model {name_or_path}")
-        return cls(CrossEncoder(_truncate(bert, cfg.n_layers), cfg), tok, device)
+        return cls(CrossEncoder(truncate_layers(bert, cfg.n_layers), cfg), tok, device)
 
     def candidate_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Each candidate text's token ids (cut to ``candidate_length``, ending in [SEP]); item texts

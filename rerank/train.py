@@ -151,7 +151,6 @@ def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainCo
     mask = torch.as_tensor(lists.items[rows] >= 0, device=dev)
     click = torch.as_tensor(lists.click[rows], device=dev)
     buy = torch.as_tensor(lists.purchase[rows], device=dev)
-    weights = torch.tensor([model.cfg.click_weight, model.cfg.purchase_weight], device=dev)
 
     def start(restart: int) -> torch.optim.Optimizer:
         torch.manual_seed(cfg.seed + restart)
@@ -165,12 +164,7 @@ def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainCo
         return torch.optim.Adam(params, lr=cfg.feature_lr)
 
     def held_ndcg() -> float:
-        with torch.no_grad():
-            logit = _feature_logits(model, torch.as_tensor(held.features, device=dev))
-            score = (torch.stack([torch.sigmoid(z) for z in logit], -1) @ weights).cpu().numpy()
-        score = np.where(held.items >= 0, score, -np.inf)
-        order = np.argsort(-score, axis=1, kind="stable")
-        return list_ndcg(np.take_along_axis(held.items, order, axis=1), held)
+        return list_ndcg(rank_by_features(model, held), held)
 
     opt = start(0)
     kept = (held_ndcg(), 0, copy.deepcopy(model.state_dict())) if held is not None else None
@@ -193,6 +187,18 @@ def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainCo
     return float(loss.item()), kept[1]
 
 
+def rank_by_features(model, lists: RerankLists) -> np.ndarray:
+    """Each list's candidates ordered by the heads' feature part alone (phase one; see the module
+    doc): (L, n) item ids, -1 pad."""
+    dev = model.feat_mean.device
+    with torch.no_grad():
+        logit = _feature_logits(model, torch.as_tensor(lists.features, device=dev))
+        w = torch.tensor([model.cfg.click_weight, model.cfg.purchase_weight], device=dev)
+        score = (torch.stack([torch.sigmoid(z) for z in logit], -1) @ w).cpu().numpy()
+    score = np.where(lists.items >= 0, score, -np.inf)
+    return np.take_along_axis(lists.items, np.argsort(-score, axis=1, kind="stable"), axis=1)
+
+
 def rerank_lists(reranker: Reranker, lists: RerankLists, titles: list[str], depth: int, batch_size: int = 256) -> np.ndarray:
     """Each list's top ``depth`` candidates reordered by the reranker: (L, depth) item ids, -1 pad."""
     out = np.full((len(lists), depth), -1, dtype=np.int64)
@@ -204,7 +210,7 @@ def rerank_lists(reranker: Reranker, lists: RerankLists, titles: list[str], dept
             where.append((r, j))
     if not pairs:
         return out
-    scores = reranker.predict(pairs, np.asarray(feats), batch_size=batch_size)
+    scores = reranker.predict(pairs, np.asarray(feats), batch_size=batch_size, feature_names=lists.feature_names or None)
     by_row: dict[int, list] = {}
     for (r, j), s in zip(where, scores):
         by_row.setdefault(r, []).append((-s, j))
@@ -214,14 +220,16 @@ def rerank_lists(reranker: Reranker, lists: RerankLists, titles: list[str], dept
     return out
 
 
+def per_list_ndcg(ranked: np.ndarray, lists: RerankLists, k: int = 10) -> np.ndarray:
+    """NDCG@k of ``ranked`` (L, ≥k) against each list's click labels (0 for a list without one)."""
+    return np.array([ndcg_at_k(ranked[r], lists.items[r][lists.click[r] > 0], k) if (lists.click[r] > 0).any()
+                     else 0.0 for r in range(len(lists))])
+
+
 def list_ndcg(ranked: np.ndarray, lists: RerankLists, k: int = 10) -> float:
     """Mean NDCG@k of ``ranked`` (L, ≥k) against each list's click labels (lists with a label only)."""
-    vals = []
-    for r in range(len(lists)):
-        targets = lists.items[r][lists.click[r] > 0]
-        if targets.size:
-            vals.append(ndcg_at_k(ranked[r], targets, k))
-    return float(np.mean(vals)) if vals else 0.0
+    labelled = lists.click.sum(1) > 0
+    return float(per_list_ndcg(ranked, lists, k)[labelled].mean()) if labelled.any() else 0.0
 
 
 def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, titles: list[str],

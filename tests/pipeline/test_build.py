@@ -8,8 +8,8 @@ from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.eval.baselines import Popularity
 from recsys.eval.protocols import make_task, rank, score_rankings
-from recsys.prepare import load_prepared_tables
 from recsys.pipeline import BuildOptions, build
+from recsys.prepare import load_prepared_tables
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.recommender import Recommender
 from recsys.retrieval.towers import TowerConfig

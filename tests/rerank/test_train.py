@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from recsys.rerank.lists import RerankLists
 from recsys.fusion import feature_names
+from recsys.rerank.lists import RerankLists
 from recsys.rerank.model import Reranker, RerankerConfig
 from recsys.rerank.train import RerankTrainConfig, fit_features, list_ndcg, rerank_lists, train_reranker
 

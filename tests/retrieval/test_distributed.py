@@ -12,8 +12,8 @@ import torch
 from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.eval.protocols import make_task, rank, score_rankings
-from recsys.prepare import load_prepared_tables
 from recsys.pipeline import BuildOptions, build
+from recsys.prepare import load_prepared_tables
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.distributed import shard
 from recsys.retrieval.model import TwoTower

@@ -9,8 +9,8 @@ import pytest
 from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.errors import ConfigError
-from recsys.prepare import load_prepared_tables
 from recsys.pipeline import BuildOptions, build
+from recsys.prepare import load_prepared_tables
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig
