@@ -29,6 +29,16 @@ from .metrics import coverage_at_k, novelty_at_k, per_user
 PROTOCOLS = ("loo", "temporal", "last_basket")
 
 
+def keeps_seen(protocol: str) -> bool:
+    """Whether a protocol's targets include items the user already had: next baskets do (most
+    grocery purchases are repeats), next items by time do not.
+
+    >>> keeps_seen("last_basket"), keeps_seen("loo")
+    (True, False)
+    """
+    return protocol == "last_basket"
+
+
 @dataclass
 class EvalTask:
     """Users to score (internal indices), their targets, and the history a model may use."""
@@ -92,7 +102,7 @@ def task_from(protocol: str, history: pl.DataFrame, held: pl.DataFrame, users: I
         users=grouped["user_idx"].to_numpy(),
         targets=[np.asarray(t, dtype=np.int64) for t in grouped["item_idx"].to_list()],
         history=history,
-        exclude_seen=protocol != "last_basket",
+        exclude_seen=not keeps_seen(protocol),
         n_users=len(users),
         n_items=len(items),
         held=held,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.config import dataclass_section
-from recsys.defaults import DEFAULT_TEXT_MODEL
+from recsys.defaults import DEFAULT_HOLDOUT, DEFAULT_TEXT_MODEL
 from recsys.errors import ConfigError
 from recsys.rerank.model import RerankerConfig
 from recsys.rerank.train import RerankTrainConfig
@@ -56,7 +56,7 @@ class BuildOptions:
     None: leave the source out, e.g. ``{"als": None}`` for ``--no-als``).
     """
 
-    holdout: str = "loo"
+    holdout: str = DEFAULT_HOLDOUT
     tower: TowerConfig = field(default_factory=TowerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     text_model: str | None = None

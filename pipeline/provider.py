@@ -12,6 +12,9 @@ none                    valid (each user's last      train minus the last   each
                         event held out: loo)         events ("loo_train")   event
 ======================  ===========================  =====================  ===================
 
+A split whose validation period is empty is chosen on as ``none`` is (each user's last training
+event held out).
+
 Every model records what it learnt from (:class:`recsys.sources.FitInfo`). :func:`stage_engine`
 keeps a model whose parts lie inside the stage's, refits a source that learnt more (on the stage's
 history: ALS refits in seconds), and reads the two-tower model trained for the stage from
@@ -35,6 +38,7 @@ from recsys.prepare import load_prepared_tables
 from recsys.retrieval.index import VectorIndex
 from recsys.retrieval.recommender import FusionOptions, Recommender, load_sources, load_two_tower
 from recsys.sources import Space
+from recsys.splits import leave_one_out
 
 log = logging.getLogger(__name__)
 STAGES = ("valid", "test")
@@ -55,8 +59,11 @@ class StageData:
         return task_from(self.protocol, self.history, self.targets, users, items)
 
     def allows(self, parts: tuple[str, ...]) -> bool:
-        """Whether a model that learnt from ``parts`` may serve this stage (it never saw the targets)."""
-        return set(parts) <= set(self.parts)
+        """Whether a model that learnt from ``parts`` may serve this stage (it never saw the targets):
+        every part lies inside the stage's (``loo_train``, the training events minus each user's last,
+        lies inside ``train``)."""
+        inside = set(self.parts) | ({"loo_train"} if "train" in self.parts else set())
+        return set(parts) <= inside
 
 
 def fit_parts(holdout: str, learns: str) -> tuple[str, ...]:
@@ -71,12 +78,11 @@ def stage_data(tables: dict, holdout: str, stage: str) -> StageData:
     """The stage ``stage`` of a split stored as ``tables`` (train, valid, test) with ``holdout``."""
     if stage not in STAGES:
         raise ConfigError(f"stage {stage!r}: use one of {', '.join(STAGES)}")
-    if holdout == "none":
-        if stage == "test":
-            raise ArtifactError("built with --holdout none, so it holds no test split to score; build with "
-                                "--holdout loo|temporal|last_basket to evaluate")
-        from recsys.splits import leave_one_out
-
+    if holdout == "none" and stage == "test":
+        raise ArtifactError("built with --holdout none, so it holds no test split to score; build with "
+                            "--holdout loo|temporal|last_basket to evaluate")
+    if stage == "valid" and (holdout == "none" or tables["valid"].height == 0):
+        # no validation period: each user's last training event is held out to choose things on
         loo = leave_one_out(tables["train"])
         return StageData("valid", "loo", ("loo_train",), loo.train, loo.valid)
     if stage == "valid":

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from recsys.artifacts import Artifact
+from recsys.eval.protocols import keeps_seen
 from recsys.rerank.lists import RerankLists
 from recsys.rerank.model import Reranker
 from recsys.rerank.train import train_reranker
@@ -84,8 +85,8 @@ def artifact_lists(art: Artifact, include_seen: bool | None = None, test_limit: 
     """The reranker's data of a built artifact: every validation list (as ``train-reranker`` builds them,
     before its held-out split), the test stage's lists, whether seen items are among the candidates
     (default: as the split's protocol keeps them), and the item titles."""
-    seen = art.manifest["config"].get("holdout") == "last_basket" if include_seen is None else include_seen
     stage = artifact_stage(art, "valid")
+    seen = keeps_seen(stage.protocol) if include_seen is None else include_seen
     valid = validation_lists(stage_engine(art, stage), stage, seen, horizon)
     test_stage = artifact_stage(art, "test")
     rec = stage_engine(art, test_stage)

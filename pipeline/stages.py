@@ -27,8 +27,9 @@ import torch
 from recsys import layout
 from recsys.artifacts import Artifact, ArtifactWriter
 from recsys.cleaning import CleaningConfig
+from recsys.defaults import DEFAULT_HOLDOUT
 from recsys.device import resolve_device, set_seed
-from recsys.eval.protocols import with_indices
+from recsys.eval.protocols import keeps_seen, with_indices
 from recsys.prepare import Prepared, load_prepared_tables, prepare, save_prepared
 from recsys.retrieval import distributed
 from recsys.retrieval import sources as registry
@@ -229,7 +230,7 @@ def reranker_stage(ctx: BuildContext) -> None:
     ropts = replace(ctx.opts.reranker, device=resolve_device(ctx.opts.device))
     stage = stage_data(ctx.tables(), ctx.holdout, "valid")
     rec = stage_engine(ctx.pending(), stage, ropts.device)
-    seen = ctx.holdout == "last_basket" if ropts.include_seen is None else ropts.include_seen
+    seen = keeps_seen(stage.protocol) if ropts.include_seen is None else ropts.include_seen
     reranker, fit = fit_reranker(rec, stage, ropts, include_seen=seen, progress=ctx.timer.say)
     reranker.save(ctx.writer.path(layout.RERANKER_CONFIG).parent)
     ctx.summary["reranker"] = fit
@@ -304,7 +305,7 @@ def open_context(path: str | Path, opts: BuildOptions | None = None, config: dic
     art = Artifact.open(path)
     m = art.manifest
     writer = ArtifactWriter.update(art, config=config if config is not None else m.get("config"), skip=skip)
-    holdout = m.get("config", {}).get("holdout", "loo")
+    holdout = m.get("config", {}).get("holdout", DEFAULT_HOLDOUT)
     opts = opts or BuildOptions(holdout=holdout)
     ctx = BuildContext(opts, writer, StageTimer(show_progress), resolve_device(opts.device))
     if art.has(layout.SUMMARY):

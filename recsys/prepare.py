@@ -12,6 +12,7 @@ from .artifacts import Artifact, ArtifactWriter, frame_fingerprint
 from .catalog import item_text
 from .cleaning import CleaningConfig, CleaningReport, clean_events
 from .datasets import with_id_only_items
+from .defaults import DEFAULT_HOLDOUT
 from .errors import DataError
 from .idmap import IDMap
 from .schema import Dataset, EventWeights
@@ -49,7 +50,7 @@ class Prepared:
         }
 
 
-def prepare(dataset: Dataset, cleaning: CleaningConfig | None = None, holdout: str = "loo",
+def prepare(dataset: Dataset, cleaning: CleaningConfig | None = None, holdout: str = DEFAULT_HOLDOUT,
             split_args: dict | None = None, base: tuple[IDMap, IDMap, pl.DataFrame] | None = None) -> Prepared:
     """Clean the events, build id maps over kept events and the catalog, and split.
 

@@ -41,10 +41,10 @@ class RerankerConfig:
     ``int8_on_cpu``: loaded on a CPU, its encoder's linear layers are quantised to int8 (see
     ``benchmarks/rerank_speed.py`` for what that costs in NDCG and gains in time)."""
 
-    max_length: int = 48  # context tokens ([CLS] ... [SEP]); 48 keeps 100 candidates under 100 ms on 2 CPU cores
+    max_length: int = 48  # context tokens ([CLS] ... [SEP]); fewer rerank faster (benchmarks/rerank_speed.py)
     candidate_length: int = 24  # candidate tokens (... [SEP])
     context_items: int = 8
-    n_layers: int = 3  # of all-MiniLM-L6-v2's 6: as good on validation, twice as fast (benchmarks/rerank_speed.py)
+    n_layers: int = 3  # of all-MiniLM-L6-v2's 6: half the time per pair (benchmarks/rerank_speed.py)
     click_weight: float = 0.3
     purchase_weight: float = 0.7
     int8_on_cpu: bool = True

@@ -12,13 +12,13 @@ Two phases. First the heads learn from the retrieval features alone (full lists,
 up to ``feature_steps`` Adam steps), with the heads' text inputs held at zero. They start as the
 fused order itself (every weight zero but the wide one on the fused score), and the step kept is
 the one that ranks the early-stopping lists best, step 0 included, over ``feature_restarts``
-random starts of the feature MLP (one start's result varied widely with its seed on REES46): with
-few lists a free MLP over the features overfits (on MovieLens it fell 0.027 NDCG@10 below the
-fused order). Then, for
-``epochs``, BERT and the heads' text columns learn a correction from the text while the feature
-part stays frozen (fine-tuned jointly, it drifted: on Instacart the validation NDCG@10 fell from
-0.543 to 0.504 in one epoch). The feature-only start counts as epoch 0. Negatives are drawn from
-the top ``valid_depth`` of each list, the candidates that reranking reorders.
+random starts of the feature MLP: with few lists a free MLP over the features overfits, and which
+start does best depends on its seed, so the held-out lists choose, and the fused order itself
+stays a choice. Then, for ``epochs``, BERT and the heads' text columns learn a correction from the
+text while the feature part stays frozen (fine-tuned jointly, the text's gradients pull the
+feature part away from what phase one found). The feature-only start counts as epoch 0. Negatives
+are drawn from the top ``valid_depth`` of each list, the candidates that reranking reorders.
+(benchmarks/README.md has what each of these choices measured.)
 
 Validation reranks the top ``valid_depth`` candidates of each validation list and measures NDCG@10
 of the click labels; the best epoch's weights are kept (epoch 0 included).
@@ -54,7 +54,7 @@ class RerankTrainConfig:
     head_lr: float = 1e-3
     lists_per_step: int = 8
     negatives: int = 7
-    loss: str = "listwise"  # no significant difference on three sets (benchmarks/rerank_loss.py), nominally ahead on two
+    loss: str = "listwise"  # against pointwise: benchmarks/rerank_loss.py
     valid_depth: int = 30
     feature_steps: int = 300
     feature_lr: float = 1e-2

@@ -83,3 +83,25 @@ def test_a_source_name_is_registered_once(toy):
     with pytest.raises(Exception, match="candidate source 'first_items': give it a name that is not one of"):
         registry.register(FirstItems)
     assert json.dumps(registry.names())
+
+
+def test_the_readme_example_source_builds_and_serves(monkeypatch, tmp_path):
+    """The "Extending" example of the README, as written there."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n# retrieval/sources/trending.py\n(.*?)```", text, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the project's own README
+    monkeypatch.setattr(registry, "SOURCES", [*registry.SOURCES, scope["TrendingSource"]])
+    d = generate_synthetic(n_users=40, n_items=30, n_needs=3, seed=4)
+    build(d.dataset, tmp_path / "art", opts=BuildOptions(
+        holdout="temporal", tower=TowerConfig(dim=8, max_len=10, n_layers=1), train=TrainConfig(epochs=1, pretrain_epochs=0),
+        text_encoder=CharNgramEncoder(dim=8), show_progress=False))
+    rec = load(tmp_path / "art")
+    lists = rec.source_lists(rec.stored_batch(np.arange(rec.n_users)))
+    ids, scores = lists["trending"]
+    counts = np.where(ids >= 0, scores, 0.0)  # counts, best first, then padding
+    assert (ids[:, 0] >= 0).all() and (np.diff(counts, axis=1) <= 0).all()
+    assert "trending" in rec.fuse(lists).sources
