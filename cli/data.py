@@ -36,7 +36,8 @@ def validate(as_json: bool, **kwargs) -> None:
         "rows_in": report["rows_in"], "rows_kept": report["rows_out"],
         "users": len(prepared.users), "items": len(prepared.items),
         "id_only_items": prepared.id_only_items,
-        "cleaning": report["rules"], "config": used, "ok": True,
+        "cleaning": report["rules"], "dropped_items": report["dropped_items"], "config": used,
+        "verdict": prepared.report.verdict(), "ok": prepared.report.verdict().startswith("OK"),
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
@@ -50,7 +51,10 @@ def validate(as_json: bool, **kwargs) -> None:
             ex = rule["examples"][0]
             click.echo(f"  e.g. {rule['rule']}: row {ex['row']} user={ex['user_id']} item={ex['item_id']} "
                        f"event={ex['event']} time={ex['timestamp']}")
-    click.echo("OK: the data meets the contract")
+        if rule.get("flagged"):
+            click.echo(f"  {rule['rule']} flagged (kept): {', '.join(map(str, rule['flagged'][:10]))}"
+                       + (" ..." if len(rule["flagged"]) > 10 else ""))
+    click.echo(prepared.report.verdict())
 
 
 @data.command("stats")

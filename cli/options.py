@@ -40,6 +40,21 @@ def data_options(func):
         click.option("--bot-max-per-minute", type=int, help="Events per minute above which a user is a bot (0 = off)."),
         click.option("--kcore-users", type=int, help="Keep users with at least this many events."),
         click.option("--kcore-items", type=int, help="Keep items with at least this many events."),
+        click.option("--na-values", metavar="A,B,...",
+                     help="Texts that mean a missing id (default: NA, N/A, NaN, nan, null, NULL, None, #N/A, ...)."),
+        click.option("--cancelled-orders", metavar="PATTERN",
+                     help="Order ids (session_id) that are cancellations, e.g. 'C*'; with quantities <= 0, they are returns."),
+        click.option("--returns", type=click.Choice(["drop", "negative"]),
+                     help="Drop returns (default), or take them off the purchases they return."),
+        click.option("--non-product-pattern", metavar="REGEX",
+                     help="Words of fee and adjustment lines (default: postage, shipping, delivery, fee, charge, "
+                          "manual, adjustment, voucher, gift card, discount); '' turns the rule off."),
+        click.option("--drop-non-products/--keep-non-products", default=None,
+                     help="Drop every flagged non-product line, or none (default: those whose title names a fee)."),
+        click.option("--max-user-share", type=float,
+                     help="A user with more than this share of all events is reported as suspicious (default 0.05)."),
+        click.option("--drop-suspicious-users", is_flag=True, default=None,
+                     help="Drop the suspicious users (default: report them only)."),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -48,7 +63,8 @@ def data_options(func):
 
 DATA_KEYS = ("dataset", "data_dir", "events", "items", "mapping", "items_map", "event_type", "event_weight",
              "text_fields", "items_from_events", "timestamp_unit", "value_kind", "config_path", "burst_window",
-             "bot_max_per_minute", "kcore_users", "kcore_items")
+             "bot_max_per_minute", "kcore_users", "kcore_items", "na_values", "cancelled_orders", "returns",
+             "non_product_pattern", "drop_non_products", "max_user_share", "drop_suspicious_users")
 
 
 def pop_data_options(kwargs: dict[str, Any]) -> DataOptions:
@@ -59,9 +75,14 @@ def pop_data_options(kwargs: dict[str, Any]) -> DataOptions:
         cleaning["burst_window_s"] = o["burst_window"] or None
     if o["bot_max_per_minute"] is not None:
         cleaning["bot_max_per_minute"] = o["bot_max_per_minute"] or None
-    for key in ("kcore_users", "kcore_items"):
+    for key in ("kcore_users", "kcore_items", "cancelled_orders", "returns", "drop_non_products", "max_user_share",
+                "drop_suspicious_users"):
         if o[key] is not None:
             cleaning[key] = o[key]
+    if o["na_values"] is not None:
+        cleaning["na_values"] = tuple(v.strip() for v in o["na_values"].split(",") if v.strip())
+    if o["non_product_pattern"] is not None:
+        cleaning["non_product_pattern"] = o["non_product_pattern"] or None
     return DataOptions(
         dataset=o["dataset"], data_dir=o["data_dir"], events=o["events"], items=o["items"],
         mapping=tuple(o["mapping"]), items_map=tuple(o["items_map"]), event_type=o["event_type"],

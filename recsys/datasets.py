@@ -58,7 +58,8 @@ def _need(data_dir: Path | None, name: str, rel: str) -> Path:
 
 
 def _canon(df: pl.DataFrame) -> pl.DataFrame:
-    return df.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
+    return df.select([pl.col(c).cast(t) if c in df.columns else pl.lit(None, t).alias(c)
+                      for c, t in EVENT_SCHEMA.items()])
 
 
 def movielens_frames(inter: Path, item: Path) -> tuple[pl.DataFrame, pl.DataFrame]:

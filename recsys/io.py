@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import ConfigError, DataError
+from .retail import NA_VALUES
 from .schema import EVENT_SCHEMA, REQUIRED_EVENT_COLUMNS, EventWeights
 
 log = logging.getLogger(__name__)
@@ -129,16 +130,17 @@ def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pl.DataFra
 
 
 def _typed(text: pl.Series) -> pl.Series:
-    """A text column as integers, floats or booleans when every non-empty value is one, else as is.
+    """A text column as integers, floats or booleans when every value that is not empty or a
+    missing-value marker (``NA``, ``NaN``, ``NULL``, ...) is one, else as is.
 
-    >>> [str(_typed(pl.Series(v)).dtype) for v in (["1", None], ["1", "2.5"], ["true", "False"], ["1", "1a"])]
+    >>> [str(_typed(pl.Series(v)).dtype) for v in (["1", None], ["1", "2.5", "NA"], ["true", "False"], ["1", "1a"])]
     ['Int64', 'Float64', 'Boolean', 'String']
     """
     given = text.str.strip_chars()
-    given = given.set(given == "", None)
+    given = given.set((given == "") | given.is_in(list(NA_VALUES)), None)
     n = given.null_count()
     if n == text.len():
-        return text
+        return given
     for dtype in (pl.Int64, pl.Float64):
         cast = given.cast(dtype, strict=False)
         if cast.null_count() == n:
@@ -246,7 +248,8 @@ def events_from_frame(
     weights = weights or EventWeights()
     for key, col in mapping.items():
         if key not in EVENT_SCHEMA:
-            raise ConfigError(f"--map {key}={col}: {key!r} is not an event column; use one of {', '.join(EVENT_SCHEMA)}")
+            raise ConfigError(f"--map {key}={col}: {key!r} is not an event column; use one of {', '.join(EVENT_SCHEMA)}; "
+                              f"catalogue fields such as {key!r} come from the events file with --items-from-events {col}")
         if col not in raw.columns:
             raise DataError(f"{source}: --map {key}={col}: no column {col!r}; found: {', '.join(raw.columns)}")
     cols = {}
@@ -280,22 +283,26 @@ def events_from_frame(
     out["session_id"] = (
         id_column(raw[session]) if session else pl.Series([None] * raw.height, dtype=pl.Utf8)
     )
-    value = _resolve(raw, mapping, "value")
-    if value:
-        values = raw[value].cast(pl.Float64, strict=False)
-        bad = values.is_null() & raw[value].is_not_null()
-        if bad.any():
-            row = int(bad.arg_true()[0])
-            raise DataError(
-                f"{source}: column {value!r} row {row + 1}: {raw[value][row]!r} is not a number; "
-                "the value column holds a price, quantity or rating"
-            )
-        out["value"] = values
-    else:
-        out["value"] = pl.Series([None] * raw.height, dtype=pl.Float64)
+    for name, what in (("value", "a price, quantity or rating"), ("price", "a unit price")):
+        out[name] = _numbers(raw, _resolve(raw, mapping, name), source, what)
     events = pl.DataFrame({k: out[k].alias(k) for k in EVENT_SCHEMA})
     _check_event_types(events, weights, source, cols.get("event"))
     return events
+
+
+def _numbers(raw: pl.DataFrame, column: str | None, source: str, what: str) -> pl.Series:
+    """An optional numeric column (all null when absent); a value that is not a number is an error."""
+    if column is None:
+        return pl.Series([None] * raw.height, dtype=pl.Float64)
+    values = raw[column].cast(pl.Float64, strict=False)
+    bad = values.is_null() & raw[column].is_not_null()
+    if raw[column].dtype == pl.Utf8:
+        bad = bad & (raw[column].str.strip_chars() != "")
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        raise DataError(f"{source}: column {column!r} row {row + 1}: {raw[column][row]!r} is not a number; "
+                        f"the column holds {what}")
+    return values
 
 
 def _check_timestamps(raw: pl.Series, parsed: pl.Series, source: str, column: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -57,14 +57,17 @@ def prepare(dataset: Dataset, cleaning: CleaningConfig | None = None, holdout: s
     ``base`` (users, items, catalog of an earlier build) keeps those ids at their old indices and
     appends new ones; old items absent from this catalogue keep their old catalogue rows.
     """
-    events, report = clean_events(dataset.events, cleaning, dataset.value_kind)
+    texts = dataset.items.with_columns(item_text(dataset.items, dataset.text_fields))
+    events, report = clean_events(dataset.events, cleaning, dataset.value_kind, texts.select("item_id", "text"))
     if events.height == 0:
         raise DataError(f"dataset {dataset.name!r}: no event survives cleaning; see the cleaning report "
                         "(`recsys data validate`) and relax the rule that removed them")
-    ds, n_id_only = with_id_only_items(dataset)
+    texts = texts.filter(~pl.col("item_id").is_in(pl.Series(report.dropped_items, dtype=pl.Utf8).implode()))
+    # the catalogue, plus ID-only rows for the kept events' items it lacks
+    ds, n_id_only = with_id_only_items(replace(dataset, events=events, items=texts))
+    texts = ds.items.with_columns(pl.col("text").fill_null(""))
     users = IDMap.from_ids(events["user_id"], kind="user")
     items = IDMap.from_ids(ds.items["item_id"], kind="item")
-    texts = ds.items.with_columns(item_text(ds.items, ds.text_fields))
     if base is not None:
         users, items = base[0].extend(users.ids), base[1].extend(items.ids)
         gone = base[2].filter(~pl.col("item_id").is_in(texts["item_id"].implode()))

@@ -8,6 +8,7 @@ Events (one row per user action)::
     timestamp   datetime[ms, UTC]        required
     session_id  str | null               optional
     value       float | null             optional (price, quantity or rating: see ``value_kind``)
+    price       float | null             optional (a unit price, beside a quantity in ``value``)
 
 Catalog (one row per item): ``item_id`` plus any text fields and an optional ``price``.
 
@@ -23,9 +24,9 @@ import polars as pl
 
 from .errors import ConfigError
 
-EVENT_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "event", "timestamp", "session_id", "value")
+EVENT_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "event", "timestamp", "session_id", "value", "price")
 REQUIRED_EVENT_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "event", "timestamp")
-OPTIONAL_EVENT_COLUMNS: tuple[str, ...] = ("session_id", "value")
+OPTIONAL_EVENT_COLUMNS: tuple[str, ...] = ("session_id", "value", "price")
 EVENT_SCHEMA: dict[str, pl.DataType] = {
     "user_id": pl.Utf8(),
     "item_id": pl.Utf8(),
@@ -33,6 +34,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "timestamp": pl.Datetime("ms", "UTC"),
     "session_id": pl.Utf8(),
     "value": pl.Float64(),
+    "price": pl.Float64(),
 }
 VALUE_KINDS: tuple[str, ...] = ("price", "quantity", "rating")
 

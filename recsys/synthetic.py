@@ -209,7 +209,7 @@ def generate_synthetic(
         "timestamp": pl.Series(base_ms + (t * 1000).astype(np.int64)).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
         "session_id": _ids("s", v_sess[idx]),
         "value": price[v_item[idx]],
-    }).select([pl.col(c).cast(tp) for c, tp in EVENT_SCHEMA.items()])
+    }).select([pl.col(c).cast(tp) if c != "price" else pl.lit(None, tp).alias(c) for c, tp in EVENT_SCHEMA.items()])
     item_ids = _ids("i", np.arange(n_items)).to_list()
     catalog = pl.DataFrame({
         "item_id": item_ids, "title": titles, "category": [names[n] for n in item_need],
@@ -224,3 +224,54 @@ def generate_synthetic(
     ds = Dataset("synthetic", events, catalog, ("title", "category", "brand"), EventWeights(), "price", {},
                  f"recsys synthetic generator (seed={seed})")
     return SyntheticData(ds, users, items)
+
+
+NA_FORMS = ("NA", "N/A", "NaN", "null", "None", "", "  ")
+
+
+def plant_dirt(data: SyntheticData, seed: int = 0, na_rows: int = 14, cancellations: int = 12,
+               postage_orders: int = 30, free_rows: int = 9, placeholder_share: float = 0.1) -> tuple[SyntheticData, dict]:
+    """The data with the dirt of a real shop export planted in it, and how much of each kind:
+
+    - ``na_rows`` rows whose user id is a missing-value marker (each form of :data:`NA_FORMS` in turn),
+      and as many whose item id is ``NULL``;
+    - ``cancellations`` purchases cancelled by a second order whose id is the first's with a ``C`` in front;
+    - a ``POST`` item ("POSTAGE") bought in ``postage_orders`` orders;
+    - ``free_rows`` purchases at a price of 0;
+    - a ``GUEST`` user holding ``placeholder_share`` of the events (copies of other users' purchases).
+    """
+    rng = np.random.default_rng(seed)
+    ev = data.dataset.events.with_row_index("_r")
+    buys = ev.filter(pl.col("event") == "purchase").unique(["user_id", "item_id"], keep="first", maintain_order=True)
+    pick = buys.sample(cancellations + free_rows, seed=seed, shuffle=True)
+    cancel, free = pick.head(cancellations), pick.tail(free_rows)
+    cancelled = cancel.with_columns(("C" + pl.col("session_id")).alias("session_id"),
+                                    (pl.col("timestamp") + pl.duration(hours=1)).alias("timestamp"))
+    ev = ev.with_columns(pl.when(pl.col("_r").is_in(free["_r"].implode())).then(0.0).otherwise(pl.col("value"))
+                         .alias("value"))
+    orders = ev.filter(pl.col("session_id").is_not_null()).unique("session_id", keep="last", maintain_order=True)
+    postage = orders.sample(postage_orders, seed=seed + 1).with_columns(
+        pl.lit("POST").alias("item_id"), pl.lit("purchase").alias("event"), pl.lit(3.5).alias("value"),
+        (pl.col("timestamp") + pl.duration(seconds=5)).alias("timestamp"))
+    n_guest = int(placeholder_share * ev.height / (1 - placeholder_share))
+    guest = (ev.filter((pl.col("event") == "purchase") & (pl.col("value") > 0)).sample(n_guest, seed=seed + 2, with_replacement=True)
+             .with_columns(pl.lit("GUEST").alias("user_id"), pl.lit(None, pl.Utf8).alias("session_id"),
+                           (pl.col("timestamp") + pl.duration(milliseconds=pl.int_range(pl.len()) * 977)).alias("timestamp")))
+    rows = rng.choice(ev.height, 2 * na_rows, replace=False)
+    markers = [NA_FORMS[k % len(NA_FORMS)] for k in range(na_rows)]
+    users = ev["user_id"].to_list()
+    items = ev["item_id"].to_list()
+    for k, r in enumerate(rows[:na_rows]):
+        users[r] = markers[k]
+    for r in rows[na_rows:]:
+        items[r] = "NULL"
+    ev = ev.with_columns(pl.Series("user_id", users), pl.Series("item_id", items))
+    events = pl.concat([ev, cancelled, postage, guest], how="vertical_relaxed").drop("_r")
+    catalog = pl.concat([data.dataset.items, pl.DataFrame({"item_id": ["POST"], "title": ["POSTAGE"], "category": [""],
+                                                           "brand": [""], "price": [3.5]})], how="vertical_relaxed")
+    dataset = Dataset(data.dataset.name, events, catalog, data.dataset.text_fields, data.dataset.weights,
+                      data.dataset.value_kind, data.dataset.sources, data.dataset.citation)
+    truth = {"missing_user_id": na_rows, "missing_item_id": na_rows, "returns": cancellations,
+             "non_products": postage_orders, "nonpositive_price": free_rows, "placeholder": "GUEST",
+             "placeholder_events": n_guest}
+    return SyntheticData(dataset, data.users, data.items), truth

@@ -22,6 +22,7 @@ def ev(rows):
             "timestamp": [None if r[3] is None else T0 + timedelta(seconds=r[3]) for r in rows],
             "session_id": [None] * len(rows),
             "value": [r[4] if len(r) > 4 else None for r in rows],
+            "price": [None] * len(rows),
         },
         schema=EVENT_SCHEMA,
     )
@@ -52,15 +53,15 @@ def test_exact_duplicates_keep_the_first():
     assert out.height == 3
 
 
-def test_nonpositive_prices_only_for_prices_and_quantities():
+def test_nonpositive_prices_only_for_prices():
     df = ev([("u1", "a", "purchase", 0, 10.0), ("u1", "b", "purchase", 1, 0.0),
              ("u1", "c", "purchase", 2, -5.0), ("u1", "d", "purchase", 3, None)])
     cfg = CleaningConfig(**{**OFF, "drop_nonpositive": True})
     out, rep = clean_events(df, cfg, value_kind="price")
-    assert removed(rep, "nonpositive_value") == 2
+    assert removed(rep, "nonpositive_price") == 2
     assert out["item_id"].to_list() == ["a", "d"]
     out, rep = clean_events(df, cfg, value_kind="rating")
-    assert out.height == 4 and all(r["rule"] != "nonpositive_value" for r in rep.rules)
+    assert out.height == 4 and removed(rep, "nonpositive_price") == 0
 
 
 def test_view_bursts_collapse_refreshes():

@@ -57,7 +57,7 @@ def test_rees46_adapter_and_cleaning(shared_data):
     assert ds.events.group_by("event").len().sort("event").rows() == [("cart", 165), ("purchase", 214), ("view", 17056)]
     out, rep = clean_events(ds.events, default_cleaning("rees46"), ds.value_kind)
     counts = {r["rule"]: r["removed"] for r in rep.rules}
-    assert counts["exact_duplicates"] > 0 and counts["nonpositive_value"] > 0
+    assert counts["exact_duplicates"] == 5 and counts["nonpositive_price"] == 19 and counts["view_bursts"] == 3188
     assert out.height == 17435 - sum(counts.values())
     prepared = prepare(ds, default_cleaning("rees46"), holdout="temporal")
     s = stats(prepared)

@@ -28,7 +28,7 @@ def test_csv_with_mapping(tmp_path):
     path = write(tmp_path / "ev.csv", EVENTS_CSV)
     events, raw = load_events(path, mapping=parse_mapping(
         ["user_id=customer_id", "item_id=sku", "event=action", "timestamp=ts", "value=price"]))
-    assert events.columns == ["user_id", "item_id", "event", "timestamp", "session_id", "value"]
+    assert events.columns == ["user_id", "item_id", "event", "timestamp", "session_id", "value", "price"]
     assert events["user_id"].to_list() == ["c1", "c1", "c2"]
     assert events["item_id"].to_list() == ["10", "10", "11"]
     assert events["timestamp"].to_list() == [_utc(2024, 5, 1, 10), _utc(2024, 5, 1, 10, 5), _utc(2024, 5, 1, 10)]

@@ -17,7 +17,8 @@ def ev(rows):
     return pl.DataFrame(
         {"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows], "event": ["view"] * len(rows),
          "timestamp": [T0 + timedelta(seconds=r[2]) for r in rows],
-         "session_id": [r[3] if len(r) > 3 else None for r in rows], "value": [None] * len(rows)},
+         "session_id": [r[3] if len(r) > 3 else None for r in rows], "value": [None] * len(rows),
+         "price": [None] * len(rows)},
         schema=EVENT_SCHEMA,
     )
 

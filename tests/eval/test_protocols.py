@@ -21,7 +21,7 @@ def ev(rows):
     return pl.DataFrame(
         {"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows], "event": ["purchase"] * len(rows),
          "timestamp": [T0 + timedelta(minutes=r[2]) for r in rows], "session_id": [r[3] for r in rows],
-         "value": [None] * len(rows)}, schema=EVENT_SCHEMA)
+         "value": [None] * len(rows), "price": [None] * len(rows)}, schema=EVENT_SCHEMA)
 
 
 ROWS = [
