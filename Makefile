@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## demo: validate the embedded MovieLens-100k, build the index, recommend for user 1, print the funnel
-demo: $(STAMP)
-	$(BIN)/recsys data validate
-	$(BIN)/recsys build-index --out artifacts/default --no-reranker
-	$(BIN)/recsys query --artifacts artifacts/default --user 1
-	$(BIN)/recsys evaluate --artifacts artifacts/default
+demo:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory $(STAMP) && \
+	$(BIN)/recsys data validate && \
+	$(BIN)/recsys build-index --out artifacts/default --no-reranker && \
+	$(BIN)/recsys query --artifacts artifacts/default --user 1 && \
+	$(BIN)/recsys evaluate --artifacts artifacts/default && \
+	echo "make demo: done in $$(( $$(date +%s) - start )) s. recsys is installed in $(VENV): run" \
+	     "'source $(VENV)/bin/activate' (or call $(BIN)/recsys) to use it."
 
 ## test: the default suite (slow tests excluded); test-all: everything
 test: $(STAMP)

@@ -18,7 +18,9 @@ from recsys.splits import HOLDOUTS
               help="Held-out split stored for `recsys evaluate` (default: the named dataset's own, e.g. last_basket "
                    "for instacart; loo for your files). 'none' trains on everything for production.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Artifact folder (default: artifacts/<dataset>).")
-@click.option("--text-model", default=None, help="Text encoder: a local folder or hub id (default: all-MiniLM-L6-v2, offline).")
+@click.option("--text-model", default=None,
+              help="Text encoder: a local folder or hub id of a BERT-family model (default: all-MiniLM-L6-v2, "
+                   "offline), or char-ngram: a language-agnostic encoder that needs no weights.")
 @click.option("--finetune-text-layers", type=int, default=0, show_default=True,
               help="On a GPU, fine-tune this many top layers of the text encoder.")
 @click.option("--epochs", type=int, default=None, help="Most supervised epochs (early stopping picks the best).")

@@ -22,6 +22,9 @@ class RecsysGroup(click.Group):
         except RecsysError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(2)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT; nothing half-written stays
+            click.echo("Interrupted", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=RecsysGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

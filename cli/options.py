@@ -29,6 +29,9 @@ def data_options(func):
                      help="Map an event column to the file's, e.g. --map user_id=customer_id (repeatable)."),
         click.option("--items-map", multiple=True, metavar="COL=FILE_COL", help="Same for the catalog file."),
         click.option("--event-type", help="One event type for every row when the log has no event column."),
+        click.option("--event-map", multiple=True, metavar="RAW=TYPE,...",
+                     help="Map the log's event names onto the known types, e.g. order=purchase,pageview=view,"
+                          "addtocart=cart."),
         click.option("--event-weight", multiple=True, metavar="EVENT=W",
                      help="Override or declare an event type's weight, e.g. --event-weight like=3."),
         click.option("--text-fields", help="Catalog columns that make the item text, in order (comma-separated)."),
@@ -61,7 +64,7 @@ def data_options(func):
     return func
 
 
-DATA_KEYS = ("dataset", "data_dir", "events", "items", "mapping", "items_map", "event_type", "event_weight",
+DATA_KEYS = ("dataset", "data_dir", "events", "items", "mapping", "items_map", "event_type", "event_map", "event_weight",
              "text_fields", "items_from_events", "timestamp_unit", "value_kind", "config_path", "burst_window",
              "bot_max_per_minute", "kcore_users", "kcore_items", "na_values", "cancelled_orders", "returns",
              "non_product_pattern", "drop_non_products", "max_user_share", "drop_suspicious_users")
@@ -86,6 +89,7 @@ def pop_data_options(kwargs: dict[str, Any]) -> DataOptions:
     return DataOptions(
         dataset=o["dataset"], data_dir=o["data_dir"], events=o["events"], items=o["items"],
         mapping=tuple(o["mapping"]), items_map=tuple(o["items_map"]), event_type=o["event_type"],
+        event_map=tuple(o["event_map"]),
         event_weight=tuple(o["event_weight"]), text_fields=_csv(o["text_fields"]),
         items_from_events=_csv(o["items_from_events"]), timestamp_unit=o["timestamp_unit"],
         value_kind=o["value_kind"], config_path=o["config_path"], cleaning=cleaning)

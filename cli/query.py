@@ -96,7 +96,7 @@ def query(artifacts: Path, user: str, k: int, history: str | None, context: str 
         why = [item["because"][0]["reason"][:80]] if item["because"] else []
         if "reranker" in item["provenance"]:
             r = item["provenance"]["reranker"]
-            why.append(f"P(click) {r['p_click']:.2f}, P(purchase) {r['p_purchase']:.2f}")
+            why.append(f"P(click) {r['p_click']:.2f}" + (f", P(purchase) {r['p_purchase']:.2f}" if "p_purchase" in r else ""))
         why.append(f"need: {item['need']['name']}")
         click.echo(f"     {'; '.join(why)}")
 

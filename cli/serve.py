@@ -10,11 +10,13 @@ import click
 from recsys.cli.query import ARTIFACTS
 
 STORE = click.option("--store", type=click.Path(path_type=Path), default=None,
-                     help="The SQLite event store (default: events.sqlite beside the artifact folder).")
+                     help="The SQLite event store (default: <artifact folder>.events.sqlite, beside it).")
 
 
 def _store_path(artifacts: Path, store: Path | None) -> Path:
-    return store or artifacts.resolve().parent / "events.sqlite"
+    from recsys.serve.store import default_path
+
+    return store or default_path(artifacts)
 
 
 @click.command("serve")

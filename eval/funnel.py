@@ -94,10 +94,11 @@ def head_auc(task: EvalTask, items: np.ndarray, click: np.ndarray, buy: np.ndarr
         touched_y[r] = np.isin(items[r], task.targets[r])
         bought_y[r] = np.isin(items[r], bought.get(int(u), []))
     out = {"candidates": int(keep.sum()), "touched": int(touched_y[keep].sum()), "bought": int(bought_y[keep].sum()),
-           "auc_click": auc(click[keep], touched_y[keep]), "auc_purchase": auc(buy[keep], bought_y[keep])}
-    # the purchase head among the touched candidates only: does it tell a purchase from a view?
-    both = keep & touched_y
-    out["auc_purchase_among_touched"] = auc(buy[both], bought_y[both])
+           "auc_click": auc(click[keep], touched_y[keep]), "auc_purchase": None, "auc_purchase_among_touched": None}
+    if out["bought"] and np.isfinite(buy[keep]).all():  # a purchase head that learnt, and purchases to score it on
+        out["auc_purchase"] = auc(buy[keep], bought_y[keep])
+        both = keep & touched_y  # among the touched candidates only: does it tell a purchase from a view?
+        out["auc_purchase_among_touched"] = auc(buy[both], bought_y[both])
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
@@ -119,7 +120,9 @@ def funnel_table(f: Funnel) -> str:
         lines.append(f"| {k} | {v['diff']:+.4f} | [{v['low']:+.4f}, {v['high']:+.4f}] |")
     if f.heads:
         h = f.heads
+        buy = (f"AUC P(purchase) {h['auc_purchase']}, AUC P(purchase) among the touched "
+               f"{h['auc_purchase_among_touched']}" if h["auc_purchase"] is not None else
+               "P(purchase) not scored (no purchase in the held-out period, or no purchase head learnt)")
         lines += ["", f"Reranker heads over {h['candidates']} candidates ({h['touched']} touched, {h['bought']} bought "
-                      f"in the held-out period): AUC P(click) {h['auc_click']}, AUC P(purchase) {h['auc_purchase']}, "
-                      f"AUC P(purchase) among the touched {h['auc_purchase_among_touched']}."]
+                      f"in the held-out period): AUC P(click) {h['auc_click']}, {buy}."]
     return "\n".join(lines) + "\n"

@@ -26,7 +26,7 @@ def engine_lists(rec: Recommender, task: EvalTask, batch_size: int = 1024) -> tu
         part = rec.source_lists(batch, include_seen)
         for name, (ids, _) in part.items():
             lists.setdefault(name, []).append(ids)
-        merged = rec.fuse(part, include_seen)
+        merged = rec.fuse(part, include_seen, short=rec.short_rows(batch))
         lists.setdefault("merged", []).append(merged.items)
         if rec.reranker is not None:
             out = rec.rerank(batch, merged)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from recsys import layout
@@ -114,7 +115,10 @@ def stage_engine(art: Artifact, stage: StageData, device: str | None = None, fus
     t = load_prepared_tables(art)
     space = Space(len(t["users"]), len(t["items"]), t["weights"], t["value_kind"])
     index = index or VectorIndex.load(art.file(layout.INDEX_FILE))
-    sources = load_sources(art, space, model=model, index=index)
+    if item_vectors is None:
+        item_vectors = art.load_array(layout.ITEM_VECTORS)
+    item_vectors = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
+    sources = load_sources(art, space, model=model, index=index, item_vectors=item_vectors)
     events = None
     for name, src in list(sources.items()):
         if not stage.allows(src.fit_info.parts):

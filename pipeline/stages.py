@@ -35,6 +35,7 @@ from recsys.retrieval import distributed
 from recsys.retrieval import sources as registry
 from recsys.retrieval.model import TwoTower
 from recsys.retrieval.needs import Needs
+from recsys.retrieval.recommender import SHORT
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.warm import WarmStart, transfer
 from recsys.schema import Dataset
@@ -44,10 +45,11 @@ from .options import BuildOptions
 from .provider import fit_parts, stage_data, stage_engine
 from .reranking import fit_reranker
 from .text import encode_catalogue, finetune_layers
-from .tune import tune_fusion
+from .tune import short_history_task, tune_fusion
 from .two_tower import fit_two_tower
 
 log = logging.getLogger(__name__)
+MODES = ("exclude_seen", "include_seen")
 
 
 class StageTimer:
@@ -216,11 +218,15 @@ def fusion_stage(ctx: BuildContext) -> None:
     rec = stage_engine(ctx.pending(), stage, "cpu")
     task = stage.task(t["users"], t["items"])
     seed = ctx.writer.manifest.get("seed") or 0
-    out = {"exclude_seen": tune_fusion(rec, task, include_seen=False, seed=seed),
-           "include_seen": tune_fusion(rec, task, include_seen=True, seed=seed)}
-    for mode, r in out.items():
-        ctx.timer.say(f"fusion weights ({mode.replace('_', ' ')}): {r['weights']}, validation NDCG@10 "
-                      f"{r['valid_ndcg@10']} (all 1: {r['default_ndcg@10']})")
+    out = {mode: tune_fusion(rec, task, include_seen=mode == "include_seen", seed=seed) for mode in MODES}
+    # users with a history of one or two events (a new visitor): see short_history_task
+    short_task, batch_of = short_history_task(rec, task, SHORT)
+    out["short_history"] = {mode: tune_fusion(rec, short_task, include_seen=mode == "include_seen", seed=seed,
+                                              batch_of=batch_of) for mode in MODES}
+    for mode in MODES:
+        for name, r in ((mode, out[mode]), (f"{mode}, last {SHORT} events", out["short_history"][mode])):
+            ctx.timer.say(f"fusion weights ({name.replace('_', ' ')}): {r['weights']}, validation NDCG@10 "
+                          f"{r['valid_ndcg@10']} (all 1: {r['default_ndcg@10']})")
     ctx.writer.save_json(layout.FUSION, out)
     ctx.summary["fusion"] = out
 

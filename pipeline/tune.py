@@ -13,14 +13,17 @@ import itertools
 import logging
 
 import numpy as np
+import polars as pl
 
 from recsys.eval.protocols import EvalTask, score_rankings
 
 log = logging.getLogger(__name__)
 
 
-def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users: int = 3000, seed: int = 0) -> dict:
-    """Best source weights for ``rec`` (whose history is ``task.history``) on ``task``'s targets.
+def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users: int = 3000, seed: int = 0,
+                batch_of=None) -> dict:
+    """Best source weights for ``rec`` (whose history is ``task.history``) on ``task``'s targets;
+    ``batch_of(users)`` gives the users' histories as a batch (default: their stored ones).
 
     Returns ``{"weights": {...}, "valid_ndcg@k": best, "default_ndcg@k": with all weights 1, "users": n}``.
     """
@@ -32,7 +35,9 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
                    task.n_users, task.n_items)
     lists: dict[str, list] = {}
     for s in range(0, sub.users.size, 1024):
-        for name, v in rec.source_lists(rec.stored_batch(sub.users[s:s + 1024]), include_seen).items():
+        users = sub.users[s:s + 1024]
+        batch = batch_of(users) if batch_of else rec.stored_batch(users)
+        for name, v in rec.source_lists(batch, include_seen).items():
             lists.setdefault(name, []).append(v)
     lists = {name: (np.concatenate([v[0] for v in parts]), np.concatenate([v[1] for v in parts]))
              for name, parts in lists.items()}
@@ -49,3 +54,21 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
              "seen kept" if include_seen else "seen excluded", weights, k, best, default)
     return {"weights": weights, f"valid_ndcg@{k}": round(best, 4), f"default_ndcg@{k}": round(default, 4),
             "users": int(sub.users.size)}
+
+
+def short_history_task(rec, task: EvalTask, short: int, min_users: int = 20):
+    """(task, batch_of) for choosing the weights of short histories: a new visitor's first event in the
+    held-out period is the history and the rest of their held-out items the targets (none of which any
+    model learnt); where too few users have two held-out items (leave-one-out), each user's last
+    ``short`` events before the period are the history and the held-out items the targets."""
+    held = task.held.sort("user_idx", "timestamp", maintain_order=True)
+    first = held.group_by("user_idx", maintain_order=True).head(1)
+    rest = held.join(first.select("user_idx", "item_idx"), on=["user_idx", "item_idx"], how="anti")
+    grouped = rest.group_by("user_idx").agg(pl.col("item_idx").unique().sort()).sort("user_idx")
+    if grouped.height < min_users:
+        return task, lambda users: rec.suffix_batch(users, short)
+    users = grouped["user_idx"].to_numpy()
+    targets = [np.asarray(t, dtype=np.int64) for t in grouped["item_idx"].to_list()]
+    history = first.filter(pl.col("user_idx").is_in(pl.Series(users).implode()))
+    short_task = EvalTask(task.protocol, users, targets, history, task.exclude_seen, task.n_users, task.n_items)
+    return short_task, lambda us: rec.events_batch(history.filter(pl.col("user_idx").is_in(pl.Series(us).implode())), us)

@@ -16,13 +16,13 @@ returns                   a quantity of 0 or below, or an order id marked as a c
                           matching purchases                                                   ``--returns negative``
 non_products              items that look like fees or adjustments (id or text matching        text matches dropped;
                           postage, shipping, fee, charge, voucher, discount, ...), or that     ``--non-product-pattern``,
-                          are in an implausibly large share of orders                          ``--drop/keep-non-products``
+                          are in an implausibly large share of orders                          ``--keep-non-products``
 view_bursts               a repeated view of the same item within the burst window             60 s; ``--burst-window``
 bots                      users with more events in a minute than the limit                    60; ``--bot-max-per-minute``
 suspicious_users          a user holding over 5% of all events (and over 10x an average       reported;
                           user's share): a placeholder such as "guest", or a bot               ``--max-user-share``,
                                                                                                ``--drop-suspicious-users``
-kcore                     users / items with too few events, repeated until stable             off; ``--kcore-*``
+kcore                     users / items with too few events, repeated until stable             off; ``--kcore-users``
 ========================  ===================================================================  ==================
 
 Nothing is dropped silently; :meth:`CleaningReport.verdict` says what was removed or flagged.

@@ -5,6 +5,7 @@ Example ``shop.toml``::
     [events]
     path = "events.csv"
     map = { user_id = "customer_id", item_id = "sku" }
+    event_map = { order = "purchase", pageview = "view", addtocart = "cart" }
     timestamp_unit = "ms"
 
     [items]
@@ -14,9 +15,10 @@ Example ``shop.toml``::
     [weights]
     like = 3
 
-    [cleaning]
+    [cleaning]             # recsys.cleaning.CleaningConfig fields
     burst_window_s = 30
     kcore_users = 2
+    cancelled_orders = "C*"
 
     [tower]            # build-index: recsys.retrieval.towers.TowerConfig fields
     max_len = 20

@@ -219,6 +219,7 @@ def dataset_from_files(
     mapping: Mapping[str, str] | None = None,
     items_mapping: Mapping[str, str] | None = None,
     event_type: str | None = None,
+    event_map: Mapping[str, str] | None = None,
     timestamp_unit: str | None = None,
     weights: Mapping[str, float] | None = None,
     text_fields: list[str] | None = None,
@@ -229,7 +230,7 @@ def dataset_from_files(
     """A dataset from an events file and an optional catalog file (or catalog columns of the events)."""
     ew = EventWeights.from_dict(weights)
     events, raw = load_events(events_path, mapping=mapping, event_type=event_type,
-                              timestamp_unit=timestamp_unit, weights=ew)
+                              timestamp_unit=timestamp_unit, weights=ew, event_map=event_map)
     sources = {str(events_path): sha256_file(events_path)}
     if items_path is not None and items_from_events:
         raise ConfigError("--items and --items-from-events: give one of them, not both")

@@ -24,7 +24,8 @@ from .schema import Dataset, EventWeights, parse_weights
 class DataOptions:
     """The input: a named ``dataset`` (under ``data_dir``) or ``events`` (+ ``items``) files.
 
-    ``mapping`` / ``items_map``: ``CONTRACT=FILE_COLUMN`` pairs; ``event_weight``: ``EVENT=W`` pairs;
+    ``mapping`` / ``items_map``: ``CONTRACT=FILE_COLUMN`` pairs; ``event_map``: ``RAW=TYPE`` pairs (raw
+    event names onto known types); ``event_weight``: ``EVENT=W`` pairs;
     ``text_fields`` / ``items_from_events``: column names; ``cleaning``: CleaningConfig fields to
     override (``burst_window_s``, ``bot_max_per_minute``, ``kcore_users``, ``kcore_items``);
     ``config_path``: a TOML/JSON file with the same settings (see :mod:`recsys.config`).
@@ -37,6 +38,7 @@ class DataOptions:
     mapping: tuple[str, ...] = ()
     items_map: tuple[str, ...] = ()
     event_type: str | None = None
+    event_map: tuple[str, ...] = ()
     event_weight: tuple[str, ...] = ()
     text_fields: list[str] | None = None
     items_from_events: list[str] | None = None
@@ -74,6 +76,7 @@ def resolve_data(o: DataOptions) -> tuple[Dataset, CleaningConfig, dict]:
             mapping={**ev_cfg.get("map", {}), **parse_mapping(o.mapping)},
             items_mapping={**it_cfg.get("map", {}), **parse_mapping(o.items_map, "--items-map")},
             event_type=o.event_type or ev_cfg.get("event_type"),
+            event_map={**ev_cfg.get("event_map", {}), **parse_mapping(o.event_map, "--event-map")},
             timestamp_unit=o.timestamp_unit or ev_cfg.get("timestamp_unit"),
             weights=weights,
             text_fields=o.text_fields or it_cfg.get("text_fields"),

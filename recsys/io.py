@@ -32,16 +32,19 @@ _MS_THRESHOLD = 1e11  # a Unix time above this is in milliseconds (1e11 s is the
 
 
 def parse_mapping(pairs: Iterable[str] | Mapping[str, str] | None, option: str = "--map") -> dict[str, str]:
-    """``["user_id=customer_id"]`` -> ``{"user_id": "customer_id"}`` (contract name -> file column)."""
+    """``["user_id=customer_id"]`` -> ``{"user_id": "customer_id"}`` (contract name -> file column);
+    a pair may hold several, comma-separated (``"order=purchase,pageview=view"``)."""
     if pairs is None:
         return {}
     if isinstance(pairs, Mapping):
         return {str(k): str(v) for k, v in pairs.items()}
     out = {}
-    for pair in pairs:
+    for pair in (p for given in pairs for p in given.split(",") if p.strip()):
         key, sep, value = pair.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ConfigError(f"{option} {pair!r}: expected CONTRACT_COLUMN=FILE_COLUMN, e.g. user_id=customer_id")
+            example = "RAW=TYPE, e.g. order=purchase" if option == "--event-map" else \
+                "CONTRACT_COLUMN=FILE_COLUMN, e.g. user_id=customer_id"
+            raise ConfigError(f"{option} {pair!r}: expected {example}")
         out[key.strip()] = value.strip()
     return out
 
@@ -104,7 +107,7 @@ def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pl.DataFra
             )
     try:
         if fmt in ("csv", "tsv"):
-            df = pl.read_csv(path, separator="\t" if fmt == "tsv" else ",", infer_schema=False)
+            df = pl.read_csv(path, separator=_separator(path, fmt), infer_schema=False)
         elif fmt == "parquet":
             df = pl.read_parquet(path)
         else:
@@ -127,6 +130,22 @@ def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pl.DataFra
             raise DataError(f"{path}: column {c!r} row {row + 1} holds a {df[c].dtype.base_type()}, not an id; ids "
                             "are single values (text or numbers)")
     return df
+
+
+def _separator(path: Path, fmt: str) -> str:
+    """The delimiter of a CSV/TSV file, from its header line: a ``.csv`` whose header holds tabs (or
+    semicolons) and no comma is read with those (a tab-separated export named ``.csv``)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    if fmt == "tsv" or ("," not in header and "\t" in header):
+        sep = "\t"
+    elif "," not in header and ";" in header:
+        sep = ";"
+    else:
+        return ","
+    if fmt != "tsv":
+        log.info("%s: the header holds no comma: read as %s-separated", path, "tab" if sep == "\t" else "semicolon")
+    return sep
 
 
 def _typed(text: pl.Series) -> pl.Series:
@@ -242,10 +261,19 @@ def events_from_frame(
     event_type: str | None = None,
     timestamp_unit: str | None = None,
     weights: EventWeights | None = None,
+    event_map: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Map a raw table onto the event contract; check columns, timestamps and event types."""
+    """Map a raw table onto the event contract; check columns, timestamps and event types.
+
+    ``event_map`` renames raw event names (lower-cased) to known types, e.g. ``{"order": "purchase"}``.
+    """
     mapping = dict(mapping or {})
     weights = weights or EventWeights()
+    event_map = {str(k).strip().lower(): str(v).strip() for k, v in (event_map or {}).items()}
+    for raw_name, known in event_map.items():
+        if known not in weights.names():
+            raise ConfigError(f"--event-map {raw_name}={known}: {known!r} is not an event type; map onto one of "
+                              f"{', '.join(weights.names())} (or declare it with --event-weight {known}=WEIGHT)")
     for key, col in mapping.items():
         if key not in EVENT_SCHEMA:
             raise ConfigError(f"--map {key}={col}: {key!r} is not an event column; use one of {', '.join(EVENT_SCHEMA)}; "
@@ -269,6 +297,8 @@ def events_from_frame(
     }
     if "event" in cols:
         out["event"] = raw[cols["event"]].cast(pl.Utf8).str.strip_chars().str.to_lowercase()
+        if event_map:
+            out["event"] = out["event"].replace(event_map)
     else:
         if event_type not in weights.names():
             raise ConfigError(
@@ -330,7 +360,8 @@ def _check_event_types(events: pl.DataFrame, weights: EventWeights, source: str,
         name = events["event"][row]
         raise DataError(
             f"{source}: unknown event type {name!r} in column {column or 'event'!r} (row {row + 1}); "
-            f"known: {', '.join(known)}; declare it with --event-weight {name}=WEIGHT or map it to a known type"
+            f"known: {', '.join(known)}; map it to one with --event-map {name}=purchase (or view, click, cart), "
+            f"or declare it with --event-weight {name}=WEIGHT"
         )
 
 
@@ -341,13 +372,14 @@ def load_events(
     event_type: str | None = None,
     timestamp_unit: str | None = None,
     weights: EventWeights | None = None,
+    event_map: Mapping[str, str] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Read an events file; returns ``(events, raw)`` (raw keeps the file's other columns)."""
     mapping = dict(mapping or {})
     raw = read_table(path, text_columns=[mapping.get(c, c) for c in ID_COLUMNS])
     events = events_from_frame(
         raw, source=str(path), mapping=mapping, event_type=event_type,
-        timestamp_unit=timestamp_unit, weights=weights,
+        timestamp_unit=timestamp_unit, weights=weights, event_map=event_map,
     )
     return events, raw
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from recsys.pretrained import load_pretrained, model_location
 from .features import context_text
 
 log = logging.getLogger(__name__)
+HEADS = ("click", "purchase")
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,14 @@ class RerankerConfig:
     int8_on_cpu: bool = True
     feature_dim: int = 32
     features: tuple[str, ...] = ()  # the retrieval features it reads, by name (the engine's, at training time)
+    heads: tuple[str, ...] = HEADS  # the heads that learnt from labels (no purchase in the data: click only)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "features": list(self.features)}
+        return {**asdict(self), "features": list(self.features), "heads": list(self.heads)}
+
+    def click_only(self) -> RerankerConfig:
+        """The same reranker when the data holds no purchase to learn P(purchase) from: it ranks by P(click)."""
+        return replace(self, heads=("click",), click_weight=1.0, purchase_weight=0.0)
 
 
 class CrossEncoder(nn.Module):
@@ -271,8 +277,8 @@ class Reranker:
         for r in range(len(candidates)):
             sel = np.flatnonzero(rows == r)
             order = np.lexsort((np.arange(sel.size), -scores[sel]))  # best first, ties in the given order
-            out.append({"order": order, "scores": scores[sel][order], "click": heads[sel, 0][order],
-                        "purchase": heads[sel, 1][order]})
+            buy = heads[sel, 1][order] if "purchase" in self.cfg.heads else np.full(sel.size, np.nan, np.float32)
+            out.append({"order": order, "scores": scores[sel][order], "click": heads[sel, 0][order], "purchase": buy})
         return out
 
     def quantized(self) -> Reranker:
@@ -306,7 +312,7 @@ class Reranker:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         raw = json.loads((folder / layout.CONFIG).read_text())
-        cfg = RerankerConfig(**{**raw, "features": tuple(raw["features"])})
+        cfg = RerankerConfig(**{**raw, "features": tuple(raw["features"]), "heads": tuple(raw.get("heads", HEADS))})
         bert = AutoModel.from_config(AutoConfig.from_pretrained(str(folder / layout.RERANKER_BERT)))
         model = CrossEncoder(bert, cfg)
         state = load_file(str(folder / layout.WEIGHTS))

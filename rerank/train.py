@@ -242,6 +242,10 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
     if usable.size == 0:
         raise ConfigError("reranker: no training list holds a labelled candidate; the retrieval stage finds none "
                           "of what users did next (check the data, or build with --no-reranker)")
+    if not train.purchase.any():  # nothing to learn P(purchase) from: say so, and rank by P(click)
+        log.warning("reranker: no purchase (or rating of 4 or more) among the training lists' labels, so P(purchase) "
+                    "is not learnt: it ranks by P(click) alone; map the log's buying event with --event-map NAME=purchase")
+        model.cfg = reranker.cfg = model.cfg.click_only()
     feats = train.features[train.items >= 0]
     model.feat_mean.copy_(torch.as_tensor(feats.mean(0)))
     model.feat_std.copy_(torch.as_tensor(feats.std(0) + 1e-6))
@@ -307,4 +311,4 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
         model.load_state_dict(best_state)
     model.eval()
     return {"history": history, "best_valid_ndcg@10": round(best, 4), "fused_valid_ndcg@10": round(before, 4),
-            "train_lists": int(usable.size), "valid_lists": len(valid)}
+            "train_lists": int(usable.size), "valid_lists": len(valid), "heads": list(model.cfg.heads)}

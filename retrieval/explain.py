@@ -20,6 +20,12 @@ from recsys.sources import Batch, History
 from .needs import Needs
 
 PAST = {"view": "viewed", "click": "clicked", "cart": "added to cart", "purchase": "bought", "rating": "rated"}
+BECAUSE_MIN = 0.3  # a history item less like the recommendation than this (cosine) explains nothing
+
+
+def reason(event: str, title: str) -> str:
+    """The "because" line of a history item: "because you bought X" (a declared type: "because of X (like)")."""
+    return f"because you {PAST[event]} {title}" if event in PAST else f"because of {title} ({event})"
 
 
 class Explainer:
@@ -82,8 +88,10 @@ class Explainer:
                 score = float(reranked["scores"][0, pos])
                 prov["reranker"] = {"rank": pos + 1, "score": round(score, 6), "fused_rank": int(j) + 1,
                                     "fused_score": round(float(c.scores[0, j]), 6),
-                                    "p_click": round(float(reranked["click"][0, pos]), 6),
-                                    "p_purchase": round(float(reranked["purchase"][0, pos]), 6)}
+                                    "p_click": round(float(reranked["click"][0, pos]), 6)}
+                buy = float(reranked["purchase"][0, pos])
+                if np.isfinite(buy):  # absent when the data held no purchase to learn it from
+                    prov["reranker"]["p_purchase"] = round(buy, 6)
             need = self.needs.names[int(self.needs.assign[i])]
             items.append({"item_id": str(self.items.to_external([i])[0]), "title": self.titles[i],
                           "score": round(score, 6), "provenance": prov, "because": self.because(i, recent),
@@ -123,12 +131,13 @@ class Explainer:
 
     def because(self, item: int, recent: tuple[np.ndarray, list[str]], n: int = 2) -> list[dict]:
         """The history items (``recent``: distinct item indices and their events) most like ``item``
-        (cosine of the two-tower item vectors)."""
+        (cosine of the two-tower item vectors), those at least :data:`BECAUSE_MIN` alike: an item unlike
+        anything in the history is not explained by it."""
         idx, events = recent
         if idx.size == 0:
             return []
         sims = self.item_vectors[idx] @ self.item_vectors[item]
-        best = np.argsort(-sims, kind="stable")[:n]
+        best = [b for b in np.argsort(-sims, kind="stable")[:n] if sims[b] >= BECAUSE_MIN]
         return [{"item_id": str(self.items.to_external([idx[b]])[0]), "title": self.titles[idx[b]],
-                 "event": events[b], "reason": f"because you {PAST.get(events[b], events[b])} {self.titles[idx[b]]}",
+                 "event": events[b], "reason": reason(events[b], self.titles[idx[b]]),
                  "similarity": round(float(sims[b]), 4)} for b in best]

@@ -3,10 +3,12 @@ user is predicted to have next, split into the ones already expressed and the la
 
 - **Needs**: spherical k-means (FAISS) over the two-tower item vectors; ``k`` follows the
   catalogue's size (``round(sqrt(n_items / 2))`` clipped to [4, 200]) unless given.
-- **Names**: class-based TF-IDF (as in BERTopic): for term t and need c,
-  ``w(t, c) = tf(t, c) · log(1 + A / f(t))`` with ``tf`` the term's share of the need's words,
-  ``A`` the mean word count per need and ``f(t)`` the term's count over all needs; the name is the
-  top three terms, with three example items (the nearest to the need's centre).
+- **Names**: class-based TF-IDF (as in BERTopic), counted over items: for term t and need c,
+  ``w(t, c) = df(t, c) · log(1 + A / f(t))`` with ``df`` the share of the need's items whose text holds
+  the term, ``A`` the mean item count per need and ``f(t)`` the number of items, over all needs, that
+  hold it. A word of one long item text cannot name its need: a name's words are spread across the
+  need's items (in at least two of them) and rare elsewhere. The name is the top three terms, with
+  three example items (the nearest to the need's centre).
 - **A user's needs**: the model's next-item distribution ``p_i = softmax(<u, v_i> / T)`` summed per
   need gives ``P(need)``; the *expressed* share is the need's share of the user's recent events.
   A need is **latent** when ``P(need)`` is high while its expressed share is at most
@@ -51,22 +53,25 @@ def tokens(text: str) -> list[str]:
             if t not in STOP and (len(t) >= 3 or (len(t) >= 2 and not t.isascii()))]
 
 
-def class_tfidf(docs: list[list[str]]) -> list[dict[str, float]]:
-    """c-TF-IDF weight of each term in each class (``docs``: each class's words, concatenated).
+def class_tfidf(classes: list[list[set[str]]]) -> list[dict[str, float]]:
+    """c-TF-IDF weight of each term in each class, counted over items (``classes``: per class, each
+    member item's set of terms; see the module doc). A term held by a single item of a class of two
+    or more is not weighed.
 
-    >>> w = class_tfidf([["tea", "tea", "cup"], ["coffee", "cup"]])
-    >>> round(w[0]["tea"], 4) == round(2 / 3 * math.log(1 + 2.5 / 2), 4), w[0]["tea"] > w[0]["cup"]
-    (True, True)
+    >>> w = class_tfidf([[{"tea", "cup"}, {"tea"}], [{"coffee", "cup"}]])
+    >>> round(w[0]["tea"], 4) == round(2 / 2 * math.log(1 + 1.5 / 2), 4), "cup" in w[0], round(w[1]["cup"], 4)
+    (True, False, 0.5596)
     """
-    counts = [Counter(d) for d in docs]
+    counts = [Counter(t for item in items for t in item) for items in classes]
     total = Counter()
     for c in counts:
         total.update(c)
-    mean_words = sum(len(d) for d in docs) / max(1, len(docs))
+    mean_items = sum(len(items) for items in classes) / max(1, len(classes))
     out = []
-    for c, d in zip(counts, docs):
-        n = max(1, len(d))
-        out.append({t: (k / n) * math.log(1 + mean_words / total[t]) for t, k in c.items()})
+    for c, items in zip(counts, classes):
+        n = max(1, len(items))
+        least = 2 if n >= 2 else 1
+        out.append({t: (k / n) * math.log(1 + mean_items / total[t]) for t, k in c.items() if k >= least})
     return out
 
 
@@ -93,7 +98,7 @@ class Needs:
         cent = km.centroids / np.maximum(np.linalg.norm(km.centroids, axis=1, keepdims=True), 1e-12)
         sims = x @ cent.T
         assign = sims.argmax(axis=1)
-        weights = class_tfidf([[t for i in np.flatnonzero(assign == c) for t in tokens(texts[i])] for c in range(k)])
+        weights = class_tfidf([[set(tokens(texts[i])) for i in np.flatnonzero(assign == c)] for c in range(k)])
         names = []
         for c in range(k):
             members = np.flatnonzero(assign == c)

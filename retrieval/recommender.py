@@ -40,6 +40,7 @@ from .personal import popularity_scores
 from .sequences import history_sequences
 
 log = logging.getLogger(__name__)
+SHORT = 2  # histories of at most this many events are fused with weights of their own (see fusion_weights)
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,13 @@ class FusionOptions:
 
 
 def load_sources(art: Artifact, space: Space, **engine) -> dict:
-    """Every registered source the artifact holds, in registry order (``engine``: loaded parts)."""
+    """Every registered source the artifact was built with, in registry order (``engine``: loaded parts).
+    A source registered later, or left out at build time, is not part of it."""
+    built = art.manifest.get("config", {}).get("sources")
     out = {}
     for cls in registry.SOURCES:
+        if built is not None and not built.get(cls.name):
+            continue
         src = cls.load(artifact_folder(art, cls.name), space, **engine)
         if src is not None:
             out[cls.name] = src
@@ -94,7 +99,7 @@ class Recommender(Explainer):
         vecs = item_vectors if item_vectors is not None else art.load_array(layout.ITEM_VECTORS)
         self.item_vectors = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         self.sources = sources if sources is not None else load_sources(art, self.space, model=self.model,
-                                                                        index=self.index)
+                                                                        index=self.index, item_vectors=self.item_vectors)
         self.tuned = art.load_json(layout.FUSION) if art.has(layout.FUSION) else {}
         self.reranker = reranker
         self.titles = [""] * self.n_items
@@ -160,12 +165,32 @@ class Recommender(Explainer):
         stored order: the order the splits use), so events sharing a timestamp fall on the side of the
         cut the splits put them. A user may appear in several rows. Sources that learnt from exactly
         that prefix (a validation list's history) read their stored state; others fold it in."""
-        users, lengths = np.asarray(users, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
-        rows = pl.DataFrame({"user_idx": users, "_len": lengths}).with_row_index("_row")
-        prefix = (self.positions().join(rows, on="user_idx", how="inner").filter(pl.col("_pos") < pl.col("_len"))
-                  .drop("user_idx", "_len", "_pos").rename({"_row": "user_idx"})
-                  .with_columns(pl.col("user_idx").cast(pl.Int64)))
-        return Batch(History(prefix, users, self.space, self.popular), np.arange(users.size))
+        return self.window_batch(users, np.zeros(len(users), dtype=np.int64), lengths)
+
+    def suffix_batch(self, users: np.ndarray, k: int) -> Batch:
+        """Row r: user ``users[r]`` with only their last ``k`` stored events (a short history)."""
+        users = np.asarray(users, dtype=np.int64)
+        stop = self.stored.counts()[users]
+        return self.window_batch(users, np.maximum(stop - k, 0), stop)
+
+    def events_batch(self, events: pl.DataFrame, users: np.ndarray) -> Batch:
+        """Row r: user ``users[r]`` with only the events of ``events`` (``user_idx`` / ``item_idx`` set) that are theirs."""
+        users = np.asarray(users, dtype=np.int64)
+        rows = pl.DataFrame({"user_idx": users}).with_row_index("_row")
+        part = (events.join(rows, on="user_idx", how="inner").drop("user_idx").rename({"_row": "user_idx"})
+                .with_columns(pl.col("user_idx").cast(pl.Int64)).sort("user_idx", "timestamp", maintain_order=True))
+        return Batch(History(part, users, self.space, self.popular), np.arange(users.size))
+
+    def window_batch(self, users: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> Batch:
+        """Row r: user ``users[r]``'s stored events ``starts[r]`` to ``stops[r]`` (exclusive), in time order."""
+        users = np.asarray(users, dtype=np.int64)
+        rows = pl.DataFrame({"user_idx": users, "_from": np.asarray(starts, dtype=np.int64),
+                             "_len": np.asarray(stops, dtype=np.int64)}).with_row_index("_row")
+        part = (self.positions().join(rows, on="user_idx", how="inner")
+                .filter((pl.col("_pos") >= pl.col("_from")) & (pl.col("_pos") < pl.col("_len")))
+                .drop("user_idx", "_from", "_len", "_pos").rename({"_row": "user_idx"})
+                .with_columns(pl.col("user_idx").cast(pl.Int64)))
+        return Batch(History(part, users, self.space, self.popular), np.arange(users.size))
 
     # ---- candidates ------------------------------------------------------------------------
     def source_lists(self, batch: Batch, include_seen: bool = False,
@@ -188,23 +213,42 @@ class Recommender(Explainer):
                     lists[name] = (np.where(cold[:, None], -1, i), np.where(cold[:, None], -np.inf, s))
         return lists
 
-    def fusion_weights(self, include_seen: bool) -> dict[str, float]:
-        """The weights in use: given in :class:`FusionOptions`, else tuned at build time, else all 1."""
+    def fusion_weights(self, include_seen: bool, short: bool = False) -> dict[str, float]:
+        """The weights in use: given in :class:`FusionOptions`, else tuned at build time (for histories
+        of at most :data:`SHORT` events, those tuned for them), else all 1."""
         if self.fusion.weights:
             return dict(self.fusion.weights)
-        return dict(self.tuned.get("include_seen" if include_seen else "exclude_seen", {}).get("weights", {}))
+        mode = "include_seen" if include_seen else "exclude_seen"
+        tuned = self.tuned.get("short_history", {}) if short else self.tuned
+        return dict(tuned.get(mode, {}).get("weights", {}))
 
     def fuse(self, lists: dict[str, tuple[np.ndarray, np.ndarray]], include_seen: bool = False,
-             weights: dict[str, float] | None = None) -> Candidates:
-        """Fuse source lists (see :func:`fuse`); ``weights`` default to :meth:`fusion_weights`."""
-        if weights is None:
-            weights = self.fusion_weights(include_seen)
-        weights = {k: v for k, v in weights.items() if k in lists}
-        return fuse(lists, n=self.fusion.n_candidates, method=self.fusion.method, weights=weights, k=self.fusion.rrf_k)
+             weights: dict[str, float] | None = None, short: np.ndarray | None = None) -> Candidates:
+        """Fuse source lists (see :func:`fuse`); ``weights`` default to :meth:`fusion_weights`, which
+        for the rows marked ``short`` are those tuned for short histories."""
+        def one(w: dict[str, float]) -> Candidates:
+            w = {k: v for k, v in w.items() if k in lists}
+            return fuse(lists, n=self.fusion.n_candidates, method=self.fusion.method, weights=w, k=self.fusion.rrf_k)
+
+        if weights is not None:
+            return one(weights)
+        out = one(self.fusion_weights(include_seen))
+        if short is not None and short.any() and self.fusion_weights(include_seen, True) != self.fusion_weights(include_seen):
+            alt = one(self.fusion_weights(include_seen, True))
+            for name in ("items", "scores", "ranks", "source_scores"):
+                a, b = getattr(out, name), getattr(alt, name)
+                setattr(out, name, np.where(short.reshape(-1, *[1] * (a.ndim - 1)), b, a))
+        return out
 
     def candidates(self, batch: Batch, include_seen: bool = False, allowed: np.ndarray | None = None) -> Candidates:
         """Fused candidates for the batch (seen items excluded unless ``include_seen``)."""
-        return self.fuse(self.source_lists(batch, include_seen, allowed), include_seen)
+        return self.fuse(self.source_lists(batch, include_seen, allowed), include_seen, short=self.short_rows(batch))
+
+    @staticmethod
+    def short_rows(batch: Batch) -> np.ndarray:
+        """The rows whose history holds at least one and at most :data:`SHORT` events."""
+        lengths = batch.lengths()
+        return (lengths > 0) & (lengths <= SHORT)
 
     # ---- reranking ---------------------------------------------------------------------------
     def cooccurrence_scores(self, batch: Batch, items: np.ndarray) -> np.ndarray:

@@ -62,6 +62,24 @@ class Served:
         self.current = self._open(artifacts)  # until this assignment, requests use the old artifact
 
 
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def offline_docs(app) -> None:
+    """``/docs``: Swagger UI from the files shipped in the package (``static/swagger-ui``), no network."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="recsys API",
+                                   swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url="/static/swagger-ui/favicon-32x32.png")
+
+
 def create_app(artifacts: str | Path, store: str | Path, device: str | None = None, rerank: bool | str = True,
                concurrency: int | None = None):
     from fastapi import Body, FastAPI, HTTPException, Query, Request
@@ -71,8 +89,9 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
 
     served = Served(Path(artifacts), device, rerank, concurrency)
     events = EventStore(store)
-    app = FastAPI(title="recsys", version="1", description=__doc__)
+    app = FastAPI(title="recsys", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.served, app.state.store = served, events
+    offline_docs(app)
 
     class Event(BaseModel):
         user_id: str | None = Field(None, max_length=256, description="Required by POST /events.")

@@ -27,6 +27,17 @@ CREATE INDEX IF NOT EXISTS events_user ON events (user_id, ts);
 """
 
 
+def default_path(artifacts: str | Path) -> Path:
+    """The event store of one artifact: ``<artifact folder>.events.sqlite`` beside it (outside the
+    folder, which a rebuild replaces; named after it, so sibling artifacts never share one).
+
+    >>> default_path("/srv/artifacts/shop").as_posix()
+    '/srv/artifacts/shop.events.sqlite'
+    """
+    path = Path(artifacts).absolute()
+    return path.parent / f"{path.name}.events.sqlite"
+
+
 class EventStore:
     """``append(rows) -> ids``, ``for_user(user, since) -> [(item, event, ts)]``, ``forget(user)``, ``count()``."""
 

@@ -34,7 +34,8 @@ CASES = [
      "'banana'); use ISO-8601 (2024-05-01T12:00:00Z) or Unix seconds/milliseconds, or map another column "
      "with --map timestamp=COLUMN"),
     ("unknown.csv", "unknown.csv: unknown event type 'like' in column 'event' (row 2); known: view, click, cart, "
-     "purchase; declare it with --event-weight like=WEIGHT or map it to a known type"),
+     "purchase; map it to one with --event-map like=purchase (or view, click, cart), or declare it with "
+     "--event-weight like=WEIGHT"),
     ("folder", "folder: is a folder, expected a file; give the file itself, e.g. folder/events.csv"),
     ("missing.csv", "missing.csv: no such file; check the path"),
 ]

@@ -14,11 +14,13 @@ from recsys.sources import CandidateSource
 from .als import ALSSource
 from .popular import PopularSource
 from .repeat import RepeatSource
+from .similar import SimilarSource
 from .two_tower import TwoTowerSource
 
 SOURCES: list[type[CandidateSource]] = [
     TwoTowerSource,
     ALSSource,
+    SimilarSource,
     RepeatSource,
     PopularSource,
 ]

@@ -51,7 +51,7 @@ def test_summary_and_manifest(built):
     assert layout.under(layout.source_dir("als"), "item_factors.npy") in m["files"]
     # the ALS refitted on training events alone for the validation stage's choices is not shipped
     assert not any(f.startswith(layout.STAGES) for f in m["files"])
-    assert set(Artifact.open(out).load_json(layout.FUSION)) == {"exclude_seen", "include_seen"}
+    assert set(Artifact.open(out).load_json(layout.FUSION)) == {"exclude_seen", "include_seen", "short_history"}
 
 
 def test_reload_and_index_answers(built, data):

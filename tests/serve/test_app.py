@@ -101,3 +101,19 @@ def test_swap_to_a_new_artifact_drops_no_request(client, shop, tmp_path):
     assert r.status_code == 200 and r.json()["artifact"] == str(copy)
     assert client.get("/health").json()["artifact"] == str(copy)
     assert codes and set(codes) == {200}, set(codes)
+
+
+def test_docs_are_served_from_the_package(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/static/swagger-ui/swagger-ui-bundle.js" in page.text
+    assert "https://" not in page.text and "http://" not in page.text.replace("http://testserver", "")
+    js = client.get("/static/swagger-ui/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 1_000_000
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: not served
+
+
+def test_each_artifact_has_its_own_event_store(tmp_path):
+    from recsys.serve.store import default_path
+
+    assert default_path(tmp_path / "shop") != default_path(tmp_path / "shop-new")
+    assert default_path(tmp_path / "shop") == tmp_path / "shop.events.sqlite"
