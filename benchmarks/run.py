@@ -177,7 +177,7 @@ def markdown(result: dict) -> str:
         h = engine["heads"]
         lines += [f"Reranker heads over the {h['candidates']} reranked candidates ({h['touched']} touched, {h['bought']} "
                   f"bought in the test period): AUC P(click) {h['auc_click']}, AUC P(purchase) {h['auc_purchase']}, "
-                  f"AUC P(purchase) among the touched {h['auc_purchase_among_touched']}.", ""]
+                  f"AUC P(purchase) among the touched {h['auc_purchase_among_touched'] or 'n/a'}.", ""]
     return "\n".join(lines)
 
 

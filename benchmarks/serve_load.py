@@ -11,73 +11,20 @@ client sees it (the clients share the machine's cores with the server). Writes `
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
-import random
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
+from http_load import free_port, load, wait_until_up
 
 from recsys import layout
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(port: int, proc: subprocess.Popen) -> None:
-    for _ in range(600):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/health")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit("server exited: " + proc.stderr.read().decode()[-2000:]) from None
-            time.sleep(0.2)
-    raise SystemExit("server did not start")
-
-
-def load(port: int, users: list[str], requests: int, clients: int, seed: int) -> dict:
-    lat, codes, lock = [], [], threading.Lock()
-    per = [requests // clients + (i < requests % clients) for i in range(clients)]
-
-    def run(n: int, count: int):
-        rng = random.Random(seed + n)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        for _ in range(count):
-            t = time.perf_counter()
-            conn.request("GET", f"/recommend?user={rng.choice(users)}&k=10")
-            r = conn.getresponse()
-            r.read()
-            with lock:
-                lat.append((time.perf_counter() - t) * 1000)
-                codes.append(r.status)
-
-    threads = [threading.Thread(target=run, args=(n, c)) for n, c in enumerate(per)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    a = np.array(lat)
-    return {"requests": len(a), "clients": clients, "p50_ms": round(float(np.percentile(a, 50)), 2),
-            "p99_ms": round(float(np.percentile(a, 99)), 2), "requests_per_s": round(len(a) / wall, 1),
-            "errors": int(sum(c != 200 for c in codes))}
 
 
 def main(argv=None) -> None:
@@ -100,13 +47,13 @@ def main(argv=None) -> None:
         if flag == "--always-rerank" and not art.has(layout.RERANKER_CONFIG):
             print(f"{args.artifacts} has no reranker: skipping that run")
             continue
-        port = _port()
+        port = free_port()
         store = Path(os.environ.get("TMPDIR", "/tmp")) / f"serve-load-{port}.sqlite"
         proc = subprocess.Popen([sys.executable, "-m", "recsys", "serve", "--artifacts", args.artifacts, "--store",
                                  str(store), "--port", str(port), flag], cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         try:
-            _wait(port, proc)
+            wait_until_up(port, proc)
             load(port, users, 50, 2, args.seed + 99)  # warm-up
             for clients in [int(c) for c in args.clients.split(",")]:
                 if flag == "--always-rerank" and clients > 2:

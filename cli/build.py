@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from recsys.cli.options import data_options, pop_data_options
+from recsys.cli.options import THREADS, data_options, pop_data_options
 from recsys.splits import HOLDOUTS
 
 
@@ -52,16 +52,20 @@ from recsys.splits import HOLDOUTS
 @click.option("--hash-user-ids", is_flag=True,
               help="Store user ids pseudonymised: HMAC-SHA256 keyed by $RECSYS_ID_KEY (never stored).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@THREADS
 def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, batch_size, max_len, dim,
                 window_stride, index_kind,
                 als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, reranker_model, reranker_epochs,
-                warm_start, n_needs, hash_user_ids, as_json, **kwargs) -> None:
+                warm_start, n_needs, hash_user_ids, as_json, threads, **kwargs) -> None:
     """Ingest, clean, split, train the two-tower model and ALS, and write the FAISS index.
 
     With no data argument it builds on the embedded default dataset (MovieLens-100k).
     """
     from recsys.defaults import ARTIFACTS_ROOT
     from recsys.inputs import resolve_data
+    from recsys.threads import configure
+
+    configure(threads)
     from recsys.pipeline import RerankOptions, build, build_options
     from recsys.rerank.train import RerankTrainConfig
     from recsys.retrieval.als import ALSConfig

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from recsys.cli.options import THREADS
 from recsys.defaults import DEFAULT_ARTIFACTS, RERANK_DEPTH
 from recsys.errors import ConfigError
 
@@ -30,12 +31,17 @@ def parse_ks(text: str) -> tuple[int, ...]:
 @click.option("--rerank-depth", type=click.IntRange(1, 10_000), default=RERANK_DEPTH, show_default=True,
               help="How many fused candidates the reranker reorders.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(artifacts: Path, ks: str, device: str | None, no_rerank: bool, rerank_depth: int, as_json: bool) -> None:
+@THREADS
+def evaluate(artifacts: Path, ks: str, device: str | None, no_rerank: bool, rerank_depth: int, as_json: bool,
+             threads: int | None) -> None:
     """Recall@N of each candidate source and of the fused list, NDCG@k / Recall@k of the final
     list, with paired bootstrap 95% intervals for the differences (full-catalogue ranking)."""
     from recsys.artifacts import Artifact
     from recsys.eval.funnel import funnel_table
     from recsys.pipeline import evaluate_artifact
+    from recsys.threads import configure
+
+    configure(threads)
 
     cut = parse_ks(ks)
     art = Artifact.open(artifacts)

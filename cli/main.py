@@ -44,6 +44,7 @@ def _register() -> None:
     from recsys.cli.build import build_index
     from recsys.cli.data import data
     from recsys.cli.evaluate import evaluate
+    from recsys.cli.info import info
     from recsys.cli.items import add_items
     from recsys.cli.needs import needs
     from recsys.cli.query import query, recommend
@@ -60,6 +61,7 @@ def _register() -> None:
     cli.add_command(needs)
     cli.add_command(serve)
     cli.add_command(forget)
+    cli.add_command(info)
 
 
 _register()

@@ -12,6 +12,9 @@ from recsys.inputs import DataOptions
 from recsys.schema import VALUE_KINDS
 
 _PATH = click.Path(path_type=Path)
+THREADS = click.option("--threads", type=click.IntRange(1, 4096), default=None,
+                       help="CPU threads for torch, BLAS, faiss and ALS (default: $RECSYS_THREADS, else the CPUs "
+                            "this process may use: its affinity and container quota).")
 
 
 def _csv(value: str | None) -> list[str] | None:

@@ -12,9 +12,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from recsys.cli.options import THREADS
 from recsys.defaults import DEFAULT_ARTIFACTS
 from recsys.errors import DataError
 from recsys.retrieval.sources import names as source_names
+from recsys.threads import configure
 
 ARTIFACTS = click.option("--artifacts", type=click.Path(path_type=Path), default=DEFAULT_ARTIFACTS,
                          show_default=True, help="An artifact folder written by `recsys build-index`.")
@@ -71,9 +73,11 @@ def load_engine(artifacts: Path, rerank: bool = True, fusion_weights: str | None
 @FUSION_WEIGHTS
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--timing", is_flag=True, help="Print load and query times (ms) on stderr.")
+@THREADS
 def query(artifacts: Path, user: str, k: int, history: str | None, context: str | None, include_seen: bool,
-          no_rerank: bool, fusion_weights: str | None, as_json: bool, timing: bool) -> None:
+          no_rerank: bool, fusion_weights: str | None, as_json: bool, timing: bool, threads: int | None) -> None:
     """The ranked list for --user: item id, title, fused score, provenance, and the history items behind it."""
+    configure(threads)
     t0 = time.perf_counter()
     rec, user_ids = load_engine(artifacts, not no_rerank, fusion_weights)
     t1 = time.perf_counter()
@@ -129,11 +133,13 @@ def _read_users(path: str) -> list[str]:
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=1024, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--timing", is_flag=True, help="Print load time and throughput on stderr.")
+@THREADS
 def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool, no_rerank: bool,
-              fusion_weights: str | None, batch_size: int, quiet: bool, timing: bool) -> None:
+              fusion_weights: str | None, batch_size: int, quiet: bool, timing: bool, threads: int | None) -> None:
     """Batch inference: one JSON line per user, {"user_id", "items", "scores"}, written atomically."""
     from tqdm.auto import tqdm
 
+    configure(threads)
     users = _read_users(users_path)
     t0 = time.perf_counter()
     rec, user_ids = load_engine(artifacts, not no_rerank, fusion_weights)

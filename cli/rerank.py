@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from recsys.cli.options import THREADS
 from recsys.defaults import DEFAULT_ARTIFACTS
 
 
@@ -34,8 +35,9 @@ from recsys.defaults import DEFAULT_ARTIFACTS
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
+@THREADS
 def train_reranker(artifacts: Path, reranker_model, epochs, loss, layers, max_length, lists, include_seen, fp32,
-                   device, seed, quiet, as_json) -> None:
+                   device, seed, quiet, as_json, threads) -> None:
     """Fine-tune the click/purchase cross-encoder on the artifact's split and add it."""
     from tqdm.auto import tqdm
 
@@ -44,6 +46,9 @@ def train_reranker(artifacts: Path, reranker_model, epochs, loss, layers, max_le
     from recsys.pipeline import train_reranker as add_reranker
     from recsys.rerank.model import RerankerConfig
     from recsys.rerank.train import RerankTrainConfig
+    from recsys.threads import configure
+
+    configure(threads)
 
     if quiet:
         logging.getLogger("transformers").setLevel(logging.ERROR)

@@ -28,18 +28,21 @@ def _store_path(artifacts: Path, store: Path | None) -> Path:
 @click.option("--always-rerank", is_flag=True,
               help="Serve the reranker even if it did not beat the fused list on validation (for measurements).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
+@click.option("--threads", type=click.IntRange(1, 4096), default=None,
+              help="CPU threads per request's model call (default 1: a request's small forward pass gains nothing "
+                   "from more; requests run in parallel instead).")
 def serve(artifacts: Path, store: Path | None, host: str, port: int, no_rerank: bool, always_rerank: bool,
-          device: str | None) -> None:
+          device: str | None, threads: int | None) -> None:
     """The HTTP JSON API: /recommend, /similar, /needs, /events, /health (schema at /openapi.json).
 
     User ids are hashed exactly as the artifact's were (build-index --hash-user-ids, key in $RECSYS_ID_KEY).
     """
-    import torch
     import uvicorn
 
     from recsys.serve.app import create_app
+    from recsys.threads import configure
 
-    torch.set_num_threads(1)  # one request's small forward pass: threads cost more than they give
+    configure(threads or 1)  # the service's own setting: one thread per request's small forward pass
     app = create_app(artifacts, _store_path(artifacts, store), device=device, rerank=False if no_rerank else "always" if always_rerank else True)
     click.echo(f"serving {artifacts} on http://{host}:{port} (events: {_store_path(artifacts, store)})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

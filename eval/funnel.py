@@ -98,7 +98,8 @@ def head_auc(task: EvalTask, items: np.ndarray, click: np.ndarray, buy: np.ndarr
     if out["bought"] and np.isfinite(buy[keep]).all():  # a purchase head that learnt, and purchases to score it on
         out["auc_purchase"] = auc(buy[keep], bought_y[keep])
         both = keep & touched_y  # among the touched candidates only: does it tell a purchase from a view?
-        out["auc_purchase_among_touched"] = auc(buy[both], bought_y[both])
+        if bought_y[both].any() and not bought_y[both].all():  # undefined where every touched one was bought
+            out["auc_purchase_among_touched"] = auc(buy[both], bought_y[both])
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
@@ -120,8 +121,10 @@ def funnel_table(f: Funnel) -> str:
         lines.append(f"| {k} | {v['diff']:+.4f} | [{v['low']:+.4f}, {v['high']:+.4f}] |")
     if f.heads:
         h = f.heads
-        buy = (f"AUC P(purchase) {h['auc_purchase']}, AUC P(purchase) among the touched "
-               f"{h['auc_purchase_among_touched']}" if h["auc_purchase"] is not None else
+        among = h["auc_purchase_among_touched"]
+        buy = (f"AUC P(purchase) {h['auc_purchase']}" + (f", AUC P(purchase) among the touched {among}" if among is not
+                                                           None else " (every touched candidate was bought)")
+               if h["auc_purchase"] is not None else
                "P(purchase) not scored (no purchase in the held-out period, or no purchase head learnt)")
         lines += ["", f"Reranker heads over {h['candidates']} candidates ({h['touched']} touched, {h['bought']} bought "
                       f"in the held-out period): AUC P(click) {h['auc_click']}, {buy}."]

@@ -1,5 +1,5 @@
 """``python -m recsys`` (and ``torchrun ... -m recsys build-index``): the ``recsys`` command."""
 
-from recsys.cli.main import main
+from recsys.cli.launch import main
 
 main()

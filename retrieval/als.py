@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from recsys import threads
 from recsys.errors import ConfigError
 from recsys.schema import EventWeights
 
@@ -114,7 +115,7 @@ class ALSCandidates:
             return GPUALS(**kwargs)
         from implicit.cpu.als import AlternatingLeastSquares
 
-        return AlternatingLeastSquares(**kwargs, num_threads=0)
+        return AlternatingLeastSquares(**kwargs, num_threads=threads.current())
 
     def fit(self, confidence: sp.csr_matrix, show_progress: bool = False) -> ALSCandidates:
         matrix = _weighted(confidence.tocsr().astype(np.float32), self.cfg.weighting)
