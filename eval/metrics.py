@@ -59,6 +59,27 @@ def ndcg_at_k(ranking: Sequence[int], targets: Iterable[int], k: int) -> float:
     return dcg / idcg
 
 
+def ndcg_many(rankings: np.ndarray, targets: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """:func:`ndcg_at_k` of every row of ``rankings`` (rows, ≥k item indices, -1 pads) at once.
+
+    >>> ndcg_many(np.array([[7, 1], [1, 9]]), [np.array([1]), np.array([1, 2])], 2).round(4).tolist()
+    [0.6309, 0.6131]
+    """
+    rankings = np.asarray(rankings, dtype=np.int64)[:, :k]
+    rows, width = rankings.shape
+    sizes = np.array([np.unique(t).size for t in targets], dtype=np.int64)
+    if rows == 0:
+        return np.zeros(0)
+    span = int(max(rankings.max(initial=0), max((int(np.max(t)) for t in targets if len(t)), default=0))) + 2
+    wanted = np.concatenate([r * span + np.asarray(t, dtype=np.int64) for r, t in enumerate(targets)]) \
+        if sizes.sum() else np.zeros(0, np.int64)
+    keys = np.arange(rows)[:, None] * span + np.where(rankings >= 0, rankings, span - 1)
+    hits = np.isin(keys, wanted)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(sizes, k)]
+    return np.where(sizes > 0, (hits * discounts[:width]).sum(1) / np.where(ideal > 0, ideal, 1.0), 0.0)
+
+
 def mrr_at_k(ranking: Sequence[int], targets: Iterable[int], k: int | None = None) -> float:
     """MRR@k = 1 / rank of the first target in the top k (0 if none); k=None looks at the whole list.
 

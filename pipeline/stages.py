@@ -122,6 +122,7 @@ def text_stage(ctx: BuildContext) -> None:
     ctx.encoder, ctx.text_vectors, info = encode_catalogue(ctx.texts, ctx.opts, ctx.device, ctx.base,
                                                            ctx.writer.out_dir, ctx.timer.say)
     ctx.writer.manifest["config"]["text_model"] = ctx.encoder.name
+    ctx.writer.manifest["config"]["text_precision"] = info["text_precision"]
     ctx.writer.save_table(layout.TEXT_KEYS, pl.DataFrame({"key": info.pop("keys")}))
     ctx.writer.save_array(layout.TEXT_VECTORS, ctx.text_vectors)
     if hasattr(ctx.encoder, "save"):

@@ -15,7 +15,8 @@ import logging
 import numpy as np
 import polars as pl
 
-from recsys.eval.protocols import EvalTask, score_rankings
+from recsys.eval.metrics import ndcg_many
+from recsys.eval.protocols import EvalTask
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,13 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
              for name, parts in lists.items()}
     grids = {name: rec.sources[name].fusion_grid for name in lists if len(rec.sources[name].fusion_grid) > 1}
     names = list(grids)
-    results = []
-    for combo in itertools.product(*(grids[n] for n in names)):
-        weights = dict(zip(names, combo))
-        ranked = rec.fuse(lists, weights=weights).items[:, :k]
-        results.append((score_rankings(sub, ranked, ks=(k,))[0][f"ndcg@{k}"], weights))
-    default = score_rankings(sub, rec.fuse(lists, weights={n: 1.0 for n in names}).items[:, :k], ks=(k,))[0][f"ndcg@{k}"]
+
+    def ndcg(weights: dict) -> float:
+        return float(ndcg_many(rec.fuse(lists, weights=weights).items[:, :k], sub.targets, k).mean())
+
+    results = [(ndcg(dict(zip(names, combo))), dict(zip(names, combo)))
+               for combo in itertools.product(*(grids[n] for n in names))]
+    default = ndcg({n: 1.0 for n in names})
     best, weights = max(results, key=lambda r: r[0])  # first best wins ties: each grid lists smaller weights first
     log.info("fusion weights (%s): %s, validation NDCG@%d %.4f (all 1: %.4f)",
              "seen kept" if include_seen else "seen excluded", weights, k, best, default)

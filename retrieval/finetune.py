@@ -37,6 +37,9 @@ class FinetunedText(nn.Module):
     @classmethod
     def from_encoder(cls, encoder, texts: Sequence[str], n_layers: int, batch_size: int = 256) -> FinetunedText:
         """Cache the states entering the top ``n_layers`` of ``encoder`` (a :class:`TextEncoder`)."""
+        if getattr(encoder, "precision", "fp32") != "fp32":
+            raise ConfigError("--finetune-text-layers: the text encoder runs in int8, whose layers cannot be tuned; "
+                              "give an fp32 one (TextEncoder(..., int8=False))")
         model = encoder.model
         layers = model.encoder.layer
         if not 1 <= n_layers <= len(layers):

@@ -147,11 +147,18 @@ class NextItemStep(nn.Module):
 
 
 def _seen_before(inp: dict[str, torch.Tensor], mask: torch.Tensor, pos: torch.Tensor, n_items: int) -> torch.Tensor:
-    """(rows of ``mask``, n_items): the items of the window up to each position, its target excepted."""
+    """(rows of ``mask``, n_items): the items of the window up to each position, its target excepted.
+
+    Each item's first position in its window (``length`` when absent) is found once; a position has
+    seen the items whose first position is at or before it.
+    """
     b, length = inp["items"].shape
-    seen = torch.zeros(b, length, n_items, dtype=torch.bool, device=pos.device)
-    seen.scatter_(2, inp["items"].unsqueeze(-1), inp["valid"].unsqueeze(-1))
-    seen = seen.to(torch.uint8).cummax(dim=1).values.bool()[mask]
+    where = torch.arange(length, device=pos.device).expand(b, length)
+    where = torch.where(inp["valid"], where, torch.full_like(where, length))
+    first = torch.full((b, n_items), length, dtype=torch.long, device=pos.device)
+    first.scatter_reduce_(1, inp["items"], where, reduce="amin")
+    row = torch.arange(b, device=pos.device).unsqueeze(1).expand(b, length)[mask]
+    seen = first[row] <= where.masked_fill(~inp["valid"], -1)[mask].unsqueeze(1)
     seen[torch.arange(pos.numel(), device=pos.device), pos] = False
     return seen
 

@@ -39,20 +39,23 @@ class SimilarSource(CandidateSource):
     def candidates(self, batch: Batch, n: int, include_seen: bool, allowed=None) -> tuple[np.ndarray, np.ndarray]:
         ids, scores = empty_lists(len(batch), n)
         latest, seen = self.latest(batch), batch.seen()
-        queries = np.concatenate([q for q in latest if q.size]) if any(q.size for q in latest) else None
-        if queries is None:
+        sizes = np.array([q.size for q in latest])
+        if not sizes.any():
             return ids, scores
-        extra = 0 if include_seen else max((s.size for s in seen), default=0)
+        queries = np.concatenate(latest)
+        extra = 0 if include_seen else int(max((s.size for s in seen), default=0))
         found, sims = self.index.search(self.item_vectors[queries], min(n + extra + 1, self.space.n_items))
-        at = 0
-        for r, q in enumerate(latest):
-            best: dict[int, float] = {}
-            for age in range(q.size):
-                for j, s in zip(found[at + age], sims[at + age]):
-                    if j >= 0 and j != q[age] and (include_seen or j not in seen[r]):
-                        best[int(j)] = max(best.get(int(j), -np.inf), float(s) * self.decay ** age)
-            at += q.size
-            top = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-            for k, (j, s) in enumerate(top):
-                ids[r, k], scores[r, k] = j, s
+        ages = np.concatenate([np.arange(k) for k in sizes])
+        sims = sims * (self.decay ** ages)[:, None]
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        for r in np.flatnonzero(sizes):
+            j = found[starts[r]:starts[r + 1]].ravel()
+            s = sims[starts[r]:starts[r + 1]].ravel()
+            keep = (j >= 0) & ~np.isin(j, latest[r] if include_seen else seen[r])
+            j, s = j[keep], s[keep]
+            order = np.lexsort((j, -s))  # best score first; an item's first place is its best
+            j, s = j[order], s[order]
+            first = np.unique(j, return_index=True)[1]
+            best = np.sort(first)[:n]  # by score, each item once
+            ids[r, :best.size], scores[r, :best.size] = j[best], s[best]
         return ids, scores

@@ -19,7 +19,7 @@ TEXTS = ["red running shoes", "", "a much longer text about coffee beans and an 
 
 
 def test_untrained_layers_reproduce_the_frozen_encoder(tiny_bert):
-    enc = TextEncoder(str(tiny_bert), device="cpu", max_length=32)
+    enc = TextEncoder(str(tiny_bert), device="cpu", max_length=32, int8=False)
     ft = FinetunedText.from_encoder(enc, TEXTS, n_layers=1).eval()
     got = ft.encode_all()
     want = enc.encode(TEXTS)
@@ -32,7 +32,7 @@ def test_untrained_layers_reproduce_the_frozen_encoder(tiny_bert):
 
 
 def test_layer_count_and_encoder_are_checked(tiny_bert):
-    enc = TextEncoder(str(tiny_bert), device="cpu")
+    enc = TextEncoder(str(tiny_bert), device="cpu", int8=False)
     with pytest.raises(ConfigError, match=r"--finetune-text-layers 3: the text model has 2 layers; give 1\.\.2"):
         FinetunedText.from_encoder(enc, TEXTS, n_layers=3)
     d = generate_synthetic(n_users=20, n_items=16, n_needs=3, seed=1)
@@ -43,7 +43,7 @@ def test_layer_count_and_encoder_are_checked(tiny_bert):
 
 def test_build_tunes_the_top_layer_and_stores_its_vectors(tiny_bert, tmp_path):
     d = generate_synthetic(n_users=80, n_items=40, n_needs=4, seed=4)
-    enc = TextEncoder(str(tiny_bert), device="cpu", max_length=16)
+    enc = TextEncoder(str(tiny_bert), device="cpu", max_length=16, int8=False)
     opts = BuildOptions(holdout="temporal", finetune_text_layers=1, text_encoder=enc, show_progress=False,
                         tower=TowerConfig(dim=16, max_len=10, n_layers=1), sources={"als": None},
                         train=TrainConfig(epochs=2, pretrain_epochs=0, text_lr=1e-3, patience=5))

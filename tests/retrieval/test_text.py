@@ -6,13 +6,13 @@ from recsys.retrieval.text import TextEncoder, encode_with_cache, text_key
 
 
 def test_tiny_encoder_shapes_and_empty_text(tiny_bert):
-    enc = TextEncoder(tiny_bert, device="cpu", batch_size=2)
+    enc = TextEncoder(tiny_bert, device="cpu", batch_size=2, int8=False)
     v = enc.encode(["red running shoes", "", "a much longer text about coffee beans and grinders"])
     assert v.shape == (3, 32) and v.dtype == np.float32
     assert np.allclose(np.linalg.norm(v[[0, 2]], axis=1), 1.0, atol=1e-5)
     assert not v[1].any()  # empty text: zero vector (an ID-only item)
     # batching and length-sorting do not change the result
-    again = TextEncoder(tiny_bert, device="cpu", batch_size=64).encode(["a much longer text about coffee beans and grinders"])
+    again = TextEncoder(tiny_bert, device="cpu", batch_size=64, int8=False).encode(["a much longer text about coffee beans and grinders"])
     assert np.allclose(again[0], v[2], atol=1e-5)
 
 
@@ -39,3 +39,21 @@ def test_default_minilm_offline(monkeypatch):
     assert v[0] @ v[1] > v[0] @ v[2]
     # the default vocabulary barely covers Chinese: 6 of 13 tokens are [UNK]
     assert enc.unk_rate(["华为 Mate 60 Pro 智能手机 5G 黑色"]) == pytest.approx(6 / 13)
+
+
+def test_int8_on_the_cpu_stays_close_to_fp32(tiny_bert):
+    texts = ["red running shoes", "espresso beans", "a garden rake with a long handle"]
+    fp32 = TextEncoder(tiny_bert, device="cpu", int8=False)
+    int8 = TextEncoder(tiny_bert, device="cpu")
+    assert (fp32.precision, int8.precision) == ("fp32", "int8")  # int8 is the CPU's default
+    cos = (fp32.encode(texts) * int8.encode(texts)).sum(1)
+    assert cos.min() > 0.9
+
+
+def test_a_recurring_text_is_encoded_once(tiny_bert):
+    enc = TextEncoder(tiny_bert, device="cpu")
+    calls = []
+    real = enc.encode
+    enc.encode = lambda texts, show_progress=False: calls.append(list(texts)) or real(texts)
+    out, n = encode_with_cache(enc, ["mug", "mug", "", "cup", "mug"])
+    assert n == 3 and calls == [["mug", "", "cup"]] and np.array_equal(out[0], out[4])
