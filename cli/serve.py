@@ -31,21 +31,42 @@ def _store_path(artifacts: Path, store: Path | None) -> Path:
 @click.option("--threads", type=click.IntRange(1, 4096), default=None,
               help="CPU threads per request's model call (default 1: a request's small forward pass gains nothing "
                    "from more; requests run in parallel instead).")
+@click.option("--admin-token", envvar="RECSYS_ADMIN_TOKEN", default=None, show_envvar=True,
+              help="Bearer token of /admin/* (compared in constant time); without one the admin routes are off.")
+@click.option("--events-token", envvar="RECSYS_EVENTS_TOKEN", default=None, show_envvar=True,
+              help="Bearer token POST /events needs (default: none needed).")
+@click.option("--artifacts-root", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The folder /admin/reload may load artifacts from (default: the served artifact's parent).")
+@click.option("--allowed-hosts", default=None, metavar="NAME,...",
+              help="Host names clients may reach the server by, besides localhost (needed to bind beyond it).")
 def serve(artifacts: Path, store: Path | None, host: str, port: int, no_rerank: bool, always_rerank: bool,
-          device: str | None, threads: int | None) -> None:
+          device: str | None, threads: int | None, admin_token: str | None, events_token: str | None,
+          artifacts_root: Path | None, allowed_hosts: str | None) -> None:
     """The HTTP JSON API: /recommend, /similar, /needs, /events, /health (schema at /openapi.json).
 
     User ids are hashed exactly as the artifact's were (build-index --hash-user-ids, key in $RECSYS_ID_KEY).
     """
     import uvicorn
 
-    from recsys.serve.app import create_app
+    from recsys.errors import ConfigError
+    from recsys.serve.app import LOCAL_HOSTS, create_app
+    from recsys.serve.guard import HeaderTimeoutH11
     from recsys.threads import configure
 
+    hosts = [h.strip() for h in (allowed_hosts or "").split(",") if h.strip()]
+    if host not in LOCAL_HOSTS and not hosts:
+        raise ConfigError(f"--host {host}: beyond localhost, name the hosts clients will reach it by with "
+                          "--allowed-hosts (e.g. --allowed-hosts shop.example.com), so that no other Host is served")
+    if admin_token is not None and len(admin_token) < 16:
+        raise ConfigError("--admin-token: give a secret of at least 16 characters")
     configure(threads or 1)  # the service's own setting: one thread per request's small forward pass
-    app = create_app(artifacts, _store_path(artifacts, store), device=device, rerank=False if no_rerank else "always" if always_rerank else True)
-    click.echo(f"serving {artifacts} on http://{host}:{port} (events: {_store_path(artifacts, store)})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    app = create_app(artifacts, _store_path(artifacts, store), device=device,
+                     rerank=False if no_rerank else "always" if always_rerank else True, admin_token=admin_token,
+                     events_token=events_token, artifacts_root=artifacts_root, allowed_hosts=hosts + [host])
+    click.echo(f"serving {artifacts} on http://{host}:{port} (events: {_store_path(artifacts, store)}; admin routes "
+               f"{'on' if admin_token else 'off'})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=5,
+                h11_max_incomplete_event_size=16 * 1024, http=HeaderTimeoutH11)
 
 
 @click.command("forget")
@@ -69,11 +90,11 @@ def forget(artifacts: Path, store: Path | None, user: str, as_json: bool) -> Non
     path = _store_path(artifacts, store)
     in_store = EventStore(path).forget(uid) if path.exists() else 0
     try:
-        out = forget_in_artifact(artifacts, uid)
+        out = forget_in_artifact(artifacts, uid, raw_id=user)
     except DataError:  # not in the artifact: fine when the store knew the user (a user new since the build)
         if not in_store:
             raise
-        out = {"user_index": None, "rows_removed": {}}
+        out = {"user_index": None, "rows_removed": {}, "files_scrubbed": []}
     out = {"user": user, "store_events_removed": in_store, **out}
     if as_json:
         click.echo(json.dumps(out))

@@ -9,11 +9,13 @@ and the served model is trained again on every event for that many epochs.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 
+from recsys.errors import DataError
 from recsys.eval.protocols import rank, score_rankings, with_indices
 from recsys.retrieval.model import TwoTower
 from recsys.retrieval.sequences import build_sequences
@@ -21,6 +23,9 @@ from recsys.retrieval.train import TrainConfig, pretrain, train
 from recsys.sources import FitInfo
 
 from .provider import StageData
+
+log = logging.getLogger(__name__)
+MIN_LEARNERS = 20  # users with two events or more; below this the model has next to nothing to learn from
 
 
 def fit_two_tower(model: TwoTower, stage: StageData, everything, users, items, weights, cfg: TrainConfig,
@@ -33,6 +38,14 @@ def fit_two_tower(model: TwoTower, stage: StageData, everything, users, items, w
     n_users = len(users)
     task = stage.task(users, items)
     seq = build_sequences(task.history, n_users, weights, model.cfg.n_gap_buckets)
+    learners = int((seq.lengths() >= 2).sum())
+    if learners == 0:
+        raise DataError(f"no user has two or more events before the validation targets ({int((seq.lengths() > 0).sum()):,} "
+                        "users with one each): the two-tower model learns what follows what; give a longer history "
+                        "per user (a longer period), or check that user_id is mapped to the user column")
+    if learners < MIN_LEARNERS:
+        log.warning("only %d users have two or more events to learn from: the two-tower model will be weak; give a "
+                    "longer history per user if you can", learners)
     k = cfg.eval_k
 
     def validate(m: TwoTower) -> float:

@@ -25,6 +25,7 @@ import polars as pl
 
 from . import __version__, layout
 from .errors import ArtifactError
+from .manifest import check_signature, sign, validate
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,8 @@ class ArtifactWriter:
             files=files, packages=package_versions(),
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
+        self.manifest.pop("signature", None)
+        self.manifest = sign(self.manifest)
         (self.tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2, sort_keys=True, default=str) + "\n")
         for p in self.tmp.rglob("*"):
             if p.is_file():
@@ -217,22 +220,27 @@ class Artifact:
             raise ArtifactError(f"{path}: no {MANIFEST}; this is not a recsys artifact (rebuild it)")
         try:
             manifest = json.loads(mpath.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
             raise ArtifactError(f"{mpath}: unreadable manifest ({e.msg if hasattr(e, 'msg') else e}); rebuild the artifact") from None
-        version = manifest.get("schema_version")
-        if version != SCHEMA_VERSION:
+        version = manifest.get("schema_version") if isinstance(manifest, dict) else None
+        if isinstance(manifest, dict) and version != SCHEMA_VERSION:
             raise ArtifactError(
                 f"{path}: artifact schema version {version}, this recsys {__version__} reads version "
                 f"{SCHEMA_VERSION}; rebuild it with this version"
             )
+        validate(manifest, path)
+        check_signature(manifest, path)
         art = cls(path, manifest)
         if verify:
             art.verify()
         return art
 
     def verify(self) -> None:
+        root = self.path.resolve()
         for name, meta in self.manifest.get("files", {}).items():
             p = self.path / name
+            if not p.resolve().is_relative_to(root):  # a link out of the folder
+                raise ArtifactError(f"{self.path}: file {name} lies outside the artifact folder; rebuild the artifact")
             if not p.is_file():
                 raise ArtifactError(f"{self.path}: file {name} listed in the manifest is missing; rebuild the artifact")
             if file_sha256(p) != meta["sha256"]:
@@ -249,7 +257,11 @@ class Artifact:
         return name in self.manifest.get("files", {})
 
     def load_array(self, name: str, mmap: bool = False) -> np.ndarray:
-        return np.load(self.file(name), allow_pickle=False, mmap_mode="r" if mmap else None)
+        try:
+            return np.load(self.file(name), allow_pickle=False, mmap_mode="r" if mmap else None)
+        except ValueError as e:  # object arrays (they would need pickle) and malformed files
+            raise ArtifactError(f"{self.path}: {name} is not a plain array file ({str(e)[:80]}); rebuild the "
+                                "artifact") from None
 
     def load_table(self, name: str) -> pl.DataFrame:
         return pl.read_parquet(self.file(name))

@@ -7,8 +7,8 @@ rule                      what it does                                          
 ========================  ===================================================================  ==================
 missing_user_id,          ids that are empty, blank or a missing-value marker (NA, N/A,        on; ``--na-values``
 missing_item_id           NaN, null, None, ...) are missing: the row is dropped
-missing_event,            no event type; a missing or unparseable timestamp                    on
-bad_timestamp
+missing_event,            no event type; a missing or unparseable timestamp, or one before     on
+bad_timestamp             1900 or after 2200
 exact_duplicates          rows equal in every contract column: the first is kept               on
 nonpositive_price         a price of 0 or below (free lines, adjustments, errors)              on
 returns                   a quantity of 0 or below, or an order id marked as a cancellation:   dropped;
@@ -177,7 +177,8 @@ def clean_events(
     if "session_id" in df.columns:  # a marker in the optional session column just means "no session"
         df = df.with_columns(pl.when(_present("session_id", na)).then(pl.col("session_id")).alias("session_id"))
     df = _step(report, "missing_event", df, pl.col("event").is_not_null())
-    df = _step(report, "bad_timestamp", df, pl.col("timestamp").is_not_null(), "missing or unparseable timestamp",
+    df = _step(report, "bad_timestamp", df, pl.col("timestamp").is_not_null(),
+               "missing, unparseable or outside 1900-2200 timestamp",
                advice="map the time column with --map timestamp=COLUMN (and --timestamp-unit s|ms)")
     if config.dedupe:
         cols = [c for c in df.columns if c != "_row"]
@@ -203,7 +204,7 @@ def clean_events(
         keep = ~pl.col("user_id").is_in(pl.Series(users, dtype=pl.Utf8).implode()) if config.drop_suspicious_users \
             else pl.lit(True)
         df = _step(report, "suspicious_users", df, keep,
-                   f"users with over {config.max_user_share:.0%} of all events", flagged=users,
+                   f"users with over {config.max_user_share:.0%} of all events", flagged=users, flags="users",
                    advice="a placeholder account (guest, NA) or a bot: drop them with --drop-suspicious-users, or "
                           "map the real user column")
     if config.kcore_users or config.kcore_items:
@@ -237,7 +238,7 @@ def _non_products(report: CleaningReport, df: pl.DataFrame, config: CleaningConf
     return _step(report, "non_products", df, ~pl.col("item_id").is_in(pl.Series(drop, dtype=pl.Utf8).implode()),
                  "fees, postage, adjustments" + (f"; {len(by_share)} in over {config.non_product_order_share:.0%} "
                                                  "of orders" if by_share else ""),
-                 flagged=flagged, items=drop,
+                 flagged=flagged, flags="items", items=drop,
                  advice="change what counts with --non-product-pattern, or keep them with --keep-non-products")
 
 

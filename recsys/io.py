@@ -6,6 +6,8 @@ column or row, and the fix.
 
 from __future__ import annotations
 
+import codecs
+import io
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,6 +31,7 @@ _NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%
                   "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
 _ZONE_SUFFIX = r"\s*(UTC|GMT|Z)$"
 _MS_THRESHOLD = 1e11  # a Unix time above this is in milliseconds (1e11 s is the year 5138)
+MIN_MS, MAX_MS = -2_208_988_800_000, 7_258_118_400_000  # 1900-01-01 and 2200-01-01: times a shop's events can have
 
 
 def parse_mapping(pairs: Iterable[str] | Mapping[str, str] | None, option: str = "--map") -> dict[str, str]:
@@ -66,8 +69,6 @@ def _check_file(path: Path) -> str:
 
 def _first_bad_utf8(path: Path) -> tuple[int, int, int] | None:
     """(line, byte offset, byte) of the first invalid UTF-8 sequence, or None."""
-    import codecs
-
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, line = 0, 1
     with open(path, "rb") as f:
@@ -97,7 +98,10 @@ def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pl.DataFra
     path = Path(path)
     fmt = _check_file(path)
     text_columns = set(text_columns)
+    source: Path | io.BytesIO = path
     if fmt in ("csv", "tsv", "jsonl"):
+        source = _utf8(path)
+    if fmt in ("csv", "tsv", "jsonl") and source is path:
         bad = _first_bad_utf8(path)
         if bad is not None:
             line, offset, byte = bad
@@ -107,11 +111,11 @@ def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pl.DataFra
             )
     try:
         if fmt in ("csv", "tsv"):
-            df = pl.read_csv(path, separator=_separator(path, fmt), infer_schema=False)
+            df = pl.read_csv(source, separator=_separator(path, fmt), infer_schema=False)
         elif fmt == "parquet":
             df = pl.read_parquet(path)
         else:
-            df = pl.read_ndjson(path, infer_schema_length=None)
+            df = pl.read_ndjson(source, infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{path}: cannot be read as {fmt.upper()}: {first}") from None
@@ -132,11 +136,41 @@ def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pl.DataFra
     return df
 
 
+BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _utf8(path: Path) -> Path | io.BytesIO:
+    """The file as UTF-8 without a byte-order mark: itself, or (a UTF-8 file with a BOM, or UTF-16, as
+    Excel and Windows tools write) its text re-encoded in memory."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    for bom, encoding in BOMS:
+        if head.startswith(bom):
+            try:
+                text = path.read_bytes().decode(encoding)
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}: starts as {encoding.upper()} but byte {e.start} is not; re-encode it, e.g. "
+                                f"iconv -f {encoding.upper().replace('-SIG', '')} -t UTF-8 {path.name} > "
+                                f"{path.stem}.utf8{path.suffix}") from None
+            log.info("%s: read as %s", path, encoding)
+            return io.BytesIO(text.encode("utf-8"))
+    if head.count(b"\x00") * 4 > len(head):  # text whose every other byte is zero: UTF-16 without its mark
+        order = "LE" if head[1:2] == b"\x00" else "BE"
+        raise DataError(f"{path}: looks like UTF-16 without a byte-order mark; re-encode it, e.g. iconv -f UTF-16{order} "
+                        f"-t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}")
+    return path
+
+
 def _separator(path: Path, fmt: str) -> str:
     """The delimiter of a CSV/TSV file, from its header line: a ``.csv`` whose header holds tabs (or
     semicolons) and no comma is read with those (a tab-separated export named ``.csv``)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        header = f.readline()
+    with open(path, "rb") as f:
+        raw = f.read(1 << 16)
+    for bom, encoding in BOMS:
+        if raw.startswith(bom):
+            raw = raw.decode(encoding, errors="replace").encode("utf-8")
+            break
+    header = raw.decode("utf-8", errors="replace").splitlines()[0] if raw else ""
     if fmt == "tsv" or ("," not in header and "\t" in header):
         sep = "\t"
     elif "," not in header and ";" in header:
@@ -240,11 +274,12 @@ def _parse_dates(text: pl.Series, sample: int = 10_000) -> pl.Series:
 
 def _epoch_ms(numbers: pl.Series, unit: str | None) -> pl.Series:
     if unit is None:
-        median = numbers.drop_nulls().abs().median()
+        size = numbers.drop_nulls().abs()
+        median = size.filter(size <= MAX_MS).median()  # out-of-range values (1e30, inf) say nothing of the unit
         unit = "ms" if median is not None and median > _MS_THRESHOLD else "s"
     scale = 1.0 if unit == "ms" else 1000.0
     ms = (numbers * scale).round(0)
-    ms = ms.set(ms.is_nan() | ms.is_infinite(), None)
+    ms = ms.set(ms.is_nan() | ms.is_infinite() | (ms < MIN_MS) | (ms > MAX_MS), None)  # unreadable: the rule reports it
     return ms.cast(pl.Int64).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
 
 
@@ -345,7 +380,7 @@ def _check_timestamps(raw: pl.Series, parsed: pl.Series, source: str, column: st
         row = int(failed.arg_true()[0])
         raise DataError(
             f"{source}: column {column!r} is not a timestamp ({int(failed.sum())} of {n_given} values "
-            f"unparseable, e.g. row {row + 1}: {str(raw[row])!r}); use ISO-8601 "
+            f"unparseable or outside 1900-2200, e.g. row {row + 1}: {str(raw[row])[:40]!r}); use ISO-8601 "
             "(2024-05-01T12:00:00Z) or Unix seconds/milliseconds, or map another column with --map timestamp=COLUMN"
         )
 

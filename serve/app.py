@@ -8,9 +8,13 @@ no request is dropped).
 Events posted are committed to the :class:`~recsys.serve.store.EventStore` before the reply; the
 next recommendation for that user reads them (the user tower and ALS fold-in see the fresh
 history). Store events older than the served artifact are taken to be inside it already.
-Bad requests get a 4xx with a one-line ``detail``, never a 500.
-"""
 
+Bad requests get a 4xx with a one-line ``detail`` that never echoes more than a short excerpt of
+the input, never a 500 (:mod:`.guard`: limits counted on bytes, read timeouts, strict JSON).
+``/admin/*`` needs a bearer token (``--admin-token``; off without one) and reloads only artifact
+folders under ``--artifacts-root``, one at a time; ``POST /events`` needs ``--events-token`` when one
+is set; the ``Host`` header must name an allowed host.
+"""
 
 import datetime as dt
 import logging
@@ -19,16 +23,19 @@ import threading
 from pathlib import Path
 from typing import Annotated, NamedTuple
 
-from recsys.errors import RecsysError
+from recsys.artifacts import Artifact
+from recsys.errors import ArtifactError, RecsysError
 from recsys.pipeline import load
 from recsys.privacy import UserIds
 from recsys.retrieval.needs import user_needs
 from recsys.retrieval.recommender import Recommender
+from recsys.serve.guard import EXCERPT, MAX_BODY, BodyGuard, short_errors, token_matches
+from recsys.serve.models import MAX_EVENTS, Events, History
 from recsys.serve.store import EventStore
 
 log = logging.getLogger(__name__)
-MAX_BODY = 256 * 1024  # bytes of a request body
-MAX_EVENTS = 1000  # per POST /events or POST /recommend history
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+__all__ = ["MAX_BODY", "MAX_EVENTS", "create_app"]
 
 
 class Current(NamedTuple):
@@ -41,25 +48,32 @@ class Current(NamedTuple):
 class Served:
     """The artifact being served. A request reads :attr:`current` once and uses that snapshot
     throughout; :meth:`swap` loads a new artifact fully, then replaces the snapshot in one
-    assignment, so in-flight requests finish on the old one and none is dropped. At most
-    ``concurrency`` model calls run at once (default: the CPU count, up to 4)."""
+    assignment, so in-flight requests finish on the old one and none is dropped; one swap runs at a
+    time. At most ``concurrency`` model calls run at once (default: the CPU count, up to 4)."""
 
     def __init__(self, artifacts: Path, device: str | None = None, rerank: bool | str = True,
                  concurrency: int | None = None):
         self.device, self.rerank = device, rerank
         self.slots = threading.BoundedSemaphore(concurrency or min(4, os.cpu_count() or 1))
+        self.swapping = threading.Lock()
         self.current = self._open(artifacts)
 
     def _open(self, artifacts: Path) -> Current:
         rec = load(artifacts, self.device, rerank=self.rerank)
-        created = rec.art.manifest.get("created_at")
-        since = dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).timestamp() \
-            if created else 0.0
+        since = dt.datetime.strptime(rec.art.manifest["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=dt.timezone.utc).timestamp()
         _ = rec.needs  # fitted or loaded now, not during a request
         return Current(rec, UserIds(rec.art.manifest), since, Path(artifacts))
 
-    def swap(self, artifacts: Path) -> None:
-        self.current = self._open(artifacts)  # until this assignment, requests use the old artifact
+    def swap(self, artifacts: Path) -> bool:
+        """Load ``artifacts`` and serve it; False (nothing done) when another swap is running."""
+        if not self.swapping.acquire(blocking=False):
+            return False
+        try:
+            self.current = self._open(artifacts)  # until this assignment, requests use the old artifact
+        finally:
+            self.swapping.release()
+        return True
 
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -80,51 +94,62 @@ def offline_docs(app) -> None:
                                    swagger_favicon_url="/static/swagger-ui/favicon-32x32.png")
 
 
-def create_app(artifacts: str | Path, store: str | Path, device: str | None = None, rerank: bool | str = True,
-               concurrency: int | None = None):
-    from fastapi import Body, FastAPI, HTTPException, Query, Request
-    from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, Field
+def reload_target(given: str | None, current: Path, root: Path) -> Path:
+    """The artifact folder a reload asks for, confined to ``root``; one answer whether it is absent,
+    outside the root or not an artifact, so that a client learns nothing of the disk."""
+    refusal = ArtifactError(f"artifacts {str(given)[:EXCERPT]!r}: not a servable artifact folder under the server's "
+                            "artifacts root; build one there with `recsys build-index --out`")
+    if given is None:
+        return current
+    if len(given) > 1024 or "\x00" in given:
+        raise refusal
+    try:
+        path = Path(given).resolve()  # relative to the server's working folder, as on its command line
+        inside = path.is_relative_to(root.resolve()) and path != root.resolve()
+        Artifact.open(path, verify=False) if inside else None
+    except (OSError, ArtifactError, ValueError):
+        raise refusal from None
+    if not inside:
+        raise refusal
+    return path
 
+
+def create_app(artifacts: str | Path, store: str | Path, device: str | None = None, rerank: bool | str = True,
+               concurrency: int | None = None, admin_token: str | None = None, events_token: str | None = None,
+               artifacts_root: str | Path | None = None, allowed_hosts: list[str] | None = None):
+    """The app serving ``artifacts`` with the event store at ``store``. ``admin_token``: the bearer
+    token of ``/admin/*`` (None: those routes are off); ``events_token``: the one ``POST /events``
+    needs (None: open); ``artifacts_root``: the folder reloads may read from (default: the served
+    artifact's parent); ``allowed_hosts``: ``Host`` names accepted besides the local ones."""
+    from fastapi import Body, FastAPI, Header, HTTPException, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     served = Served(Path(artifacts), device, rerank, concurrency)
     events = EventStore(store)
+    root = Path(artifacts_root) if artifacts_root else Path(artifacts).absolute().parent
     app = FastAPI(title="recsys", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.served, app.state.store = served, events
     offline_docs(app)
-
-    class Event(BaseModel):
-        user_id: str | None = Field(None, max_length=256, description="Required by POST /events.")
-        item_id: str = Field(..., min_length=1, max_length=256)
-        event: str = Field("purchase", max_length=64)
-        timestamp: float | None = Field(None, description="Epoch seconds; default: when received.")
-
-    class Events(BaseModel):
-        events: list[Event] = Field(..., min_length=1, max_length=MAX_EVENTS)
-
-    class History(BaseModel):
-        history: list[Event] = Field(..., min_length=1, max_length=MAX_EVENTS)
-        k: int = Field(10, ge=1, le=1000)
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            return JSONResponse({"detail": f"request body of {size} bytes: at most {MAX_BODY} bytes "
-                                           f"({MAX_EVENTS} events) per request; split it"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOCAL_HOSTS, *(allowed_hosts or [])])
+    app.add_middleware(BodyGuard)  # outermost: nothing reads a body before its bytes are counted
 
     @app.exception_handler(RecsysError)
     async def recsys_error(request: Request, exc: RecsysError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": str(exc)[:EXCERPT * 2]}, status_code=422)
 
-    def check(rec, evs: list[Event]) -> list[tuple[str, str]]:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": short_errors(exc.errors())}, status_code=422)
+
+    def check(rec, evs) -> list[tuple[str, str]]:
         names = rec.weights.names()
         for n, e in enumerate(evs):
             if e.event not in names:
-                raise HTTPException(422, f"events[{n}].event {e.event!r}: not one of {', '.join(names)}")
+                raise HTTPException(422, f"events[{n}].event {e.event[:64]!r}: not one of {', '.join(names)}")
             if e.item_id not in rec.items.lookup:
-                raise HTTPException(422, f"events[{n}].item_id {e.item_id!r}: not in the catalogue; add new "
+                raise HTTPException(422, f"events[{n}].item_id {e.item_id[:64]!r}: not in the catalogue; add new "
                                          "products with `recsys add-items`")
         return [(e.item_id, e.event) for e in evs]
 
@@ -134,8 +159,8 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         rows = events.for_user(uid, since=cur.since, limit=cur.rec.model.cfg.max_len * 4)
         fresh = [(i, e) for i, e, _ in rows if i in cur.rec.items.lookup]
         if uid not in cur.rec.users.lookup and not fresh:
-            raise HTTPException(404, f"user {user!r}: unknown, with no events; POST /events for them first, or "
-                                     "POST /recommend with their history")
+            raise HTTPException(404, f"user {user[:64]!r}: unknown, with no events; POST /events for them first, "
+                                     "or POST /recommend with their history")
         return uid, fresh
 
     @app.get("/health")
@@ -161,7 +186,7 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         fresh = check(cur.rec, body.history)
         with served.slots:
             out = cur.rec.explain_one("\x00anonymous", k=body.k, include_seen=include_seen, fresh=fresh,
-                                         rerank=rerank)
+                                      rerank=rerank)
         return JSONResponse({**out, "user_id": None})
 
     @app.get("/similar")
@@ -170,7 +195,7 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         rec = served.current.rec
         i = rec.items.lookup.get(item, -1)
         if i < 0:
-            raise HTTPException(404, f"item {item!r}: not in the catalogue")
+            raise HTTPException(404, f"item {item[:64]!r}: not in the catalogue")
         with served.slots:
             ids, scores = rec.index.search(rec.item_vectors[i:i + 1], k + 1)
         pairs = [(int(j), float(s)) for j, s in zip(ids[0], scores[0]) if j >= 0 and j != i][:k]
@@ -188,7 +213,9 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         return JSONResponse({**out, "user_id": user})
 
     @app.post("/events")
-    def post_events(body: Events) -> dict:
+    def post_events(body: Events, authorization: Annotated[str | None, Header()] = None) -> dict:
+        if events_token and not token_matches(authorization, events_token):
+            raise HTTPException(401, "POST /events needs the events token: send 'Authorization: Bearer <token>'")
         for n, e in enumerate(body.events):
             if not e.user_id:
                 raise HTTPException(422, f"events[{n}].user_id: required")
@@ -198,8 +225,16 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         return {"stored": len(ids), "ids": ids}
 
     @app.post("/admin/reload")
-    def reload(artifacts: Annotated[str | None, Body(embed=True)] = None) -> dict:
-        served.swap(Path(artifacts) if artifacts else served.current.path)
+    def reload(artifacts: Annotated[str | None, Body(embed=True, max_length=1024)] = None,
+               authorization: Annotated[str | None, Header()] = None) -> dict:
+        if not admin_token:
+            raise HTTPException(403, "the admin routes are off: start the server with --admin-token "
+                                     "(or $RECSYS_ADMIN_TOKEN) to use them")
+        if not token_matches(authorization, admin_token):
+            raise HTTPException(401, "the admin routes need the admin token: send 'Authorization: Bearer <token>'")
+        target = reload_target(artifacts, served.current.path, root)
+        if not served.swap(target):
+            raise HTTPException(409, "a reload is already running; try again when it has finished")
         cur = served.current
         return {"artifact": str(cur.path), "created_at": cur.rec.art.manifest.get("created_at")}
 

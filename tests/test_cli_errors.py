@@ -30,8 +30,8 @@ CASES = [
     ("header.csv", "header.csv: has a header but no rows; give at least one row"),
     ("latin.csv", "latin.csv: not UTF-8 (byte 0xe9 at line 2, offset 38); re-encode it, e.g. "
      "iconv -f latin1 -t utf-8 latin.csv > latin.utf8.csv"),
-    ("garbage.csv", "garbage.csv: column 'timestamp' is not a timestamp (2 of 2 values unparseable, e.g. row 1: "
-     "'banana'); use ISO-8601 (2024-05-01T12:00:00Z) or Unix seconds/milliseconds, or map another column "
+    ("garbage.csv", "garbage.csv: column 'timestamp' is not a timestamp (2 of 2 values unparseable or outside "
+     "1900-2200, e.g. row 1: 'banana'); use ISO-8601 (2024-05-01T12:00:00Z) or Unix seconds/milliseconds, or map another column "
      "with --map timestamp=COLUMN"),
     ("unknown.csv", "unknown.csv: unknown event type 'like' in column 'event' (row 2); known: view, click, cart, "
      "purchase; map it to one with --event-map like=purchase (or view, click, cart), or declare it with "

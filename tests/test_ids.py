@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from recsys.cli.main import cli
 from recsys.io import load_events, load_items
 
+LOCAL = "http://localhost"  # a Host the service accepts
+
 BUILD = ["--text-model", "char-ngram", "--holdout", "temporal", "--epochs", "1", "--pretrain-epochs", "0",
          "--dim", "8", "--max-len", "8", "--quiet", "--no-reranker"]
 
@@ -74,7 +76,7 @@ def test_padded_ids_round_trip_through_the_service(shop, tmp_path):
 
     _, art, catalogue, events = shop
     user, item = events["user_id"][5], sorted(catalogue)[0]
-    with TestClient(create_app(art, tmp_path / "events.sqlite", rerank=False)) as c:
+    with TestClient(create_app(art, tmp_path / "events.sqlite", rerank=False), base_url=LOCAL) as c:
         out = c.get("/recommend", params={"user": user, "k": 5}).json()
         assert out["user_id"] == user and {i["item_id"] for i in out["items"]} <= catalogue
         sim = c.get("/similar", params={"item": item, "k": 3}).json()

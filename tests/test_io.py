@@ -124,3 +124,41 @@ def test_unicode_text_survives(tmp_path):
     items = write(tmp_path / "items.csv", "item_id,title\n1,华为 Mate 60 Pro 智能手机 5G 黑色 📱\n2,Ｆｕｌｌwidth Café\n")
     text = item_text(load_items(items), ["title"]).to_list()
     assert text == ["华为 Mate 60 Pro 智能手机 5G 黑色 📱", "Fullwidth Café"]
+
+
+def test_timestamps_outside_1900_to_2200_become_null_and_are_reported(tmp_path):
+    from recsys.cleaning import CleaningConfig, clean_events
+
+    out = parse_timestamps(pl.Series([1e30, -1e308, 1569888000.0]))
+    assert out.to_list() == [None, None, _utc(2019, 10, 1)]
+    path = write(tmp_path / "ev.csv", "user_id,item_id,event,timestamp\n" + "u1,c,view,1569888000\n" * 3
+                 + "u1,a,view,1e30\nu1,d,view,-inf\n")
+    events, _ = load_events(path)
+    _, report = clean_events(events, CleaningConfig())
+    rule = next(r for r in report.rules if r["rule"] == "bad_timestamp")
+    assert rule["removed"] == 2 and "outside 1900-2200" in rule["note"]
+    write(path, "user_id,item_id,event,timestamp\nu1,a,view,1e30\nu1,b,view,1e30\nu1,c,view,1569888000\n")
+    with pytest.raises(DataError, match=r"column 'timestamp' is not a timestamp \(2 of 3 values unparseable or "
+                                        r"outside 1900-2200, e.g. row 1: '1e\+30'\)"):
+        load_events(path)
+
+
+CSV = "user_id,item_id,event,timestamp\nü1,☕ mug,view,1569888000\n"
+
+
+@pytest.mark.parametrize("encoding, prefix", [("utf-8", b"\xef\xbb\xbf"), ("utf-16-le", b"\xff\xfe"),
+                                               ("utf-16-be", b"\xfe\xff")])
+def test_byte_order_marked_files_are_read(tmp_path, encoding, prefix):
+    path = tmp_path / "ev.csv"
+    path.write_bytes(prefix + CSV.encode(encoding))
+    events, _ = load_events(path)
+    assert events["user_id"].to_list() == ["ü1"] and events["item_id"].to_list() == ["☕ mug"]
+
+
+def test_utf16_without_a_mark_says_how_to_convert(tmp_path):
+    path = tmp_path / "ev.csv"
+    path.write_bytes(CSV.encode("utf-16-le"))
+    with pytest.raises(DataError) as e:
+        load_events(path)
+    assert str(e.value) == (f"{path}: looks like UTF-16 without a byte-order mark; re-encode it, e.g. "
+                            "iconv -f UTF-16LE -t UTF-8 ev.csv > ev.utf8.csv")

@@ -146,3 +146,32 @@ def test_needs_are_stored_named_and_explained(built, data):
     assert all(set(n) >= {"id", "name", "probability", "history_share", "examples", "pointing"} for n in got["latent"])
     item = r.explain_one(user, k=3)["items"][0]
     assert item["need"]["id"] == int(r.needs.assign[r.items.index(item["item_id"])])
+
+
+def small_opts():
+    return BuildOptions(holdout="temporal", tower=TowerConfig(dim=8, max_len=5, n_layers=1),
+                        train=TrainConfig(epochs=1, pretrain_epochs=0), text_encoder=CharNgramEncoder(dim=8),
+                        show_progress=False)
+
+
+def test_no_user_with_two_events_is_refused_with_the_fix(tmp_path):
+    from recsys.errors import DataError
+
+    d = generate_synthetic(n_users=200, n_items=40, n_needs=4, seed=5)
+    d.dataset.events = d.dataset.events.unique("user_id", keep="first", maintain_order=True)
+    with pytest.raises(DataError, match=r"^no user has two or more events before the validation targets .*give a "
+                                        r"longer history per user"):
+        build(d.dataset, tmp_path / "art", opts=small_opts())
+    assert not (tmp_path / "art").exists()
+
+
+def test_too_few_learners_get_a_warning(tmp_path, caplog):
+    d = generate_synthetic(n_users=200, n_items=40, n_needs=4, seed=5)
+    ev = d.dataset.events
+    few = ev["user_id"].unique(maintain_order=True).head(8).implode()
+    d.dataset.events = pl.concat([ev.filter(pl.col("user_id").is_in(few)),
+                                  ev.filter(~pl.col("user_id").is_in(few)).unique("user_id", keep="first")])
+    with caplog.at_level("WARNING", logger="recsys.pipeline.two_tower"):
+        build(d.dataset, tmp_path / "art", opts=small_opts())
+    assert any("users have two or more events to learn from: the two-tower model will be weak" in r.message
+               for r in caplog.records)

@@ -8,11 +8,15 @@ from fastapi.testclient import TestClient
 
 from recsys.serve.app import MAX_BODY, create_app
 
+LOCAL = "http://localhost"  # a Host the service accepts
+
+TOKEN = "an-admin-token-of-some-length"
+
 
 @pytest.fixture
 def client(shop, tmp_path):
     art, _ = shop
-    with TestClient(create_app(art, tmp_path / "events.sqlite", rerank=False)) as c:
+    with TestClient(create_app(art, tmp_path / "events.sqlite", rerank=False), base_url=LOCAL) as c:
         yield c
 
 
@@ -80,11 +84,17 @@ def test_bad_requests_get_a_4xx_with_a_message(client, method, path, kwargs, sta
     assert detail in str(r.json()["detail"])
 
 
-def test_swap_to_a_new_artifact_drops_no_request(client, shop, tmp_path):
+def test_swap_to_a_new_artifact_drops_no_request(shop, tmp_path):
     art, d = shop
-    copy = tmp_path / "copy"
+    copy = tmp_path / "root" / "copy"
     shutil.copytree(art, copy)
     user = d.users["user_id"][1]
+    app = create_app(art, tmp_path / "events.sqlite", rerank=False, admin_token=TOKEN, artifacts_root=tmp_path / "root")
+    with TestClient(app, base_url=LOCAL) as client:
+        swap_under_load(client, copy, user)
+
+
+def swap_under_load(client, copy, user):
     codes, stop = [], threading.Event()
 
     def hammer():
@@ -94,7 +104,7 @@ def test_swap_to_a_new_artifact_drops_no_request(client, shop, tmp_path):
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
         t.start()
-    r = client.post("/admin/reload", json={"artifacts": str(copy)})
+    r = client.post("/admin/reload", json={"artifacts": str(copy)}, headers={"Authorization": f"Bearer {TOKEN}"})
     stop.set()
     for t in threads:
         t.join()

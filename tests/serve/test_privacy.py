@@ -62,3 +62,63 @@ def test_hashed_user_ids(tmp_path, monkeypatch):
     monkeypatch.setenv("RECSYS_ID_KEY", "another-key-of-16-chars")
     wrong = CliRunner().invoke(cli, ["query", "--artifacts", str(tmp_path / "art"), "--user", raw])
     assert wrong.exit_code == 2 and "not the key this artifact's user ids were hashed with" in wrong.output
+
+
+SECRET = "Zq-forget-me-31337"
+
+
+def decoded(path) -> str:
+    """Everything a file says, decoded: Parquet cells, JSON, array strings, and raw bytes (SQLite
+    pages and WAL frames, safetensors, FAISS) read as Latin-1 so any stored string shows."""
+    import numpy as np
+
+    raw = path.read_bytes()
+    parts = [raw.decode("latin-1")]
+    if path.suffix == ".parquet":
+        parts.append(pl.read_parquet(path).write_csv())
+    elif path.suffix == ".npy":
+        a = np.load(path, allow_pickle=False)
+        parts.append(" ".join(map(str, a.ravel().tolist())) if a.dtype.kind in "US" else "")
+    return "\n".join(parts)
+
+
+def test_forget_leaves_the_id_in_no_file(tmp_path, tiny_bert):
+    """The user's id, planted where every kind of file keeps ids (event tables, the cleaning report's
+    examples and flagged users in the manifest, the store and its WAL, a build with a reranker),
+    is found in no file afterwards, decoded."""
+    from recsys.cleaning import CleaningConfig
+    from recsys.pipeline import BuildOptions, RerankOptions, build
+    from recsys.rerank.model import RerankerConfig
+    from recsys.rerank.train import RerankTrainConfig
+    from recsys.retrieval.charngram import CharNgramEncoder
+    from recsys.retrieval.towers import TowerConfig
+    from recsys.retrieval.train import TrainConfig
+    from recsys.synthetic import generate_synthetic, plant_dirt
+
+    d, _ = plant_dirt(generate_synthetic(n_users=80, n_items=40, n_needs=4, seed=3), seed=3, placeholder_share=0.25)
+    ev = d.dataset.events.with_columns(pl.col("user_id").replace("GUEST", SECRET))  # flagged, kept
+    d.dataset.events = pl.concat([ev, ev.filter(pl.col("user_id") == SECRET).head(3)])  # duplicates: examples
+    build(d.dataset, tmp_path / "art", cleaning=CleaningConfig(), opts=BuildOptions(
+        holdout="temporal", tower=TowerConfig(dim=16, max_len=10, n_layers=1), text_encoder=CharNgramEncoder(dim=8),
+        train=TrainConfig(epochs=1, pretrain_epochs=0), show_progress=False,
+        reranker=RerankOptions(model=str(tiny_bert), config=RerankerConfig(max_length=16),
+                               train=RerankTrainConfig(epochs=1, feature_steps=5))))
+    store = EventStore(tmp_path / "events.sqlite")
+    store.append([(SECRET, "i00001", "view", None)] * 50 + [("someone", "i00002", "view", None)])
+
+    def files():
+        return [p for p in [*(tmp_path / "art").rglob("*"), *tmp_path.glob("events.sqlite*")] if p.is_file()]
+
+    before = [p.relative_to(tmp_path).as_posix() for p in files() if SECRET in decoded(p)]
+    assert f"art/{layout.MANIFEST}" in before and "events.sqlite-wal" in before  # the test plants what it looks for
+
+    result = CliRunner().invoke(cli, ["forget", "--artifacts", str(tmp_path / "art"), "--store",
+                                      str(tmp_path / "events.sqlite"), "--user", SECRET, "--json"])
+    assert result.exit_code == 0, result.output
+    assert layout.MANIFEST not in json.loads(result.output)["files_scrubbed"]  # written anew, not scrubbed in place
+    left = [p.relative_to(tmp_path).as_posix() for p in files() if SECRET in decoded(p)]
+    assert left == [], left
+    a = Artifact.open(tmp_path / "art")
+    rule = next(r for r in a.manifest["cleaning"]["rules"] if r["rule"] == "suspicious_users")
+    assert rule["flagged"] == ["__forgotten"]  # the report still says a suspicious user was kept, not who
+    assert store.count() == 1 and store.for_user("someone")
