@@ -8,7 +8,7 @@ PIP_TORCH_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench clean recbole-venv
+.PHONY: install demo test test-all lint bench clean recbole-venv browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,11 +29,19 @@ demo:
 	echo "make demo: done in $$(( $$(date +%s) - start )) s. recsys is installed in $(VENV): run" \
 	     "'source $(VENV)/bin/activate' (or call $(BIN)/recsys) to use it."
 
+## browser: Debian's chromium for the web inspector's browser tests (installed where we are root with apt;
+## elsewhere those tests skip and say so)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+	    apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "make browser: no chromium installed here; the browser tests will skip"
+
 ## test: the default suite (slow tests excluded); test-all: everything
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m ""
 
 ## bench: peers side by side on the real data (needs ../shared/data or DATA_DIR=...)

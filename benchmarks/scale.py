@@ -176,7 +176,9 @@ def main(argv=None) -> None:
               "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     old = json.loads((RESULTS / "scale.json").read_text())["rows"] if (RESULTS / "scale.json").exists() else []
-    merged = {r["events"]: r for r in old} | {r["events"]: r for r in rows}
+    merged = {r["events"]: r for r in old}
+    for r in rows:  # a re-measured stage replaces its old figure; the row's other stages stay
+        merged[r["events"]] = {**merged.get(r["events"], {}), **r}
     result["rows"] = [merged[k] for k in sorted(merged)]
     (RESULTS / "scale.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["| events | users | items | " + " | ".join(STAGES) + " |", "|---|---|---|" + "---|" * len(STAGES)]

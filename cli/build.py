@@ -23,6 +23,9 @@ from recsys.splits import HOLDOUTS
                    "offline), or char-ngram: a language-agnostic encoder that needs no weights.")
 @click.option("--finetune-text-layers", type=int, default=0, show_default=True,
               help="On a GPU, fine-tune this many top layers of the text encoder.")
+@click.option("--text-precision", type=click.Choice(["auto", "int8", "fp32"]), default="auto", show_default=True,
+              help="Text encoding precision: int8 (dynamic quantisation, about 3x faster on a CPU) or fp32; auto "
+                   "is int8 on a CPU, fp32 on a GPU.")
 @click.option("--epochs", type=int, default=None, help="Most supervised epochs (early stopping picks the best).")
 @click.option("--pretrain-epochs", type=int, default=None, help="Self-supervised pre-training epochs (0 = off).")
 @click.option("--batch-size", type=click.IntRange(2, 1 << 16), default=None,
@@ -53,7 +56,7 @@ from recsys.splits import HOLDOUTS
               help="Store user ids pseudonymised: HMAC-SHA256 keyed by $RECSYS_ID_KEY (never stored).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @THREADS
-def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain_epochs, batch_size, max_len, dim,
+def build_index(holdout, out, text_model, finetune_text_layers, text_precision, epochs, pretrain_epochs, batch_size, max_len, dim,
                 window_stride, index_kind,
                 als_factors, als_weighting, no_als, device, seed, quiet, no_reranker, reranker_model, reranker_epochs,
                 warm_start, n_needs, hash_user_ids, as_json, threads, **kwargs) -> None:
@@ -81,7 +84,7 @@ def build_index(holdout, out, text_model, finetune_text_layers, epochs, pretrain
         train={"epochs": epochs, "pretrain_epochs": pretrain_epochs, "seed": seed, "batch_size": batch_size,
                "window_stride": window_stride},
         holdout=holdout or used["default_holdout"], text_model=text_model,
-        finetune_text_layers=finetune_text_layers, index_kind=index_kind,
+        finetune_text_layers=finetune_text_layers, text_precision=text_precision, index_kind=index_kind,
         sources={"als": None if no_als else ALSConfig(factors=als_factors, weighting=als_weighting, seed=seed)},
         reranker=reranker, device=device, seed=seed, show_progress=not quiet, warm_start=warm_start, n_needs=n_needs,
         hash_user_ids=hash_user_ids)

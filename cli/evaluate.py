@@ -31,14 +31,16 @@ def parse_ks(text: str) -> tuple[int, ...]:
 @click.option("--rerank-depth", type=click.IntRange(1, 10_000), default=RERANK_DEPTH, show_default=True,
               help="How many fused candidates the reranker reorders.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--save/--no-save", default=True, show_default=True,
+              help="Keep the result in the artifact (evaluation.json, shown on `recsys serve`'s model page).")
 @THREADS
 def evaluate(artifacts: Path, ks: str, device: str | None, no_rerank: bool, rerank_depth: int, as_json: bool,
-             threads: int | None) -> None:
+             save: bool, threads: int | None) -> None:
     """Recall@N of each candidate source and of the fused list, NDCG@k / Recall@k of the final
     list, with paired bootstrap 95% intervals for the differences (full-catalogue ranking)."""
     from recsys.artifacts import Artifact
     from recsys.eval.funnel import funnel_table
-    from recsys.pipeline import evaluate_artifact
+    from recsys.pipeline import evaluate_artifact, store_evaluation
     from recsys.threads import configure
 
     configure(threads)
@@ -46,6 +48,8 @@ def evaluate(artifacts: Path, ks: str, device: str | None, no_rerank: bool, rera
     cut = parse_ks(ks)
     art = Artifact.open(artifacts)
     f = evaluate_artifact(art, cut, device, rerank=not no_rerank, rerank_depth=rerank_depth)
+    if save:
+        store_evaluation(artifacts, f, {"ks": list(cut), "rerank": not no_rerank, "rerank_depth": rerank_depth})
     if as_json:
         click.echo(json.dumps({"artifacts": str(artifacts), **f.to_dict()}))
         return

@@ -18,7 +18,7 @@ from recsys import layout
 
 from .add_items import add_items
 from .engine import load, load_reranker
-from .evaluate import evaluate_artifact, evaluate_engine, evaluation_engine
+from .evaluate import evaluate_artifact, evaluate_engine, evaluation_engine, store_evaluation
 from .forget import forget_in_artifact
 from .lists import stage_lists
 from .options import BuildOptions, RerankOptions, build_options
@@ -30,7 +30,7 @@ __all__ = ["STAGES", "BuildContext", "BuildOptions", "RerankOptions", "StageData
            "artifact_stage", "validation_lists",
            "build", "build_options", "evaluate_artifact", "evaluate_engine", "forget_in_artifact", "load",
            "load_reranker", "open_context", "retune", "run", "stage_data", "stage_engine", "stage_lists", "evaluation_engine",
-           "train_reranker"]
+           "store_evaluation", "train_reranker"]
 
 
 def retune(path: str | Path, show_progress: bool = False) -> dict:

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import numpy as np
 
+from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.defaults import RERANK_DEPTH
 from recsys.eval.funnel import Funnel, score_funnel
@@ -13,6 +17,7 @@ from recsys.retrieval.recommender import FusionOptions, Recommender
 
 from .engine import load_reranker
 from .provider import artifact_stage, stage_engine
+from .stages import open_context, run
 
 
 def engine_lists(rec: Recommender, task: EvalTask, batch_size: int = 1024) -> tuple[dict[str, np.ndarray], dict | None]:
@@ -60,3 +65,12 @@ def evaluate_artifact(art: Artifact, ks: tuple[int, ...] = (10, 20, 100), device
     """The funnel of ``art`` on its stored test split (every source proposing max(ks) candidates)."""
     rec, task = evaluation_engine(art, max(ks), device, rerank, rerank_depth)
     return evaluate_engine(rec, task, ks, claim_k)
+
+
+def store_evaluation(path: str | Path, funnel: Funnel, options: dict) -> None:
+    """Keep ``funnel`` in the artifact at ``path`` (``evaluation.json``, rewritten atomically), with
+    the options it was measured with and when: what the web inspector's model page shows."""
+    ctx = open_context(path)
+    ctx.writer.save_json(layout.EVALUATION, {**funnel.to_dict(), "options": options,
+                                             "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    run(ctx, ["write"])

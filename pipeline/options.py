@@ -48,6 +48,9 @@ class RerankOptions:
         return {"model": self.model or DEFAULT_TEXT_MODEL, "config": self.config.to_dict(), "train": self.train.to_dict()}
 
 
+TEXT_PRECISIONS = ("auto", "int8", "fp32")
+
+
 @dataclass
 class BuildOptions:
     """What a build does beyond the data: model sizes, training, text model, sources, index, device.
@@ -62,6 +65,7 @@ class BuildOptions:
     text_model: str | None = None
     text_encoder: Any = None  # an already loaded encoder (tests pass a tiny one)
     finetune_text_layers: int = 0
+    text_precision: str = "auto"  # "int8" (dynamic quantisation), "fp32", or "auto": int8 on a CPU, fp32 on a GPU
     index_kind: str = "auto"
     sources: dict[str, Any] = field(default_factory=dict)
     reranker: RerankOptions | None = None  # None: no reranker
@@ -73,6 +77,8 @@ class BuildOptions:
     hash_user_ids: bool = False  # store user ids as HMAC-SHA256 keyed by $RECSYS_ID_KEY (recsys.privacy)
 
     def __post_init__(self) -> None:
+        if self.text_precision not in TEXT_PRECISIONS:
+            raise ConfigError(f"text_precision {self.text_precision!r}: use one of {', '.join(TEXT_PRECISIONS)}")
         unknown = set(self.sources) - set(registry.names())
         if unknown:
             raise ConfigError(f"sources {sorted(unknown)}: unknown; the sources are {', '.join(registry.names())}")

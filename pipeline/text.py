@@ -69,7 +69,12 @@ def encode_catalogue(texts: list[str], opts, device: str, base, out: Path,
     """(encoder, vectors, info) for the catalogue's ``texts``; ``base`` is a warm start or None."""
     if base:
         base.check_text_model(opts.text_model)
-    int8 = False if opts.finetune_text_layers else None  # layers to tune stay in fp32
+    int8 = {"auto": None, "int8": True, "fp32": False}[opts.text_precision]
+    if opts.finetune_text_layers:
+        if opts.text_precision == "int8":
+            raise ConfigError(f"--finetune-text-layers {opts.finetune_text_layers} with --text-precision int8: "
+                              "tuned layers need fp32; drop one of the two")
+        int8 = False  # layers to tune stay in fp32
     encoder = (base.charngram if base and base.charngram else opts.text_encoder
                or load_encoder(opts.text_model or (base.text_model if base else None), device, int8))
     if opts.finetune_text_layers and not isinstance(encoder, TextEncoder):

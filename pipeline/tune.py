@@ -17,6 +17,7 @@ import polars as pl
 
 from recsys.eval.metrics import ndcg_many
 from recsys.eval.protocols import EvalTask
+from recsys.fusion import Union
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
     grids = {name: rec.sources[name].fusion_grid for name in lists if len(rec.sources[name].fusion_grid) > 1}
     names = list(grids)
 
+    union = Union(lists, rec.fusion.method, rec.fusion.rrf_k)  # built once; each weighting only re-scores it
+
     def ndcg(weights: dict) -> float:
-        return float(ndcg_many(rec.fuse(lists, weights=weights).items[:, :k], sub.targets, k).mean())
+        return float(ndcg_many(union.top(weights, k), sub.targets, k).mean())
 
     results = [(ndcg(dict(zip(names, combo))), dict(zip(names, combo)))
                for combo in itertools.product(*(grids[n] for n in names))]

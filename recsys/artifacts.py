@@ -141,6 +141,7 @@ class ArtifactWriter:
         m = art.manifest
         w = cls(art.path, config=config if config is not None else m.get("config"), seed=m.get("seed"),
                 data=m.get("data"), cleaning=m.get("cleaning"))
+        w.manifest["built_at"] = m.get("built_at", m.get("created_at"))  # a rewrite does not learn newer events
         for name in m.get("files", {}):
             if not (skip and name.startswith(skip.rstrip("/") + "/")):
                 shutil.copy2(art.path / name, w.path(name))
@@ -156,10 +157,9 @@ class ArtifactWriter:
         for p in sorted(self.tmp.rglob("*")):
             if p.is_file() and p.name != MANIFEST:
                 files[p.relative_to(self.tmp).as_posix()] = {"sha256": file_sha256(p), "bytes": p.stat().st_size}
-        self.manifest.update(
-            files=files, packages=package_versions(),
-            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.manifest.update(files=files, packages=package_versions(), created_at=now)
+        self.manifest.setdefault("built_at", now)  # when the models learnt their data: kept by rewrites
         self.manifest.pop("signature", None)
         self.manifest = sign(self.manifest)
         (self.tmp / MANIFEST).write_text(json.dumps(self.manifest, indent=2, sort_keys=True, default=str) + "\n")

@@ -56,69 +56,124 @@ def fuse(lists: Mapping[str, tuple[np.ndarray, np.ndarray]], n: int = 100, metho
     >>> c.provenance(0, 0)
     {'a': {'rank': 2, 'score': 0.8}, 'b': {'rank': 1, 'score': 2.0}}
     """
-    if method not in METHODS:
-        raise ConfigError(f"fusion method {method!r}: use one of {', '.join(METHODS)}")
-    if not lists:
-        raise ConfigError("fusion: no candidate source given")
-    weights = dict(weights or {})
-    unknown = set(weights) - set(lists)
-    if unknown:
-        raise ConfigError(f"fusion weights name unknown sources {sorted(unknown)}; the sources are {sorted(lists)}")
-    names = tuple(lists)
-    n_users = next(iter(lists.values()))[0].shape[0]
-    ids_all, contrib_all, src_all, rank_all, score_all = [], [], [], [], []
-    for s, name in enumerate(names):
-        ids, scores = (np.asarray(x) for x in lists[name])
-        if ids.shape[0] != n_users or ids.shape != scores.shape:
-            raise ConfigError(f"fusion: source {name!r} has ids {ids.shape} and scores {scores.shape}; "
-                              f"both must be ({n_users}, n)")
-        rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1), ids.shape)
-        valid = ids >= 0
-        w = float(weights.get(name, 1.0))
-        if method == "rrf":
-            contrib = w / (k + rank)
+    return Union(lists, method, k).candidates(weights, n)
+
+
+class Union:
+    """The union of several sources' lists for a batch of users, each (user, item) pair once with its
+    rank and score in every source: fused under any weights by :meth:`candidates`, or, to compare
+    many weightings of the same lists (fusion tuning), only each user's top ``k`` by :meth:`top`.
+
+    The order is the fused score, best first; ties go to the best rank in any source, then the
+    smaller item id.
+    """
+
+    def __init__(self, lists: Mapping[str, tuple[np.ndarray, np.ndarray]], method: str = "rrf", k: int = 60):
+        if method not in METHODS:
+            raise ConfigError(f"fusion method {method!r}: use one of {', '.join(METHODS)}")
+        if not lists:
+            raise ConfigError("fusion: no candidate source given")
+        self.names = names = tuple(lists)
+        self.n_users = n_users = next(iter(lists.values()))[0].shape[0]
+        ids_all, unit_all, src_all, rank_all, score_all = [], [], [], [], []
+        for s, name in enumerate(names):
+            ids, scores = (np.asarray(x) for x in lists[name])
+            if ids.shape[0] != n_users or ids.shape != scores.shape:
+                raise ConfigError(f"fusion: source {name!r} has ids {ids.shape} and scores {scores.shape}; "
+                                  f"both must be ({n_users}, n)")
+            rank = np.broadcast_to(np.arange(1, ids.shape[1] + 1), ids.shape)
+            valid = ids >= 0
+            if method == "rrf":
+                unit = 1.0 / (k + rank)
+            else:  # min-max scaled per user
+                sc = np.where(valid, scores, np.nan).astype(np.float64)
+                lo, hi = np.nanmin(np.where(valid, sc, np.inf), axis=1, keepdims=True), np.nanmax(
+                    np.where(valid, sc, -np.inf), axis=1, keepdims=True)
+                unit = np.where(hi > lo, (sc - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
+            rows = np.broadcast_to(np.arange(n_users)[:, None], ids.shape)
+            ids_all.append(np.stack([rows[valid], ids[valid]], axis=1))
+            unit_all.append(np.broadcast_to(unit, ids.shape)[valid])
+            src_all.append(np.full(int(valid.sum()), s))
+            rank_all.append(rank[valid])
+            score_all.append(scores[valid])
+        pairs = np.concatenate(ids_all) if ids_all else np.zeros((0, 2), np.int64)
+        self.unit = np.concatenate(unit_all) if unit_all else np.zeros(0)
+        self.src = np.concatenate(src_all) if src_all else np.zeros(0, np.int64)
+        if pairs.shape[0] == 0:
+            self.uniq = np.zeros((0, 2), np.int64)
+            self.inverse = np.zeros(0, np.int64)
+        else:  # one int64 key per (user row, item): a 1-d unique is far faster than one over rows of pairs
+            width = int(pairs[:, 1].max()) + 1
+            keys, inverse = np.unique(pairs[:, 0] * width + pairs[:, 1], return_inverse=True)
+            self.inverse = inverse.reshape(-1)
+            self.uniq = np.stack([keys // width, keys % width], axis=1)  # sorted by user, then item
+        self.ranks = np.zeros((len(self.uniq), len(names)), dtype=np.int32)
+        self.sscores = np.full((len(self.uniq), len(names)), np.nan, dtype=np.float32)
+        if pairs.shape[0]:
+            self.ranks[self.inverse, self.src] = np.concatenate(rank_all)
+            self.sscores[self.inverse, self.src] = np.concatenate(score_all)
+        self.best_rank = np.where(self.ranks > 0, self.ranks, np.iinfo(np.int32).max).min(axis=1)
+        row = self.uniq[:, 0]
+        self.first = np.searchsorted(row, np.arange(n_users))
+        self.pos = np.arange(len(row)) - self.first[row]  # place of each pair within its user's union
+        self._dense: np.ndarray | None = None
+
+    def fused(self, weights: Mapping[str, float] | None = None) -> np.ndarray:
+        """Each pair's fused score under ``weights`` (absent sources: 1)."""
+        weights = dict(weights or {})
+        unknown = set(weights) - set(self.names)
+        if unknown:
+            raise ConfigError(f"fusion weights name unknown sources {sorted(unknown)}; the sources are "
+                              f"{sorted(self.names)}")
+        w = np.array([float(weights.get(name, 1.0)) for name in self.names])
+        return np.bincount(self.inverse, weights=self.unit * w[self.src], minlength=len(self.uniq))
+
+    def _place(self, order: np.ndarray, n: int):
+        row = self.uniq[order, 0]
+        pos = np.arange(order.size) - np.searchsorted(row, np.arange(self.n_users))[row]
+        keep = pos < n
+        return order[keep], row[keep], pos[keep]
+
+    def candidates(self, weights: Mapping[str, float] | None = None, n: int = 100) -> Candidates:
+        """The top ``n`` of every user under ``weights``, with their provenance."""
+        fused = self.fused(weights)
+        items_out = np.full((self.n_users, n), -1, dtype=np.int64)
+        fused_out = np.full((self.n_users, n), -np.inf, dtype=np.float32)
+        ranks_out = np.zeros((self.n_users, n, len(self.names)), dtype=np.int32)
+        scores_out = np.full((self.n_users, n, len(self.names)), np.nan, dtype=np.float32)
+        if len(self.uniq):
+            # lexsort is stable and the pairs are in item order within a user: the last tie-break
+            o, r, p = self._place(np.lexsort((self.best_rank, -fused, self.uniq[:, 0])), n)
+            items_out[r, p] = self.uniq[o, 1]
+            fused_out[r, p] = fused[o]
+            ranks_out[r, p] = self.ranks[o]
+            scores_out[r, p] = self.sscores[o]
+        return Candidates(items_out, fused_out, self.names, ranks_out, scores_out)
+
+    def top(self, weights: Mapping[str, float] | None = None, k: int = 10) -> np.ndarray:
+        """(users, k) the items :meth:`candidates` would rank first, -1 padded; each user's k-th best
+        fused score is found by a partial sort, and only the pairs at or above it are sorted.
+
+        >>> u = Union({"a": (np.array([[5, 7, 3]]), np.ones((1, 3))), "b": (np.array([[3, 9]]), np.ones((1, 2)))}, k=0)
+        >>> u.top({"b": 0.1}, k=2).tolist(), u.candidates({"b": 0.1}, n=2).items.tolist()  # 3: 1/3 + 0.1/1
+        ([[5, 7]], [[5, 7]])
+        """
+        fused = self.fused(weights)
+        if self._dense is None:
+            self._dense = np.full((self.n_users, int(self.pos.max(initial=-1)) + 1), -np.inf)
+        dense = self._dense
+        dense[self.uniq[:, 0], self.pos] = fused
+        width = dense.shape[1]
+        if width > k:
+            kth = np.partition(dense, width - k, axis=1)[:, width - k]
         else:
-            sc = np.where(valid, scores, np.nan).astype(np.float64)
-            lo, hi = np.nanmin(np.where(valid, sc, np.inf), axis=1, keepdims=True), np.nanmax(
-                np.where(valid, sc, -np.inf), axis=1, keepdims=True)
-            contrib = w * np.where(hi > lo, (sc - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
-        rows = np.broadcast_to(np.arange(n_users)[:, None], ids.shape)
-        ids_all.append(np.stack([rows[valid], ids[valid]], axis=1))
-        contrib_all.append(contrib[valid])
-        src_all.append(np.full(int(valid.sum()), s))
-        rank_all.append(rank[valid])
-        score_all.append(scores[valid])
-    pairs = np.concatenate(ids_all) if ids_all else np.zeros((0, 2), np.int64)
-    items_out = np.full((n_users, n), -1, dtype=np.int64)
-    fused_out = np.full((n_users, n), -np.inf, dtype=np.float32)
-    ranks_out = np.zeros((n_users, n, len(names)), dtype=np.int32)
-    scores_out = np.full((n_users, n, len(names)), np.nan, dtype=np.float32)
-    if pairs.shape[0] == 0:
-        return Candidates(items_out, fused_out, names, ranks_out, scores_out)
-    # one int64 key per (user row, item): a 1-d unique is far faster than one over rows of pairs
-    width = int(pairs[:, 1].max()) + 1
-    keys, inverse = np.unique(pairs[:, 0] * width + pairs[:, 1], return_inverse=True)
-    inverse = inverse.reshape(-1)
-    uniq = np.stack([keys // width, keys % width], axis=1)
-    fused = np.bincount(inverse, weights=np.concatenate(contrib_all), minlength=len(uniq))
-    ranks = np.zeros((len(uniq), len(names)), dtype=np.int32)
-    sscores = np.full((len(uniq), len(names)), np.nan, dtype=np.float32)
-    src = np.concatenate(src_all)
-    ranks[inverse, src] = np.concatenate(rank_all)
-    sscores[inverse, src] = np.concatenate(score_all)
-    # best first within each user; ties by the best rank in any source, then by item id
-    best_rank = np.where(ranks > 0, ranks, np.iinfo(np.int32).max).min(axis=1)
-    order = np.lexsort((uniq[:, 1], best_rank, -fused, uniq[:, 0]))
-    row = uniq[order, 0]
-    first = np.searchsorted(row, np.arange(n_users))
-    pos = np.arange(order.size) - first[row]
-    keep = pos < n
-    o, r, p = order[keep], row[keep], pos[keep]
-    items_out[r, p] = uniq[o, 1]
-    fused_out[r, p] = fused[o]
-    ranks_out[r, p] = ranks[o]
-    scores_out[r, p] = sscores[o]
-    return Candidates(items_out, fused_out, names, ranks_out, scores_out)
+            kth = np.full(self.n_users, -np.inf)
+        pick = np.flatnonzero(fused >= kth[self.uniq[:, 0]])  # ties at the k-th score are all kept
+        order = pick[np.lexsort((self.best_rank[pick], -fused[pick], self.uniq[pick, 0]))]
+        o, r, p = self._place(order, k)
+        out = np.full((self.n_users, k), -1, dtype=np.int64)
+        out[r, p] = self.uniq[o, 1]
+        return out
 
 
 def feature_names(sources: Sequence[str]) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ An artifact is a folder written atomically by :class:`~recsys.artifacts.Artifact
     manifest.json              schema version, config, data fingerprint, seed, packages, every file's sha256
     summary.json               what the build measured (stage times, validation scores, reranker fit)
     fusion.json                fusion weights chosen on the validation stage, per serving mode
+    evaluation.json            the funnel `recsys evaluate` measured last (what the inspector's model page shows)
     data/                      users.parquet, items.parquet (id maps), catalog.parquet, train/valid/test.parquet
     text/                      keys.parquet + vectors.npy (text-vector cache), finetuned.npy, charngram/
     model/                     the two-tower model: config.json, weights.safetensors
@@ -25,6 +26,7 @@ SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 FUSION = "fusion.json"
+EVALUATION = "evaluation.json"  # the last `recsys evaluate` funnel on the stored test split
 
 # file names inside a component's folder
 CONFIG = "config.json"

@@ -35,11 +35,13 @@ def validate(m, path: Path) -> dict:
     for key, kind in (("schema_version", int), ("created_at", str), ("config", dict), ("files", dict)):
         if not isinstance(m.get(key), kind) or isinstance(m.get(key), bool):
             raise ArtifactError(f"{path}: manifest field {key!r} is missing or not a {kind.__name__}; {fix}")
-    try:
-        dt.datetime.strptime(m["created_at"], CREATED)
-    except ValueError:
-        raise ArtifactError(f"{path}: manifest field 'created_at' {m['created_at'][:40]!r} is not a time like "
-                            f"2026-01-31T12:00:00Z; {fix}") from None
+    for key in ("created_at", "built_at"):
+        try:
+            if key in m:
+                dt.datetime.strptime(str(m[key]), CREATED)
+        except ValueError:
+            raise ArtifactError(f"{path}: manifest field {key!r} {str(m[key])[:40]!r} is not a time like "
+                                f"2026-01-31T12:00:00Z; {fix}") from None
     for name, meta in m["files"].items():
         where = f"{path}: manifest file {name[:120]!r}"
         parts = PurePosixPath(name).parts

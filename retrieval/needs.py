@@ -214,3 +214,24 @@ def latent_need_hits(rec, users: np.ndarray, targets: list[np.ndarray], top: int
             n += 1
     return {"users": n, "model": round(model_hits / max(n, 1), 4), "popular_needs": round(base_hits / max(n, 1), 4),
             "needs": needs.k, "top": top, "latent_share": latent_share}
+
+
+def need_audience(rec, max_users: int = 5000, top: int = 3, latent_share: float = 0.05, seed: int = 0) -> dict:
+    """For every need, how many users hold it among their top ``top`` latent needs and among their
+    top expressed ones (as :func:`user_needs` reads them), over all users with events or a seeded
+    sample of ``max_users``. Returns ``{"users": n, "latent": (k,) counts, "expressed": (k,) counts}``."""
+    needs, seq = rec.needs, rec.seq
+    users = np.flatnonzero(np.diff(seq.offsets) > 0)
+    if users.size > max_users:
+        users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
+    latent, expressed = np.zeros(needs.k, np.int64), np.zeros(needs.k, np.int64)
+    temperature = _temperature(rec)
+    for s in range(0, len(users), 512):
+        part = users[s:s + 512]
+        prob = needs.predict(rec.model.user_vectors(seq, part), rec.item_vectors, temperature)
+        for row, u in enumerate(part):
+            items, weights = _recent(seq, int(u), rec.model.cfg.max_len)
+            parts = needs.split(prob[row], needs.expressed(items, weights), top, latent_share)
+            latent[parts["latent"]] += 1
+            expressed[parts["expressed"]] += 1
+    return {"users": int(users.size), "latent": latent, "expressed": expressed}

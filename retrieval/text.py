@@ -50,6 +50,9 @@ class TextEncoder:
         self.model.eval().to(self.device)
         self.dim = int(self.model.config.hidden_size)
         self.precision = "fp32"
+        if int8 and self.device != "cpu":
+            log.warning("int8 text encoding runs on the CPU only; encoding in fp32 on %s", self.device)
+            int8 = False
         if (self.device == "cpu") if int8 is None else int8:
             self.model = quantized(self.model)
             self.precision = "int8"

@@ -11,69 +11,29 @@ history). Store events older than the served artifact are taken to be inside it 
 
 Bad requests get a 4xx with a one-line ``detail`` that never echoes more than a short excerpt of
 the input, never a 500 (:mod:`.guard`: limits counted on bytes, read timeouts, strict JSON).
-``/admin/*`` needs a bearer token (``--admin-token``; off without one) and reloads only artifact
-folders under ``--artifacts-root``, one at a time; ``POST /events`` needs ``--events-token`` when one
-is set; the ``Host`` header must name an allowed host.
+``/`` and ``/ui/*`` are the read-only web inspector (:mod:`.inspector`). ``/admin/*`` needs a
+bearer token (``--admin-token``; off without one) and reloads only artifact folders under
+``--artifacts-root``, one at a time; ``POST /events`` needs ``--events-token`` when one is set;
+the ``Host`` header must name an allowed host.
 """
 
-import datetime as dt
 import logging
-import os
-import threading
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import Annotated
 
 from recsys.artifacts import Artifact
 from recsys.errors import ArtifactError, RecsysError
-from recsys.pipeline import load
-from recsys.privacy import UserIds
 from recsys.retrieval.needs import user_needs
-from recsys.retrieval.recommender import Recommender
 from recsys.serve.guard import EXCERPT, MAX_BODY, BodyGuard, short_errors, token_matches
+from recsys.serve.inspector import Inspector
+from recsys.serve.inspector import register as register_inspector
 from recsys.serve.models import MAX_EVENTS, Events, History
+from recsys.serve.state import Current, Served, user_history
 from recsys.serve.store import EventStore
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 __all__ = ["MAX_BODY", "MAX_EVENTS", "create_app"]
-
-
-class Current(NamedTuple):
-    rec: Recommender
-    user_ids: UserIds
-    since: float  # the artifact's creation time: store events after it are fresh
-    path: Path
-
-
-class Served:
-    """The artifact being served. A request reads :attr:`current` once and uses that snapshot
-    throughout; :meth:`swap` loads a new artifact fully, then replaces the snapshot in one
-    assignment, so in-flight requests finish on the old one and none is dropped; one swap runs at a
-    time. At most ``concurrency`` model calls run at once (default: the CPU count, up to 4)."""
-
-    def __init__(self, artifacts: Path, device: str | None = None, rerank: bool | str = True,
-                 concurrency: int | None = None):
-        self.device, self.rerank = device, rerank
-        self.slots = threading.BoundedSemaphore(concurrency or min(4, os.cpu_count() or 1))
-        self.swapping = threading.Lock()
-        self.current = self._open(artifacts)
-
-    def _open(self, artifacts: Path) -> Current:
-        rec = load(artifacts, self.device, rerank=self.rerank)
-        since = dt.datetime.strptime(rec.art.manifest["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=dt.timezone.utc).timestamp()
-        _ = rec.needs  # fitted or loaded now, not during a request
-        return Current(rec, UserIds(rec.art.manifest), since, Path(artifacts))
-
-    def swap(self, artifacts: Path) -> bool:
-        """Load ``artifacts`` and serve it; False (nothing done) when another swap is running."""
-        if not self.swapping.acquire(blocking=False):
-            return False
-        try:
-            self.current = self._open(artifacts)  # until this assignment, requests use the old artifact
-        finally:
-            self.swapping.release()
-        return True
 
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -132,6 +92,7 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
     app = FastAPI(title="recsys", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.served, app.state.store = served, events
     offline_docs(app)
+    register_inspector(app, Inspector(served, events))
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOCAL_HOSTS, *(allowed_hosts or [])])
     app.add_middleware(BodyGuard)  # outermost: nothing reads a body before its bytes are counted
 
@@ -154,14 +115,10 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         return [(e.item_id, e.event) for e in evs]
 
     def known(cur: Current, user: str) -> tuple[str, list[tuple[str, str]]]:
-        """The stored id of ``user`` and their store events newer than the artifact (known items only)."""
-        uid = cur.user_ids(user)
-        rows = events.for_user(uid, since=cur.since, limit=cur.rec.model.cfg.max_len * 4)
-        fresh = [(i, e) for i, e, _ in rows if i in cur.rec.items.lookup]
-        if uid not in cur.rec.users.lookup and not fresh:
-            raise HTTPException(404, f"user {user[:64]!r}: unknown, with no events; POST /events for them first, "
-                                     "or POST /recommend with their history")
-        return uid, fresh
+        try:
+            return user_history(cur, events, user)
+        except LookupError as e:
+            raise HTTPException(404, str(e)) from None
 
     @app.get("/health")
     def health() -> dict:

@@ -48,3 +48,21 @@ def test_empty_and_bad_input():
         fuse({"a": empty}, method="sum")
     with pytest.raises(ConfigError, match=r"fusion: source 'b' has ids \(2, 3\) and scores \(2, 3\); both must be \(1, n\)"):
         fuse({"a": empty, "b": (np.zeros((2, 3), int), np.zeros((2, 3)))})
+
+
+def test_top_of_the_union_is_the_head_of_the_fused_list():
+    """Fusion tuning ranks only each user's top k (a partial sort): the same items, in the same
+    order, as the full fusion, ties and zero weights included."""
+    from recsys.fusion import Union
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        users, lists = int(rng.integers(1, 20)), {}
+        for s in range(int(rng.integers(1, 4))):
+            ids = np.stack([rng.permutation(40)[:30] for _ in range(users)])
+            ids[rng.random(ids.shape) < 0.2] = -1
+            lists[f"s{s}"] = (ids, rng.random(ids.shape).round(1))
+        weights = {name: float(rng.choice([0.0, 0.5, 1.0, 2.0])) for name in lists}
+        method, k = str(rng.choice(["rrf", "score"])), int(rng.integers(1, 12))
+        full = fuse(lists, n=100, method=method, weights=weights).items[:, :k]
+        assert np.array_equal(Union(lists, method).top(weights, k), full)

@@ -77,7 +77,7 @@ def test_the_layering_test_sees_a_bad_import(tmp_path):
     assert part_of("recsys.rerank.model") == "rerank" and part_of("recsys.layout") == "core"
 
 
-ARTIFACT_PATH = re.compile(r"^(data|text|model|index|needs|sources|stages|reranker|als|als_valid)/|^(manifest|summary|fusion)\.json$")
+ARTIFACT_PATH = re.compile(r"^(data|text|model|index|needs|sources|stages|reranker|als|als_valid)/|^(manifest|summary|fusion|evaluation)\.json$")
 
 
 def literals(path: Path):

@@ -4,8 +4,8 @@ import numpy as np
 import polars as pl
 
 from recsys.eval.protocols import EvalTask
-from recsys.fusion import fuse
 from recsys.pipeline.tune import tune_fusion
+from recsys.retrieval.recommender import FusionOptions
 from recsys.retrieval.sources import ALSSource, TwoTowerSource
 
 
@@ -17,15 +17,13 @@ class FakeRecommender:
         als = np.array([[20, u, 21, 22] for u in range(4)])
         self.lists = {"two_tower": (tt, -np.arange(4.0)[None].repeat(4, 0)), "als": (als, -np.arange(4.0)[None].repeat(4, 0))}
         self.sources = {"two_tower": TwoTowerSource, "als": ALSSource}  # their fusion grids
+        self.fusion = FusionOptions()  # reciprocal-rank fusion, k = 60
 
     def stored_batch(self, users):
         return users
 
     def source_lists(self, users, include_seen):
         return {k: (v[0][users], v[1][users]) for k, v in self.lists.items()}
-
-    def fuse(self, lists, weights=None):
-        return fuse(lists, n=8, weights=weights)
 
 
 def task():

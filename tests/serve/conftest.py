@@ -22,3 +22,11 @@ def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     d = build_shop(root / "art")
     return root / "art", d
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (``item.rep_call``), for fixtures that act on failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
