@@ -7,6 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP_TORCH_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: install demo test test-all lint bench clean recbole-venv browser
 
@@ -16,12 +17,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# what running recsys needs (the demo), without the test and lint tools
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[serve]"
+	touch $(RUN_STAMP)
+
 install: $(STAMP)
 
 ## demo: validate the embedded MovieLens-100k, build the index, recommend for user 1, print the funnel
 demo:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory $(STAMP) && \
+	$(MAKE) --no-print-directory $(RUN_STAMP) && \
 	$(BIN)/recsys data validate && \
 	$(BIN)/recsys build-index --out artifacts/default --no-reranker && \
 	$(BIN)/recsys query --artifacts artifacts/default --user 1 && \

@@ -43,8 +43,8 @@ def timed(cmd: list[str], stdout_path: Path) -> dict:
     return info
 
 
-def reference(dataset: str) -> dict:
-    path = RESULTS / f"{dataset}.json"
+def reference(dataset: str, path: Path | None = None) -> dict:
+    path = path or RESULTS / f"{dataset}.json"
     if not path.exists():
         return {}
     peers = json.loads(path.read_text()).get("peers", {})
@@ -77,13 +77,15 @@ def main(argv=None) -> None:
     p.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
                    help="Another build with these extra build-index arguments (repeatable).")
     p.add_argument("--out", default=None, help="Result file stem (default: build_<dataset>).")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="The run.py result to compare with (default: results/<dataset>.json).")
     args = p.parse_args(argv)
     variants = [("defaults", [])] + [(v.split("=", 1)[0].strip(), shlex.split(v.split("=", 1)[1])) for v in args.variant]
     rows = [run_variant(name, extra, args) for name, extra in variants]
-    ref = reference(args.dataset)
+    ref = reference(args.dataset, args.reference)
     result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "dataset": args.dataset, "reranker": not args.no_reranker, "reference_test_ndcg@10": ref,
-              "reference": f"results/{args.dataset}.json", "rows": rows}
+              "reference": str(args.reference or f"results/{args.dataset}.json"), "rows": rows}
     stem = args.out or f"build_{args.dataset}{'_no-reranker' if args.no_reranker else ''}"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -5,9 +5,10 @@
 For each artifact, starts ``recsys serve`` (a subprocess, as deployed), opens every page with
 Playwright and Debian's ``chromium`` (the user page of a user with a history, the same with the
 reranker comparison, an item the user is recommended, the needs and the model pages), and times
-``page.goto`` until the page has loaded: once cold (the first load, which computes what the page
-caches, e.g. the needs' audience) and the median of ``--repeats`` warm loads. Writes
-``results/inspector.json`` and ``.md``, and ``docs/inspector/<artifact>-<page>.png`` (800 px wide).
+``page.goto`` until the page has loaded: once cold (the first load after ``/health`` answers,
+while the server may still be computing the views it prepares at start) and the median of
+``--repeats`` warm loads. Writes
+``results/inspector.json`` and ``.md``, and ``results/inspector/<artifact>-<page>.png`` (800 px wide).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from http_load import free_port, wait_until_up
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
-SHOTS = REPO / "docs" / "inspector"
+SHOTS = RESULTS / "inspector"
 
 
 def shrink(path: Path, width: int = 800) -> None:

@@ -7,7 +7,9 @@ Any :class:`recsys.errors.RecsysError` (bad input, bad option, corrupt artifact)
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 
 import click
 
@@ -15,16 +17,62 @@ from recsys import __version__
 from recsys.errors import RecsysError
 
 
+class _Interrupts:
+    """Ctrl-C noted when it arrives, so that it is recognised whatever it becomes on its way up.
+
+    A KeyboardInterrupt raised while a module is being imported can reach us wrapped in another
+    exception (Python 3.11 wraps errors raised in ``__set_name__`` in a RuntimeError), so the
+    exit code is decided by whether SIGINT came, not by the exception's type.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum, frame) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _Interrupts:
+        self._installed = (threading.current_thread() is threading.main_thread()
+                           and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self._installed:  # a host's own handler (a server, a notebook) is left alone
+            signal.signal(signal.SIGINT, self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class RecsysGroup(click.Group):
     def invoke(self, ctx: click.Context):
+        with _Interrupts() as interrupts:
+            return self._invoke(ctx, interrupts)
+
+    def _invoke(self, ctx: click.Context, interrupts: _Interrupts):
         try:
             return super().invoke(ctx)
         except RecsysError as e:
+            if interrupts.seen:
+                _interrupted(ctx)
             click.echo(f"Error: {e}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT; nothing half-written stays
-            click.echo("Interrupted", err=True)
-            ctx.exit(130)
+            _interrupted(ctx)
+        except Exception:
+            if interrupts.seen:
+                _interrupted(ctx)
+            raise
+
+
+def _interrupted(ctx: click.Context) -> None:
+    # An interrupt that landed inside code run from a string (dataclasses builds its methods with
+    # exec) leaves CPython's "unhandled KeyboardInterrupt" flag set even though it was handled
+    # here, and the interpreter would then end by killing itself with SIGINT (-2) instead of
+    # exiting 130. Running a string resets that flag.
+    exec("")  # noqa: S102
+    click.echo("Interrupted", err=True)
+    ctx.exit(130)
 
 
 @click.group(cls=RecsysGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

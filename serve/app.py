@@ -92,7 +92,9 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
     app = FastAPI(title="recsys", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.served, app.state.store = served, events
     offline_docs(app)
-    register_inspector(app, Inspector(served, events))
+    inspector = Inspector(served, events)
+    register_inspector(app, inspector)
+    inspector.prepare()
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=[*LOCAL_HOSTS, *(allowed_hosts or [])])
     app.add_middleware(BodyGuard)  # outermost: nothing reads a body before its bytes are counted
 
@@ -192,6 +194,7 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         target = reload_target(artifacts, served.current.path, root)
         if not served.swap(target):
             raise HTTPException(409, "a reload is already running; try again when it has finished")
+        inspector.prepare()
         cur = served.current
         return {"artifact": str(cur.path), "created_at": cur.rec.art.manifest.get("created_at")}
 

@@ -91,12 +91,30 @@ class Inspector:
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
         self.env.globals["bar_chart"] = bar_chart
         self._views: dict[int, Views] = {}
+        self._views_lock = threading.Lock()
+
+    def prepare(self) -> threading.Thread:
+        """Compute the served artifact's views in the background (a daemon thread holding one
+        model slot), so that the first item and needs pages do not wait for them; called when the
+        app starts and after each reload."""
+        cur = self.served.current
+
+        def work() -> None:
+            with self.served.slots:
+                views = self.views(cur)
+                views.user_vectors()
+                views.needs()
+
+        thread = threading.Thread(target=work, name="inspector-views", daemon=True)
+        thread.start()
+        return thread
 
     def views(self, cur: Current) -> Views:
         key = id(cur)
-        if key not in self._views:
-            self._views = {key: Views(cur)}  # the artifact changed: forget the old one's
-        return self._views[key]
+        with self._views_lock:
+            if key not in self._views:
+                self._views = {key: Views(cur)}  # the artifact changed: forget the old one's
+            return self._views[key]
 
     def render(self, name: str, **context) -> str:
         cur = self.served.current

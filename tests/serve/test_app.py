@@ -127,3 +127,29 @@ def test_each_artifact_has_its_own_event_store(tmp_path):
 
     assert default_path(tmp_path / "shop") != default_path(tmp_path / "shop-new")
     assert default_path(tmp_path / "shop") == tmp_path / "shop.events.sqlite"
+
+
+def _views_ready(timeout: float = 30) -> None:
+    for t in threading.enumerate():
+        if t.name == "inspector-views":
+            t.join(timeout)
+
+
+def test_the_inspectors_views_are_computed_at_start_and_after_a_reload(shop, tmp_path, monkeypatch):
+    import recsys.serve.inspector as inspector
+
+    art, _ = shop
+    copy = tmp_path / "root" / "copy"
+    shutil.copytree(art, copy)
+    calls = []
+    real = inspector.need_audience
+    monkeypatch.setattr(inspector, "need_audience", lambda rec: calls.append(threading.current_thread().name) or real(rec))
+    app = create_app(art, tmp_path / "events.sqlite", rerank=False, admin_token=TOKEN, artifacts_root=tmp_path / "root")
+    with TestClient(app, base_url=LOCAL) as client:
+        _views_ready()
+        assert client.get("/ui/needs").status_code == 200
+        r = client.post("/admin/reload", json={"artifacts": str(copy)}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200
+        _views_ready()
+        assert client.get("/ui/needs").status_code == 200
+    assert calls == ["inspector-views", "inspector-views"]  # once per artifact, never in a request

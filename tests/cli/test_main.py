@@ -1,0 +1,47 @@
+"""The entry point's exit codes: 2 for a RecsysError, 130 for Ctrl-C however it arrives."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+from click.testing import CliRunner
+
+from recsys.cli.main import RecsysGroup
+from recsys.errors import DataError
+
+
+def _group() -> click.Group:
+    @click.group(cls=RecsysGroup)
+    def g() -> None:
+        pass
+
+    @g.command()
+    def wrapped() -> None:  # what Python 3.11 does to an interrupt inside a class body's __set_name__
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt as e:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance") from e
+
+    @g.command()
+    def bad() -> None:
+        raise DataError("events.csv row 3: no user_id; fill it or drop the row")
+
+    @g.command()
+    def crash() -> None:
+        raise RuntimeError("a bug")
+
+    return g
+
+
+def test_an_interrupt_wrapped_in_another_exception_still_exits_130():
+    result = CliRunner().invoke(_group(), ["wrapped"])
+    assert (result.exit_code, result.output) == (130, "Interrupted\n")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_a_recsys_error_is_one_line_and_exit_2_and_a_bug_still_raises():
+    result = CliRunner().invoke(_group(), ["bad"])
+    assert (result.exit_code, result.output) == (2, "Error: events.csv row 3: no user_id; fill it or drop the row\n")
+    result = CliRunner().invoke(_group(), ["crash"])
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
