@@ -56,5 +56,10 @@ class UserIds:
                 raise ConfigError(f"${KEY_ENV}: not the key this artifact's user ids were hashed with (fingerprint "
                                   f"{hashed.get('key_fingerprint')}); set the same key")
 
+    @property
+    def hashed(self) -> bool:
+        """True when the artifact stores pseudonyms: stored ids cannot be typed back in."""
+        return self.key is not None
+
     def __call__(self, user_id: str) -> str:
         return pseudonymise(user_id, self.key) if self.key else str(user_id)

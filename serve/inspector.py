@@ -176,7 +176,8 @@ class Inspector:
         audience = [{"user_id": str(rec.users.to_external([users[b]])[0]), "score": float(fit[b])} for b in best]
         need = rec.needs.names[int(rec.needs.assign[i])]
         return self.render("item.html", page="item", item={"item_id": item, "title": rec.titles[i], "fields": fields},
-                           need=need, similar=similar, audience=audience, scored=int(users.size)), 200
+                           need=need, similar=similar, audience=audience, scored=int(users.size),
+                           hashed=cur.user_ids.hashed), 200
 
     def needs_page(self) -> tuple[str, int]:
         cur = self.served.current

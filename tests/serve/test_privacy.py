@@ -5,11 +5,13 @@ import shutil
 
 import polars as pl
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.cli.main import cli
 from recsys.privacy import pseudonymise
+from recsys.serve.app import create_app
 from recsys.serve.store import EventStore
 
 KEY = "a-secret-key-of-some-length"
@@ -59,6 +61,14 @@ def test_hashed_user_ids(tmp_path, monkeypatch):
     assert raw not in stored and pseudonymise(raw, KEY.encode()) in stored
     q = CliRunner().invoke(cli, ["query", "--artifacts", str(tmp_path / "art"), "--user", raw, "--json", "-k", "3"])
     assert q.exit_code == 0 and json.loads(q.output)["known_user"] is True and json.loads(q.output)["user_id"] == raw
+    with TestClient(create_app(tmp_path / "art", tmp_path / "events.sqlite", rerank=False),
+                    base_url="http://localhost") as client:  # the inspector hashes what is typed in
+        page = client.get("/", params={"user": raw})
+        assert page.status_code == 200 and "Recent history" in page.text
+        assert client.get("/", params={"user": pseudonymise(raw, KEY.encode())}).status_code == 404
+        item = client.get("/ui/item", params={"item": d.items["item_id"][0]})
+        assert item.status_code == 200 and "stores user ids hashed" in item.text and 'href="/?user=' not in item.text
+        assert pseudonymise(raw, KEY.encode()) in stored and raw not in item.text
     monkeypatch.setenv("RECSYS_ID_KEY", "another-key-of-16-chars")
     wrong = CliRunner().invoke(cli, ["query", "--artifacts", str(tmp_path / "art"), "--user", raw])
     assert wrong.exit_code == 2 and "not the key this artifact's user ids were hashed with" in wrong.output
