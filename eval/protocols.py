@@ -6,6 +6,9 @@
   a training user touches after the cut is a target; seen items excluded.
 - ``last_basket`` — every item of the user's final order is a target, repeats included (most
   grocery purchases are repeats), so seen items are *not* excluded.
+- ``next_purchase`` — the item(s) of the user's last purchase are the targets; the history is
+  everything the user did before it (views and carts of the very item included), so seen items
+  are *not* excluded.
 
 Ranking is over the full catalogue; there are no sampled-negative metrics here.
 """
@@ -26,17 +29,18 @@ from recsys.splits import Split
 
 from .metrics import coverage_at_k, novelty_at_k, per_user
 
-PROTOCOLS = ("loo", "temporal", "last_basket")
+PROTOCOLS = ("loo", "temporal", "last_basket", "next_purchase")
 
 
 def keeps_seen(protocol: str) -> bool:
     """Whether a protocol's targets include items the user already had: next baskets do (most
-    grocery purchases are repeats), next items by time do not.
+    grocery purchases are repeats), and so do next purchases (most are of items viewed or carted
+    before); next items by time do not.
 
-    >>> keeps_seen("last_basket"), keeps_seen("loo")
-    (True, False)
+    >>> keeps_seen("last_basket"), keeps_seen("next_purchase"), keeps_seen("loo")
+    (True, True, False)
     """
-    return protocol == "last_basket"
+    return protocol in ("last_basket", "next_purchase")
 
 
 @dataclass
@@ -96,6 +100,9 @@ def task_from(protocol: str, history: pl.DataFrame, held: pl.DataFrame, users: I
     held = with_indices(held, users, items)
     known = history["user_idx"].unique()
     held = held.filter(pl.col("user_idx").is_in(known.implode()))  # users with no history cannot be scored
+    if protocol == "next_purchase":  # the purchase that opens the held-out frame, not what came after it
+        held = held.filter((pl.col("event") == "purchase")
+                           & (pl.col("timestamp") == pl.col("timestamp").min().over("user_idx")))
     grouped = held.group_by("user_idx").agg(pl.col("item_idx").unique().sort()).sort("user_idx")
     return EvalTask(
         protocol=protocol,

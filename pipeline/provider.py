@@ -81,7 +81,7 @@ def stage_data(tables: dict, holdout: str, stage: str) -> StageData:
         raise ConfigError(f"stage {stage!r}: use one of {', '.join(STAGES)}")
     if holdout == "none" and stage == "test":
         raise ArtifactError("built with --holdout none, so it holds no test split to score; build with "
-                            "--holdout loo|temporal|last_basket to evaluate")
+                            "--holdout loo|temporal|last_basket|next_purchase to evaluate")
     if stage == "valid" and (holdout == "none" or tables["valid"].height == 0):
         # no validation period: each user's last training event is held out to choose things on
         loo = leave_one_out(tables["train"])

@@ -5,6 +5,9 @@
 - :func:`temporal_split` — one global cut: every event at or after it is held out.
 - :func:`last_basket` — per user, the last session (order) is the test basket, the one before it
   the validation basket (next-basket protocol for groceries).
+- :func:`next_purchase` — per user, the last purchase is the test target and the one before it
+  the validation target; everything the user did at or after a target's time is held out with it
+  (next-purchase protocol for shop event logs: the views and carts before a purchase are history).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import polars as pl
 
 from .errors import ConfigError, DataError
 
-HOLDOUTS = ("loo", "temporal", "last_basket", "none")
+HOLDOUTS = ("loo", "temporal", "last_basket", "next_purchase", "none")
 
 
 @dataclass
@@ -124,19 +127,50 @@ def last_basket(events: pl.DataFrame, min_baskets: int = 3) -> Split:
                  {"holdout": "last_basket", "min_baskets": min_baskets})
 
 
+def next_purchase(events: pl.DataFrame, purchase: str = "purchase") -> Split:
+    """Per user, the last purchase (by time) -> test, the purchase before it -> validation.
+
+    The test frame is every event of the user at or after the last purchase's time; the validation
+    frame every event from the previous purchase's time up to (not including) the last one's; the
+    targets are the purchases at a frame's first time (:func:`recsys.eval.protocols.task_from`
+    picks them), so the test stage's history (training + validation) holds everything the user did
+    before buying, and nothing at or after it. Items seen before may be targets. Users with fewer
+    than two purchase times stay wholly in training.
+    """
+    df = chronological(events)
+    times = (
+        df.filter(pl.col("event") == purchase)
+        .group_by("user_id").agg(pl.col("timestamp").unique().sort().alias("_t"))
+        .filter(pl.col("_t").list.len() >= 2)
+        .select("user_id", pl.col("_t").list.get(-1).alias("_test_at"), pl.col("_t").list.get(-2).alias("_valid_at"))
+    )
+    if times.height == 0:
+        raise DataError(f"next-purchase split: no user has {purchase!r} events at two different times; map the "
+                        "buying event with --event-map NAME=purchase, or use --holdout temporal or loo")
+    df = df.join(times, on="user_id", how="left")
+    test = df.filter(pl.col("timestamp") >= pl.col("_test_at"))
+    valid = df.filter((pl.col("timestamp") >= pl.col("_valid_at")) & (pl.col("timestamp") < pl.col("_test_at")))
+    train = df.filter(pl.col("_valid_at").is_null() | (pl.col("timestamp") < pl.col("_valid_at")))
+    drop = ["_test_at", "_valid_at"]
+    return Split(train.drop(drop), valid.drop(drop), test.drop(drop),
+                 {"holdout": "next_purchase", "purchase_event": purchase})
+
+
 def no_holdout(events: pl.DataFrame) -> Split:
     empty = events.clear()
     return Split(chronological(events), empty, empty, {"holdout": "none"})
 
 
 def make_split(events: pl.DataFrame, holdout: str, **kwargs) -> Split:
-    """Dispatch on ``holdout`` ("loo", "temporal", "last_basket" or "none")."""
+    """Dispatch on ``holdout`` ("loo", "temporal", "last_basket", "next_purchase" or "none")."""
     if holdout == "loo":
         return leave_one_out(events, **kwargs)
     if holdout == "temporal":
         return temporal_split(events, **kwargs)
     if holdout == "last_basket":
         return last_basket(events, **kwargs)
+    if holdout == "next_purchase":
+        return next_purchase(events, **kwargs)
     if holdout == "none":
         return no_holdout(events)
     raise ConfigError(f"--holdout {holdout!r}: use one of {', '.join(HOLDOUTS)}")

@@ -6,8 +6,10 @@ import polars as pl
 import pytest
 
 from recsys.errors import ConfigError, DataError
+from recsys.eval.protocols import make_task
+from recsys.idmap import IDMap
 from recsys.schema import EVENT_SCHEMA
-from recsys.splits import last_basket, leave_one_out, make_split, temporal_split
+from recsys.splits import last_basket, leave_one_out, make_split, next_purchase, temporal_split
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -92,5 +94,54 @@ def test_temporal_leaks_nothing_on_synthetic(synthetic):
 
 def test_make_split_dispatch():
     assert make_split(ev(ROWS), "none").train.height == len(ROWS)
-    with pytest.raises(ConfigError, match="--holdout 'later': use one of loo, temporal, last_basket, none"):
+    with pytest.raises(ConfigError, match="--holdout 'later': use one of loo, temporal, last_basket, next_purchase, none"):
         make_split(ev(ROWS), "later")
+
+
+def shop_log(rows):
+    """rows: (user, item, event, seconds)"""
+    frame = ev([(u, i, t) for u, i, _, t in rows])
+    return frame.with_columns(pl.Series("event", [r[2] for r in rows], dtype=pl.Utf8))
+
+
+FUNNEL = [
+    ("u1", "a", "view", 1), ("u1", "a", "cart", 2), ("u1", "a", "purchase", 3),  # validation target: a
+    ("u1", "b", "view", 4), ("u1", "c", "view", 5), ("u1", "c", "cart", 6),
+    ("u1", "c", "purchase", 7), ("u1", "d", "view", 7), ("u1", "e", "view", 8),  # test target: c
+    ("u2", "x", "view", 1), ("u2", "x", "purchase", 2),  # one purchase: training
+    ("u3", "p", "purchase", 1), ("u3", "q", "purchase", 1), ("u3", "r", "view", 2),  # one purchase time: training
+]
+
+
+def test_next_purchase_by_hand():
+    s = next_purchase(shop_log(FUNNEL))
+    assert list(zip(s.test["item_id"], s.test["event"])) == [("c", "purchase"), ("d", "view"), ("e", "view")]
+    assert list(zip(s.valid["item_id"], s.valid["event"])) == [("a", "purchase"), ("b", "view"), ("c", "view"),
+                                                               ("c", "cart")]
+    assert s.train.filter(pl.col("user_id") == "u1")["item_id"].to_list() == ["a", "a"]
+    assert s.train.filter(pl.col("user_id") != "u1").height == 5
+    assert s.train.height + s.valid.height + s.test.height == len(FUNNEL)
+    log = shop_log(FUNNEL)
+    users, items = IDMap.from_ids(log["user_id"]), IDMap.from_ids(log["item_id"])
+    test = make_task("next_purchase", s, users, items, "test")
+    valid = make_task("next_purchase", s, users, items, "valid")
+    assert items.to_external(test.targets[0]).tolist() == ["c"]  # the purchase, not the views at or after it
+    assert items.to_external(valid.targets[0]).tolist() == ["a"]
+    assert not test.exclude_seen  # c was viewed and carted before it was bought: it may be recommended
+    assert sorted(test.history["item_id"]) == ["a", "a", "a", "b", "c", "c", "p", "q", "r", "x", "x"]
+    with pytest.raises(DataError, match="next-purchase split: no user has 'purchase' events at two different times"):
+        next_purchase(ev(ROWS))
+
+
+def test_next_purchase_keeps_everything_at_or_after_the_target_out_of_the_history(synthetic):
+    events = synthetic.dataset.events
+    s = make_split(events, "next_purchase")
+    users, items = IDMap.from_ids(events["user_id"]), IDMap.from_ids(events["item_id"])
+    for stage in ("valid", "test"):
+        task = make_task("next_purchase", s, users, items, stage)
+        assert len(task.users) > 50
+        target_at = task.held.group_by("user_idx").agg(pl.col("timestamp").min().alias("t"))
+        late = task.history.join(target_at, on="user_idx").filter(pl.col("timestamp") >= pl.col("t"))
+        assert late.height == 0
+        assert set(task.held["event"]) == {"purchase"}
+    assert s.train.height + s.valid.height + s.test.height == events.height
