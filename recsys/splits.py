@@ -134,23 +134,25 @@ def next_purchase(events: pl.DataFrame, purchase: str = "purchase") -> Split:
     frame every event from the previous purchase's time up to (not including) the last one's; the
     targets are the purchases at a frame's first time (:func:`recsys.eval.protocols.task_from`
     picks them), so the test stage's history (training + validation) holds everything the user did
-    before buying, and nothing at or after it. Items seen before may be targets. Users with fewer
-    than two purchase times stay wholly in training.
+    before buying, and nothing at or after it. Items seen before may be targets. A user who bought
+    at one time only is a test user without a validation target; users who never bought stay
+    wholly in training.
     """
     df = chronological(events)
     times = (
         df.filter(pl.col("event") == purchase)
         .group_by("user_id").agg(pl.col("timestamp").unique().sort().alias("_t"))
-        .filter(pl.col("_t").list.len() >= 2)
-        .select("user_id", pl.col("_t").list.get(-1).alias("_test_at"), pl.col("_t").list.get(-2).alias("_valid_at"))
+        .select("user_id", pl.col("_t").list.get(-1).alias("_test_at"),
+                pl.col("_t").list.get(-2, null_on_oob=True).alias("_valid_at"))
     )
     if times.height == 0:
-        raise DataError(f"next-purchase split: no user has {purchase!r} events at two different times; map the "
-                        "buying event with --event-map NAME=purchase, or use --holdout temporal or loo")
+        raise DataError(f"next-purchase split: no {purchase!r} event; map the buying event with --event-map "
+                        "NAME=purchase, or use --holdout temporal or loo")
     df = df.join(times, on="user_id", how="left")
     test = df.filter(pl.col("timestamp") >= pl.col("_test_at"))
     valid = df.filter((pl.col("timestamp") >= pl.col("_valid_at")) & (pl.col("timestamp") < pl.col("_test_at")))
-    train = df.filter(pl.col("_valid_at").is_null() | (pl.col("timestamp") < pl.col("_valid_at")))
+    train = df.filter((pl.col("timestamp") < pl.col("_valid_at").fill_null(pl.col("_test_at")))
+                      | pl.col("_test_at").is_null())
     drop = ["_test_at", "_valid_at"]
     return Split(train.drop(drop), valid.drop(drop), test.drop(drop),
                  {"holdout": "next_purchase", "purchase_event": purchase})

@@ -108,28 +108,33 @@ FUNNEL = [
     ("u1", "a", "view", 1), ("u1", "a", "cart", 2), ("u1", "a", "purchase", 3),  # validation target: a
     ("u1", "b", "view", 4), ("u1", "c", "view", 5), ("u1", "c", "cart", 6),
     ("u1", "c", "purchase", 7), ("u1", "d", "view", 7), ("u1", "e", "view", 8),  # test target: c
-    ("u2", "x", "view", 1), ("u2", "x", "purchase", 2),  # one purchase: training
-    ("u3", "p", "purchase", 1), ("u3", "q", "purchase", 1), ("u3", "r", "view", 2),  # one purchase time: training
+    ("u2", "x", "view", 1), ("u2", "x", "purchase", 2),  # one purchase: a test target, no validation one
+    ("u3", "p", "purchase", 1), ("u3", "q", "purchase", 1), ("u3", "r", "view", 2),  # nothing before it: not scored
+    ("u4", "y", "view", 1), ("u4", "z", "cart", 2),  # never bought: training
 ]
 
 
 def test_next_purchase_by_hand():
     s = next_purchase(shop_log(FUNNEL))
-    assert list(zip(s.test["item_id"], s.test["event"])) == [("c", "purchase"), ("d", "view"), ("e", "view")]
+    held = [(u, i, e) for u, i, e in zip(s.test["user_id"], s.test["item_id"], s.test["event"])]
+    assert held == [("u1", "c", "purchase"), ("u1", "d", "view"), ("u1", "e", "view"), ("u2", "x", "purchase"),
+                    ("u3", "p", "purchase"), ("u3", "q", "purchase"), ("u3", "r", "view")]
     assert list(zip(s.valid["item_id"], s.valid["event"])) == [("a", "purchase"), ("b", "view"), ("c", "view"),
                                                                ("c", "cart")]
-    assert s.train.filter(pl.col("user_id") == "u1")["item_id"].to_list() == ["a", "a"]
-    assert s.train.filter(pl.col("user_id") != "u1").height == 5
+    assert list(zip(s.train["user_id"], s.train["item_id"])) == [("u1", "a"), ("u1", "a"), ("u2", "x"), ("u4", "y"),
+                                                                 ("u4", "z")]
     assert s.train.height + s.valid.height + s.test.height == len(FUNNEL)
     log = shop_log(FUNNEL)
     users, items = IDMap.from_ids(log["user_id"]), IDMap.from_ids(log["item_id"])
     test = make_task("next_purchase", s, users, items, "test")
     valid = make_task("next_purchase", s, users, items, "valid")
-    assert items.to_external(test.targets[0]).tolist() == ["c"]  # the purchase, not the views at or after it
-    assert items.to_external(valid.targets[0]).tolist() == ["a"]
+    # the purchases, not the views at or after them; u3 has no history before buying and is not scored
+    assert users.to_external(test.users).tolist() == ["u1", "u2"]
+    assert [items.to_external(t).tolist() for t in test.targets] == [["c"], ["x"]]
+    assert users.to_external(valid.users).tolist() == ["u1"] and items.to_external(valid.targets[0]).tolist() == ["a"]
     assert not test.exclude_seen  # c was viewed and carted before it was bought: it may be recommended
-    assert sorted(test.history["item_id"]) == ["a", "a", "a", "b", "c", "c", "p", "q", "r", "x", "x"]
-    with pytest.raises(DataError, match="next-purchase split: no user has 'purchase' events at two different times"):
+    assert sorted(test.history["item_id"]) == ["a", "a", "a", "b", "c", "c", "x", "y", "z"]
+    with pytest.raises(DataError, match="next-purchase split: no 'purchase' event; map the buying event"):
         next_purchase(ev(ROWS))
 
 
