@@ -92,7 +92,7 @@ class Explainer:
                 buy = float(reranked["purchase"][0, pos])
                 if np.isfinite(buy):  # absent when the data held no purchase to learn it from
                     prov["reranker"]["p_purchase"] = round(buy, 6)
-            need = self.needs.names[int(self.needs.assign[i])]
+            need = self.need_of(i)
             items.append({"item_id": str(self.items.to_external([i])[0]), "title": self.titles[i],
                           "score": round(score, 6), "provenance": prov, "because": self.because(i, recent),
                           "need": {"id": need["id"], "name": need["name"]}})
@@ -128,6 +128,21 @@ class Explainer:
             else:
                 self._needs = Needs.fit(self.item_vectors, self.titles, seed=self.art.manifest.get("seed") or 0)
         return self._needs
+
+    def need_of(self, item: int) -> dict:
+        """The need ``item`` (an internal index) belongs to: ``{"id", "name", "terms", "size", ...}``."""
+        return self.needs.names[int(self.needs.assign[item])]
+
+    def similar_items(self, item_id: str, k: int = 10) -> list[dict]:
+        """The ``k`` items nearest ``item_id`` in the item-vector index (cosine), each with its title,
+        score and need; LookupError for an item not in the catalogue."""
+        i = self.items.lookup.get(item_id, -1)
+        if i < 0:
+            raise LookupError(f"item {item_id[:64]!r}: not in the catalogue")
+        ids, scores = self.index.search(self.item_vectors[i:i + 1], k + 1)
+        pairs = [(int(j), float(s)) for j, s in zip(ids[0], scores[0]) if j >= 0 and j != i][:k]
+        return [{"item_id": str(self.items.to_external([j])[0]), "title": self.titles[j], "score": round(s, 6),
+                 "need": self.need_of(j)["name"]} for j, s in pairs]
 
     def because(self, item: int, recent: tuple[np.ndarray, list[str]], n: int = 2) -> list[dict]:
         """The history items (``recent``: distinct item indices and their events) most like ``item``

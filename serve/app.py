@@ -152,15 +152,12 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
     def similar(item: Annotated[str, Query(min_length=1, max_length=256)],
                 k: Annotated[int, Query(ge=1, le=1000)] = 10) -> dict:
         rec = served.current.rec
-        i = rec.items.lookup.get(item, -1)
-        if i < 0:
-            raise HTTPException(404, f"item {item[:64]!r}: not in the catalogue")
-        with served.slots:
-            ids, scores = rec.index.search(rec.item_vectors[i:i + 1], k + 1)
-        pairs = [(int(j), float(s)) for j, s in zip(ids[0], scores[0]) if j >= 0 and j != i][:k]
-        return {"item_id": item, "title": rec.titles[i], "items": [
-            {"item_id": str(rec.items.to_external([j])[0]), "title": rec.titles[j], "score": round(s, 6),
-             "need": rec.needs.names[int(rec.needs.assign[j])]["name"]} for j, s in pairs]}
+        try:
+            with served.slots:
+                items = rec.similar_items(item, k)
+        except LookupError as e:
+            raise HTTPException(404, str(e)) from None
+        return {"item_id": item, "title": rec.titles[rec.items.lookup[item]], "items": items}
 
     @app.get("/needs")
     def needs(user: Annotated[str, Query(min_length=1, max_length=256)],

@@ -166,15 +166,12 @@ class Inspector:
         row = rec.catalog.filter(pl.col("item_id") == item).to_dicts()
         fields = {k: v for k, v in (row[0] if row else {}).items() if k != "item_id" and v not in (None, "")}
         with self.served.slots:
-            ids, scores = rec.index.search(rec.item_vectors[i:i + 1], 11)
+            similar = rec.similar_items(item, 10)
             users, vecs = self.views(cur).user_vectors()
             fit = vecs @ rec.item_vectors[i] if users.size else np.zeros(0)
-        similar = [{**self.item_link(rec, int(j)), "score": float(s),
-                    "need": rec.needs.names[int(rec.needs.assign[j])]["name"]}
-                   for j, s in zip(ids[0], scores[0]) if j >= 0 and j != i][:10]
         best = np.argsort(-fit, kind="stable")[:10]
         audience = [{"user_id": str(rec.users.to_external([users[b]])[0]), "score": float(fit[b])} for b in best]
-        need = rec.needs.names[int(rec.needs.assign[i])]
+        need = rec.need_of(i)
         return self.render("item.html", page="item", item={"item_id": item, "title": rec.titles[i], "fields": fields},
                            need=need, similar=similar, audience=audience, scored=int(users.size),
                            hashed=cur.user_ids.hashed), 200
