@@ -47,22 +47,17 @@ class _Interrupts:
 class RecsysGroup(click.Group):
     def invoke(self, ctx: click.Context):
         with _Interrupts() as interrupts:
-            return self._invoke(ctx, interrupts)
-
-    def _invoke(self, ctx: click.Context, interrupts: _Interrupts):
-        try:
-            return super().invoke(ctx)
-        except RecsysError as e:
-            if interrupts.seen:
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT; nothing half-written stays
                 _interrupted(ctx)
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(2)
-        except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT; nothing half-written stays
-            _interrupted(ctx)
-        except Exception:
-            if interrupts.seen:
-                _interrupted(ctx)
-            raise
+            except Exception as e:
+                if interrupts.seen:  # whatever the interrupt became on its way up
+                    _interrupted(ctx)
+                if isinstance(e, RecsysError):
+                    click.echo(f"Error: {e}", err=True)
+                    ctx.exit(2)
+                raise
 
 
 def _interrupted(ctx: click.Context) -> None:
