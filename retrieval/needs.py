@@ -188,6 +188,19 @@ def user_needs(rec, user_id: str, fresh: list[tuple[str, str]] = (), top: int = 
             "latent": [describe(c) for c in parts["latent"]]}
 
 
+def stored_needs(rec, users: np.ndarray, batch: int = 512):
+    """For each of ``users`` (internal indices) with stored events, read from the stored history:
+    ``(position in users, P(need) over the needs, the needs' expressed shares)``."""
+    needs, temperature = rec.needs, _temperature(rec)
+    for s in range(0, len(users), batch):
+        part = users[s:s + batch]
+        prob = needs.predict(rec.model.user_vectors(rec.seq, part), rec.item_vectors, temperature)
+        for row, u in enumerate(part):
+            items, weights = _recent(rec.seq, int(u), rec.model.cfg.max_len)
+            if items.size:
+                yield s + row, prob[row], needs.expressed(items, weights)
+
+
 def latent_need_hits(rec, users: np.ndarray, targets: list[np.ndarray], top: int = 3,
                      latent_share: float = 0.05) -> dict:
     """How often a user's top-``top`` latent needs contain the need of one of ``targets`` (the
@@ -195,23 +208,15 @@ def latent_need_hits(rec, users: np.ndarray, targets: list[np.ndarray], top: int
     frequent needs of the stored events, under the same latent rule). ``users``: internal
     indices, whose stored history is what the needs are read from."""
     needs = rec.needs
-    temperature = _temperature(rec)
     popular = np.bincount(needs.assign[rec.seq.items], minlength=needs.k).argsort(kind="stable")[::-1]
     model_hits, base_hits, n = 0, 0, 0
-    for s in range(0, len(users), 256):
-        part = users[s:s + 256]
-        prob = needs.predict(rec.model.user_vectors(rec.seq, part), rec.item_vectors, temperature)
-        for row, u in enumerate(part):
-            items, weights = _recent(rec.seq, int(u), rec.model.cfg.max_len)
-            if items.size == 0:
-                continue
-            share = needs.expressed(items, weights)
-            want = set(needs.assign[targets[s + row]].tolist())
-            latent = needs.split(prob[row], share, top, latent_share)["latent"]
-            base = [int(c) for c in popular if share[c] <= latent_share][:top]
-            model_hits += bool(want & set(latent))
-            base_hits += bool(want & set(base))
-            n += 1
+    for at, prob, share in stored_needs(rec, users):
+        want = set(needs.assign[targets[at]].tolist())
+        latent = needs.split(prob, share, top, latent_share)["latent"]
+        base = [int(c) for c in popular if share[c] <= latent_share][:top]
+        model_hits += bool(want & set(latent))
+        base_hits += bool(want & set(base))
+        n += 1
     return {"users": n, "model": round(model_hits / max(n, 1), 4), "popular_needs": round(base_hits / max(n, 1), 4),
             "needs": needs.k, "top": top, "latent_share": latent_share}
 
@@ -220,18 +225,13 @@ def need_audience(rec, max_users: int = 5000, top: int = 3, latent_share: float 
     """For every need, how many users hold it among their top ``top`` latent needs and among their
     top expressed ones (as :func:`user_needs` reads them), over all users with events or a seeded
     sample of ``max_users``. Returns ``{"users": n, "latent": (k,) counts, "expressed": (k,) counts}``."""
-    needs, seq = rec.needs, rec.seq
-    users = np.flatnonzero(np.diff(seq.offsets) > 0)
+    needs = rec.needs
+    users = np.flatnonzero(np.diff(rec.seq.offsets) > 0)
     if users.size > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     latent, expressed = np.zeros(needs.k, np.int64), np.zeros(needs.k, np.int64)
-    temperature = _temperature(rec)
-    for s in range(0, len(users), 512):
-        part = users[s:s + 512]
-        prob = needs.predict(rec.model.user_vectors(seq, part), rec.item_vectors, temperature)
-        for row, u in enumerate(part):
-            items, weights = _recent(seq, int(u), rec.model.cfg.max_len)
-            parts = needs.split(prob[row], needs.expressed(items, weights), top, latent_share)
-            latent[parts["latent"]] += 1
-            expressed[parts["expressed"]] += 1
+    for _, prob, share in stored_needs(rec, users):
+        parts = needs.split(prob, share, top, latent_share)
+        latent[parts["latent"]] += 1
+        expressed[parts["expressed"]] += 1
     return {"users": int(users.size), "latent": latent, "expressed": expressed}
