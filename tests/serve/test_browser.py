@@ -8,16 +8,14 @@ Needs Playwright (a dev dependency) and a Chromium: Debian's ``chromium`` packag
 
 import contextlib
 import shutil
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from recsys.artifacts import Artifact
 from recsys.pipeline import evaluate_artifact, store_evaluation
 from recsys.serve.app import create_app
+
+from .servers import serving
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')")
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -51,19 +49,8 @@ def shop(tmp_path_factory, tiny_bert):
 def base_url(shop):
     art, _ = shop
     root = art.parent
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(art, root / "events.sqlite", rerank="always")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(art, root / "events.sqlite", rerank="always")) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,13 +12,9 @@ from pathlib import Path
 
 from recsys.serve.store import EventStore
 
+from .servers import free_port
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(art: Path, store: Path, port: int) -> subprocess.Popen:
@@ -41,7 +36,7 @@ def _start(art: Path, store: Path, port: int) -> subprocess.Popen:
 
 def test_every_acknowledged_event_survives_a_hard_kill(shop, tmp_path):
     art, d = shop
-    store, port = tmp_path / "events.sqlite", _free_port()
+    store, port = tmp_path / "events.sqlite", free_port()
     proc = _start(art, store, port)
     items = d.items["item_id"].to_list()
     acked, errors, stop = [], [], threading.Event()

@@ -4,17 +4,17 @@ JSON; and hypothesis tests of the event and history parsers."""
 import asyncio
 import json
 import socket
-import threading
 import time
 
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from recsys.serve.guard import BadJSON, BodyGuard, HeaderTimeoutH11, short_errors, strict_json, token_matches
 from recsys.serve.models import EARLIEST, LATEST, Events, History
+
+from .servers import serving
 
 
 async def echo_app(scope, receive, send):
@@ -99,25 +99,12 @@ def test_validation_errors_are_short_and_never_echo_the_input():
     assert "xxxx" not in line and "soon" not in line and len(line) <= 400
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class QuickTimeout(HeaderTimeoutH11):
     header_timeout = 0.5
 
 
 def test_a_connection_that_trickles_its_headers_is_closed():
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(echo_app, host="127.0.0.1", port=port, http=QuickTimeout,
-                                           log_level="error", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
+    with serving(echo_app, http=QuickTimeout, lifespan="off") as port:
         slow = socket.create_connection(("127.0.0.1", port))
         slow.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-A: ")  # and nothing more
         slow.settimeout(10)
@@ -129,9 +116,6 @@ def test_a_connection_that_trickles_its_headers_is_closed():
         fine.settimeout(10)
         assert fine.recv(1000).startswith(b"HTTP/1.1 200")
         assert waited < 5
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 ids = st.text(min_size=1, max_size=300)
