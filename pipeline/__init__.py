@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recsys import layout
+from recsys.artifacts import Artifact
 
 from .add_items import add_items
 from .engine import load, load_reranker
@@ -41,8 +42,6 @@ def retune(path: str | Path, show_progress: bool = False) -> dict:
 
 def train_reranker(path: str | Path, opts: RerankOptions, progress=None) -> dict:
     """Train a reranker for the artifact at ``path`` and write it in (rewritten atomically)."""
-    from recsys.artifacts import Artifact
-
     config = {**Artifact.open(path).manifest.get("config", {}), "reranker": opts.manifest()}
     ctx = open_context(path, BuildOptions(reranker=opts, device=opts.device), config=config, skip=layout.RERANKER)
     if progress is not None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
+from tqdm.auto import tqdm
 
 from recsys import layout
 from recsys.artifacts import Artifact, ArtifactWriter
@@ -31,15 +32,17 @@ from recsys.defaults import DEFAULT_HOLDOUT
 from recsys.device import resolve_device, set_seed
 from recsys.eval.protocols import keeps_seen, with_indices
 from recsys.prepare import Prepared, load_prepared_tables, prepare, save_prepared
+from recsys.privacy import key_fingerprint, load_key, pseudonymise_frame
 from recsys.retrieval import distributed
 from recsys.retrieval import sources as registry
+from recsys.retrieval.index import VectorIndex
 from recsys.retrieval.model import TwoTower
 from recsys.retrieval.needs import Needs
 from recsys.retrieval.recommender import SHORT
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.warm import WarmStart, transfer
 from recsys.schema import Dataset
-from recsys.sources import Space
+from recsys.sources import FitInfo, Space
 
 from .options import BuildOptions
 from .provider import fit_parts, stage_data, stage_engine
@@ -68,8 +71,6 @@ class StageTimer:
 
     def say(self, message: str, indent: str = "  ") -> None:
         if self.show:
-            from tqdm.auto import tqdm
-
             tqdm.write(f"{indent}{message}")
         log.info(message)
 
@@ -155,8 +156,6 @@ def two_tower_stage(ctx: BuildContext) -> None:
         ctx.writer.save_array(layout.TEXT_FINETUNED, model.items.text.cpu().numpy())
     model.save(ctx.writer.path(layout.MODEL_CONFIG).parent)
     if valid_state is not None:  # --holdout none: the validation stage's own model
-        from recsys.sources import FitInfo
-
         folder = layout.stage_dir("valid", layout.MODEL)
         model.save(ctx.writer.path(layout.under(folder, layout.CONFIG)).parent, valid_state, FitInfo(("loo_train",)))
     ctx.summary.update({
@@ -188,8 +187,6 @@ def sources_stage(ctx: BuildContext) -> None:
 
 def index_stage(ctx: BuildContext) -> None:
     """Item vectors from the item tower, into a FAISS index (checked against exact search)."""
-    from recsys.retrieval.index import VectorIndex
-
     ctx.item_vectors = ctx.model.item_vectors()
     index = VectorIndex(kind=ctx.opts.index_kind, seed=ctx.opts.seed).build(ctx.item_vectors)
     ctx.writer.save_array(layout.ITEM_VECTORS, ctx.item_vectors)
@@ -292,8 +289,6 @@ def build(dataset: Dataset, out: str | Path, cleaning: CleaningConfig | None = N
     base = WarmStart.load(opts.warm_start) if opts.warm_start else None
     config_used = dict(config_used or {})
     if opts.hash_user_ids:
-        from recsys.privacy import key_fingerprint, load_key, pseudonymise_frame
-
         key = load_key()
         dataset.events = pseudonymise_frame(dataset.events, key)
         config_used["user_ids"] = {"hash": "hmac-sha256", "key_fingerprint": key_fingerprint(key)}

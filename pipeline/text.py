@@ -21,6 +21,7 @@ from recsys.defaults import is_default_text_model
 from recsys.errors import ArtifactError, ConfigError
 from recsys.retrieval.charngram import NAME as CHAR_NGRAM
 from recsys.retrieval.charngram import CharNgramEncoder
+from recsys.retrieval.finetune import FinetunedText
 from recsys.retrieval.text import TextEncoder, encode_with_cache, text_key
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,6 @@ def encode_catalogue(texts: list[str], opts, device: str, base, out: Path,
 
 def finetune_layers(encoder, texts: list[str], n_layers: int, device: str):
     """The top ``n_layers`` of the text encoder, to be tuned inside the item tower."""
-    from recsys.retrieval.finetune import FinetunedText
-
     if not device.startswith("cuda"):
         log.warning("fine-tuning %d text layers on the CPU is slow (it is meant for a GPU)", n_layers)
     return FinetunedText.from_encoder(encoder, texts, n_layers).to(device)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from .errors import DataError
+from .io import id_column
 
 TEXT_SEPARATOR = " | "
 _NULL_WORDS = ("", "nan", "none", "null", "missing", "unknown", "n/a")
@@ -67,8 +68,6 @@ def catalog_from_events(raw: pl.DataFrame, item_column: str, fields: Sequence[st
             f"{source}: --items-from-events column(s) {', '.join(map(repr, missing))} not found "
             f"(columns: {', '.join(raw.columns)})"
         )
-    from .io import id_column
-
     df = raw.select([id_column(raw[item_column]).alias("item_id"), *[pl.col(f) for f in fields if f != item_column]])
     agg = [pl.col(f).drop_nulls().last().alias(f) for f in df.columns if f != "item_id"]
     if "price" in df.columns:

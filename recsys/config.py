@@ -33,6 +33,7 @@ Options given on the command line win over the file.
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,6 @@ def dataclass_section(cfg: dict[str, Any], section: str, cls: type, path: str | 
     >>> dataclass_section({"train": {"epochs": 5}}, "train", C, "a.toml")
     {'epochs': 5}
     """
-    from dataclasses import MISSING, fields
-
     part = cfg.get(section, {})
     if not isinstance(part, dict):
         raise ConfigError(f"{path}: [{section}] must be a table/object of settings")

@@ -31,6 +31,7 @@ from recsys.errors import ArtifactError, ConfigError
 from recsys.pretrained import load_pretrained, model_location
 
 from .features import context_text
+from .split_attention import SplitBert
 
 log = logging.getLogger(__name__)
 HEADS = ("click", "purchase")
@@ -64,8 +65,6 @@ class RerankerConfig:
 class CrossEncoder(nn.Module):
     def __init__(self, bert: nn.Module, cfg: RerankerConfig):
         super().__init__()
-        from .split_attention import SplitBert
-
         self.encoder, self.cfg = SplitBert(bert), cfg
         hidden = bert.config.hidden_size
         n = len(cfg.features)
