@@ -15,6 +15,7 @@ import polars as pl
 
 from recsys import layout
 from recsys.errors import DataError
+from recsys.fusion import Candidates
 from recsys.sources import Batch, History
 
 from .needs import Needs
@@ -65,8 +66,10 @@ class Explainer:
         return mask
 
     def explain_one(self, user_id: str, k: int = 10, include_seen: bool = False, fresh: list[tuple[str, str]] = (),
-                    context: str | None = None, rerank: bool = True) -> dict:
-        """Recommendations for one user, known or not, with fresh events given at query time."""
+                    context: str | None = None, rerank: bool = True, compare: bool = False) -> dict:
+        """Recommendations for one user, known or not, with fresh events given at query time. With
+        ``compare`` and a reranked answer, ``"fused_items"`` also lists the same candidates in their
+        fused order (what the answer would be without the reranker)."""
         allowed = self.context_filter(context)
         batch, known = self.profile(user_id, fresh)
         c = self.candidates(batch, include_seen, allowed=allowed)
@@ -76,6 +79,17 @@ class Explainer:
             "item_idx", keep="last", maintain_order=True)
         recent = (recent["item_idx"].to_numpy(), recent["event"].to_list())
         reranked = self.rerank(batch, c) if rerank and self.reranker is not None and mine.height else None
+        out = {"user_id": user_id, "known_user": bool(known >= 0), "history_events": mine.height,
+               "fresh_events": len(fresh), "reranked": reranked is not None,
+               "items": self._explained(c, recent, k, reranked)}
+        if compare and reranked is not None:
+            out["fused_items"] = self._explained(c, recent, k)
+        return out
+
+    def _explained(self, c: Candidates, recent: tuple[np.ndarray, list[str]], k: int,
+                   reranked: dict | None = None) -> list[dict]:
+        """The top ``k`` of one user's candidates ``c`` (in the reranker's order when ``reranked``),
+        each with its title, score, provenance, need and "because" items."""
         order = reranked["order"][0] if reranked is not None else np.arange(c.items.shape[1])
         items = []
         for pos, j in enumerate(order[:k]):
@@ -96,8 +110,7 @@ class Explainer:
             items.append({"item_id": str(self.items.to_external([i])[0]), "title": self.titles[i],
                           "score": round(score, 6), "provenance": prov, "because": self.because(i, recent),
                           "need": {"id": need["id"], "name": need["name"]}})
-        return {"user_id": user_id, "known_user": bool(known >= 0), "history_events": mine.height,
-                "fresh_events": len(fresh), "reranked": reranked is not None, "items": items}
+        return items
 
     def profile(self, user_id: str, fresh: list[tuple[str, str]] = ()) -> tuple[Batch, int]:
         """(a one-row batch of the user, the user's index or -1): the stored history when there are no

@@ -147,14 +147,13 @@ class Inspector:
             else:
                 uid, fresh = "\x00anonymous", rec.parse_history(history)
             with self.served.slots:
-                out = rec.explain_one(uid, k=k, fresh=fresh, rerank=True)
-                plain = rec.explain_one(uid, k=k, fresh=fresh, rerank=False) if compare and out["reranked"] else None
+                out = rec.explain_one(uid, k=k, fresh=fresh, rerank=True, compare=compare)
                 needs = user_needs(rec, uid, fresh) if out["history_events"] else None
         except (LookupError, RecsysError) as e:
             return self.render("user.html", error=str(e)[:300], **context), 404 if isinstance(e, LookupError) else 422
         timeline = self.timeline(cur, uid, fresh) if user else [
             {"item_id": i, "title": rec.titles[rec.items.lookup[i]], "event": e, "time": "pasted"} for i, e in fresh]
-        return self.render("user.html", out=out, plain=plain, needs=needs, timeline=timeline,
+        return self.render("user.html", out=out, plain=out.get("fused_items"), needs=needs, timeline=timeline,
                            sources=list(rec.sources), **context), 200
 
     def item_page(self, item: str) -> tuple[str, int]:
