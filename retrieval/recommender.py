@@ -28,7 +28,7 @@ from recsys.cooccurrence import recent_items, scores_of, transitions
 from recsys.defaults import N_CANDIDATES, RERANK_DEPTH, RRF_K
 from recsys.device import resolve_device
 from recsys.eval.protocols import with_indices
-from recsys.fusion import Candidates, candidate_features, feature_names, fuse
+from recsys.fusion import Candidates, Union, candidate_features, feature_names
 from recsys.prepare import load_prepared_tables
 from recsys.sources import Batch, History, Space, artifact_folder
 
@@ -224,11 +224,12 @@ class Recommender(Explainer):
 
     def fuse(self, lists: dict[str, tuple[np.ndarray, np.ndarray]], include_seen: bool = False,
              weights: dict[str, float] | None = None, short: np.ndarray | None = None) -> Candidates:
-        """Fuse source lists (see :func:`fuse`); ``weights`` default to :meth:`fusion_weights`, which
+        """Fuse source lists (see :func:`recsys.fusion.fuse`); ``weights`` default to :meth:`fusion_weights`, which
         for the rows marked ``short`` are those tuned for short histories."""
+        union = Union(lists, self.fusion.method, self.fusion.rrf_k)  # built once, fused under each weighting
+
         def one(w: dict[str, float]) -> Candidates:
-            w = {k: v for k, v in w.items() if k in lists}
-            return fuse(lists, n=self.fusion.n_candidates, method=self.fusion.method, weights=w, k=self.fusion.rrf_k)
+            return union.candidates({k: v for k, v in w.items() if k in lists}, self.fusion.n_candidates)
 
         if weights is not None:
             return one(weights)
