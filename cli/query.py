@@ -20,9 +20,10 @@ from recsys.threads import configure
 
 ARTIFACTS = click.option("--artifacts", type=click.Path(path_type=Path), default=DEFAULT_ARTIFACTS,
                          show_default=True, help="An artifact folder written by `recsys build-index`.")
-INCLUDE_SEEN = click.option("--include-seen", is_flag=True,
-                            help="Keep items the user already interacted with (groceries: most purchases are repeats); "
-                                 "the user's own frequent items then become a candidate source.")
+INCLUDE_SEEN = click.option("--include-seen/--exclude-seen", default=None,
+                            help="Keep (or drop) items the user already interacted with; kept, the user's own "
+                                 "frequent items are a candidate source too. Default: the artifact's choice, made by "
+                                 "build-index on the validation stage (kept where that raised NDCG@10, e.g. groceries).")
 
 
 NO_RERANK = click.option("--no-rerank", is_flag=True, help="Skip the reranker (the fused list is final), to compare.")
@@ -74,7 +75,7 @@ def load_engine(artifacts: Path, rerank: bool = True, fusion_weights: str | None
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--timing", is_flag=True, help="Print load and query times (ms) on stderr.")
 @THREADS
-def query(artifacts: Path, user: str, k: int, history: str | None, context: str | None, include_seen: bool,
+def query(artifacts: Path, user: str, k: int, history: str | None, context: str | None, include_seen: bool | None,
           no_rerank: bool, fusion_weights: str | None, as_json: bool, timing: bool, threads: int | None) -> None:
     """The ranked list for --user: item id, title, fused score, provenance, and the history items behind it."""
     configure(threads)
@@ -134,7 +135,7 @@ def _read_users(path: str) -> list[str]:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--timing", is_flag=True, help="Print load time and throughput on stderr.")
 @THREADS
-def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool, no_rerank: bool,
+def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool | None, no_rerank: bool,
               fusion_weights: str | None, batch_size: int, quiet: bool, timing: bool, threads: int | None) -> None:
     """Batch inference: one JSON line per user, {"user_id", "items", "scores"}, written atomically."""
     from tqdm.auto import tqdm

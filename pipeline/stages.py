@@ -48,7 +48,7 @@ from .options import BuildOptions
 from .provider import fit_parts, stage_data, stage_engine
 from .reranking import fit_reranker
 from .text import encode_catalogue, finetune_layers
-from .tune import short_history_task, tune_fusion
+from .tune import serving_mode, short_history_task, tune_fusion
 from .two_tower import fit_two_tower
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,8 @@ def needs_stage(ctx: BuildContext) -> None:
 
 
 def fusion_stage(ctx: BuildContext) -> None:
-    """Fusion weights for both serving modes, chosen on the validation stage (:mod:`.tune`)."""
+    """Fusion weights for both serving modes, chosen on the validation stage, and which mode is
+    served by default: seen items kept only where that raised validation NDCG@10 (:mod:`.tune`)."""
     t = ctx.tables()
     stage = stage_data(t, ctx.holdout, "valid")
     if stage.targets.height == 0:
@@ -225,6 +226,13 @@ def fusion_stage(ctx: BuildContext) -> None:
         for name, r in ((mode, out[mode]), (f"{mode}, last {SHORT} events", out["short_history"][mode])):
             ctx.timer.say(f"fusion weights ({name.replace('_', ' ')}): {r['weights']}, validation NDCG@10 "
                           f"{r['valid_ndcg@10']} (all 1: {r['default_ndcg@10']})")
+    out["serve_seen"] = serving_mode(out["exclude_seen"], out["include_seen"])
+    ctx.timer.say(f"serving: seen items {'kept' if out['serve_seen']['include_seen'] else 'excluded'}: "
+                  f"{out['serve_seen']['reason']}")
+    for r in (out[m] for m in MODES):
+        r.pop("per_user")
+    for r in out["short_history"].values():
+        r.pop("per_user")
     ctx.writer.save_json(layout.FUSION, out)
     ctx.summary["fusion"] = out
 

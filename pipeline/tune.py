@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import polars as pl
 
-from recsys.eval.metrics import ndcg_many
+from recsys.eval.metrics import ndcg_many, paired_bootstrap
 from recsys.eval.protocols import EvalTask
 from recsys.fusion import Union
 
@@ -27,11 +27,12 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
     """Best source weights for ``rec`` (whose history is ``task.history``) on ``task``'s targets;
     ``batch_of(users)`` gives the users' histories as a batch (default: their stored ones).
 
-    Returns ``{"weights": {...}, "valid_ndcg@k": best, "default_ndcg@k": with all weights 1, "users": n}``.
+    Returns ``{"weights": {...}, "valid_ndcg@k": best, "default_ndcg@k": with all weights 1, "users": n,
+    "per_user": the best weighting's NDCG@k per user (an array, not for the JSON)}``.
     """
     users = task.users
     if users.size == 0:
-        return {"weights": {}, f"valid_ndcg@{k}": None, f"default_ndcg@{k}": None, "users": 0}
+        return {"weights": {}, f"valid_ndcg@{k}": None, f"default_ndcg@{k}": None, "users": 0, "per_user": None}
     keep = np.sort(np.random.default_rng(seed).choice(users.size, min(max_users, users.size), replace=False))
     sub = EvalTask(task.protocol, users[keep], [task.targets[i] for i in keep], task.history, task.exclude_seen,
                    task.n_users, task.n_items)
@@ -48,17 +49,39 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
 
     union = Union(lists, rec.fusion.method, rec.fusion.rrf_k)  # built once; each weighting only re-scores it
 
-    def ndcg(weights: dict) -> float:
-        return float(ndcg_many(union.top(weights, k), sub.targets, k).mean())
+    def ndcg(weights: dict) -> np.ndarray:
+        return ndcg_many(union.top(weights, k), sub.targets, k)
 
-    results = [(ndcg(dict(zip(names, combo))), dict(zip(names, combo)))
-               for combo in itertools.product(*(grids[n] for n in names))]
-    default = ndcg({n: 1.0 for n in names})
-    best, weights = max(results, key=lambda r: r[0])  # first best wins ties: each grid lists smaller weights first
+    results = [(ndcg(w), w) for w in (dict(zip(names, combo)) for combo in itertools.product(*(grids[n] for n in names)))]
+    default = float(ndcg({n: 1.0 for n in names}).mean())
+    per_user, weights = max(results, key=lambda r: r[0].mean())  # first best wins ties: grids list smaller weights first
+    best = float(per_user.mean())
     log.info("fusion weights (%s): %s, validation NDCG@%d %.4f (all 1: %.4f)",
              "seen kept" if include_seen else "seen excluded", weights, k, best, default)
     return {"weights": weights, f"valid_ndcg@{k}": round(best, 4), f"default_ndcg@{k}": round(default, 4),
-            "users": int(sub.users.size)}
+            "users": int(sub.users.size), "per_user": per_user}
+
+
+def serving_mode(excluded: dict, included: dict, k: int = 10) -> dict:
+    """Whether the engine serves items the user already had, from :func:`tune_fusion`'s answers for
+    both modes on the same validation users: kept only when keeping them raises NDCG@k with a
+    paired bootstrap interval above zero; otherwise (no evidence, or none either way) excluded.
+
+    >>> serving_mode({"per_user": np.array([0.0, 0.2, 0.5])}, {"per_user": np.array([0.5, 0.6, 1.0])})["include_seen"]
+    True
+    >>> serving_mode({"per_user": np.array([0.3, 0.2])}, {"per_user": np.array([0.3, 0.2])})["include_seen"]
+    False
+    """
+    a, b = excluded.get("per_user"), included.get("per_user")
+    if a is None or b is None or len(a) == 0:
+        return {"include_seen": False, "reason": "no validation users to decide on: seen items excluded"}
+    d = paired_bootstrap(a, b)
+    keep = d["low"] > 0
+    return {"include_seen": bool(keep), f"valid_ndcg@{k}_excluded": round(float(np.mean(a)), 4),
+            f"valid_ndcg@{k}_included": round(float(np.mean(b)), 4),
+            "diff": round(d["diff"], 4), "interval": [round(d["low"], 4), round(d["high"], 4)], "users": d["n"],
+            "reason": (f"keeping the user's own items {'raised' if keep else 'did not raise'} validation NDCG@{k} "
+                       f"({d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}], {d['n']} users)")}
 
 
 def short_history_task(rec, task: EvalTask, short: int, min_users: int = 20):

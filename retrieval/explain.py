@@ -65,13 +65,16 @@ class Explainer:
             raise DataError(f"--context {spec!r}: no item's {field} contains {value!r}")
         return mask
 
-    def explain_one(self, user_id: str, k: int = 10, include_seen: bool = False, fresh: list[tuple[str, str]] = (),
-                    context: str | None = None, rerank: bool = True, compare: bool = False) -> dict:
-        """Recommendations for one user, known or not, with fresh events given at query time. With
-        ``compare`` and a reranked answer, ``"fused_items"`` also lists the same candidates in their
-        fused order (what the answer would be without the reranker)."""
+    def explain_one(self, user_id: str, k: int = 10, include_seen: bool | None = None,
+                    fresh: list[tuple[str, str]] = (), context: str | None = None, rerank: bool = True,
+                    compare: bool = False) -> dict:
+        """Recommendations for one user, known or not, with fresh events given at query time
+        (``include_seen=None``: the artifact's choice). With ``compare`` and a reranked answer,
+        ``"fused_items"`` also lists the same candidates in their fused order (what the answer would
+        be without the reranker)."""
         allowed = self.context_filter(context)
         batch, known = self.profile(user_id, fresh)
+        include_seen = self.seen_mode(include_seen)
         c = self.candidates(batch, include_seen, allowed=allowed)
         row = int(batch.rows[0])
         mine = batch.history.events.filter(pl.col("user_idx") == row)
@@ -80,7 +83,8 @@ class Explainer:
         recent = (recent["item_idx"].to_numpy(), recent["event"].to_list())
         reranked = self.rerank(batch, c) if rerank and self.reranker is not None and mine.height else None
         out = {"user_id": user_id, "known_user": bool(known >= 0), "history_events": mine.height,
-               "fresh_events": len(fresh), "reranked": reranked is not None,
+               "fresh_events": len(fresh), "seen_items": "kept" if include_seen else "excluded",
+               "reranked": reranked is not None,
                "items": self._explained(c, recent, k, reranked)}
         if compare and reranked is not None:
             out["fused_items"] = self._explained(c, recent, k)

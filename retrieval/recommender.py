@@ -213,6 +213,16 @@ class Recommender(Explainer):
                     lists[name] = (np.where(cold[:, None], -1, i), np.where(cold[:, None], -np.inf, s))
         return lists
 
+    @property
+    def serves_seen(self) -> bool:
+        """Whether answers keep items the user already had unless told otherwise: decided at build
+        time on the validation stage (``fusion.json``'s ``serve_seen``); excluded where undecided."""
+        return bool(self.tuned.get("serve_seen", {}).get("include_seen", False))
+
+    def seen_mode(self, include_seen: bool | None) -> bool:
+        """``include_seen`` as given, or the artifact's own choice (:attr:`serves_seen`) for None."""
+        return self.serves_seen if include_seen is None else bool(include_seen)
+
     def fusion_weights(self, include_seen: bool, short: bool = False) -> dict[str, float]:
         """The weights in use: given in :class:`FusionOptions`, else tuned at build time (for histories
         of at most :data:`SHORT` events, those tuned for them), else all 1."""
@@ -306,11 +316,13 @@ class Recommender(Explainer):
         return out
 
     # ---- answers ---------------------------------------------------------------------------
-    def recommend(self, user_ids, k: int = 10, include_seen: bool = False, rerank: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(self, user_ids, k: int = 10, include_seen: bool | None = None,
+                  rerank: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Top-k external item ids and scores for known users (None / -inf pad short rows): reranked
-        when the engine has a reranker (and ``rerank``), else fused."""
+        when the engine has a reranker (and ``rerank``), else fused. ``include_seen=None``: the
+        artifact's choice (:attr:`serves_seen`)."""
         batch = self.stored_batch(self.users.to_internal(user_ids))
-        c = self.candidates(batch, include_seen)
+        c = self.candidates(batch, self.seen_mode(include_seen))
         if rerank and self.reranker is not None:
             r = self.rerank(batch, c)
             ids, scores = r["items"][:, :k], r["scores"][:, :k]

@@ -128,11 +128,12 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         rec = cur.rec
         return {"status": "ok", "artifact": str(cur.path), "created_at": rec.art.manifest.get("created_at"),
                 "users": rec.n_users, "items": rec.n_items, "reranker": rec.reranker is not None,
+                "seen_items": "kept" if rec.serves_seen else "excluded",
                 "events_in_store": events.count()}
 
     @app.get("/recommend")
     def recommend(user: Annotated[str, Query(min_length=1, max_length=256)],
-                  k: Annotated[int, Query(ge=1, le=1000)] = 10, include_seen: bool = False, rerank: bool = True):
+                  k: Annotated[int, Query(ge=1, le=1000)] = 10, include_seen: bool | None = None, rerank: bool = True):
         cur = served.current
         uid, fresh = known(cur, user)
         with served.slots:
@@ -140,7 +141,7 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         return JSONResponse({**out, "user_id": user})  # a Response as is: no re-encoding of the dict
 
     @app.post("/recommend")
-    def recommend_history(body: History, include_seen: bool = False, rerank: bool = True):
+    def recommend_history(body: History, include_seen: bool | None = None, rerank: bool = True):
         cur = served.current
         fresh = check(cur.rec, body.history)
         with served.slots:

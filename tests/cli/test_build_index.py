@@ -90,10 +90,12 @@ def rrf(provenance: dict, weights: dict) -> float:
 def test_query_after_build(art):
     r = Recommender.load(art)
     user = r.users.ids[3]
-    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "4", "--json"])
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "4", "--json",
+                                      "--exclude-seen"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["user_id"] == user and body["known_user"] and len(body["items"]) == 4
+    assert body["seen_items"] == "excluded"
     seen = set(r.items.to_external(r.seen(r.users.index(user))))
     assert not {i["item_id"] for i in body["items"]} & seen
     weights = r.fusion_weights(include_seen=False)  # chosen on the validation stage at build time
@@ -105,7 +107,7 @@ def test_query_after_build(art):
     assert [i["score"] for i in body["items"]] == sorted([i["score"] for i in body["items"]], reverse=True)
     # weights given on the command line replace the tuned ones
     body = json.loads(CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "4", "--json",
-                                               "--fusion-weights", "als=0,two_tower=1"]).output)
+                                               "--exclude-seen", "--fusion-weights", "als=0,two_tower=1"]).output)
     assert all(i["score"] == pytest.approx(rrf(i["provenance"], {"als": 0.0, "similar": 1.0}), abs=1e-6)
                for i in body["items"])
     # --include-seen lets the user's own items back in, proposed by the "repeat" source
@@ -129,7 +131,7 @@ def test_query_unknown_user_and_fresh_history(art):
     # a new user served from a handful of events given at query time
     a, b = r.items.ids[0], r.items.ids[1]
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", "nobody", "--json",
-                                      "--history", f"{a}:view,{b}"])
+                                      "--history", f"{a}:view,{b}", "--exclude-seen"])
     body = json.loads(result.stdout)
     assert body["fresh_events"] == 2 and body["history_events"] == 2 and result.stderr == ""
     assert {a, b}.isdisjoint(i["item_id"] for i in body["items"])

@@ -51,7 +51,9 @@ def test_summary_and_manifest(built):
     assert layout.under(layout.source_dir("als"), "item_factors.npy") in m["files"]
     # the ALS refitted on training events alone for the validation stage's choices is not shipped
     assert not any(f.startswith(layout.STAGES) for f in m["files"])
-    assert set(Artifact.open(out).load_json(layout.FUSION)) == {"exclude_seen", "include_seen", "short_history"}
+    fusion = Artifact.open(out).load_json(layout.FUSION)
+    assert set(fusion) == {"exclude_seen", "include_seen", "short_history", "serve_seen"}
+    assert isinstance(fusion["serve_seen"]["include_seen"], bool) and "validation NDCG@10" in fusion["serve_seen"]["reason"]
 
 
 def test_reload_and_index_answers(built, data):

@@ -52,7 +52,7 @@ def test_a_registered_source_is_fused_tuned_reranked_and_scored(toy, tiny_bert, 
     rec = load(tmp_path / "art", rerank="always")
     assert rec.reranker.cfg.features[-8:-5] == ("first_items_inv_rank", "first_items_score", "first_items_present")
     user = rec.users.ids[0]
-    got = rec.explain_one(user, k=rec.n_items)
+    got = rec.explain_one(user, k=rec.n_items, include_seen=False)
     assert any("first_items" in item["provenance"] for item in got["items"])
     first = min(rec.items.index(i["item_id"]) for i in got["items"] if "first_items" in i["provenance"])
     assert first == int(np.setdiff1d(np.arange(rec.n_items), rec.seen(rec.users.index(user)))[0])

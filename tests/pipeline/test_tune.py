@@ -2,11 +2,17 @@
 
 import numpy as np
 import polars as pl
+import pytest
 
 from recsys.eval.protocols import EvalTask
+from recsys.pipeline import BuildOptions, build, load
 from recsys.pipeline.tune import tune_fusion
+from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.recommender import FusionOptions
 from recsys.retrieval.sources import ALSSource, TwoTowerSource
+from recsys.retrieval.towers import TowerConfig
+from recsys.retrieval.train import TrainConfig
+from recsys.synthetic import generate_synthetic
 
 
 class FakeRecommender:
@@ -42,3 +48,49 @@ def test_the_source_that_holds_the_targets_gets_the_largest_weight():
 def test_no_users():
     t = EvalTask("loo", np.zeros(0, np.int64), [], pl.DataFrame(), True, 4, 30)
     assert tune_fusion(FakeRecommender(), t, include_seen=False)["weights"] == {}
+
+
+def _shop(kind: str):
+    """Synthetic events made into a shop where nobody meets an item twice ("never_repeat": each
+    user's first event per item only) or one where everybody rebuys ("repeat_heavy": each user's
+    three first items bought again, in turn, every day for two weeks)."""
+    d = generate_synthetic(n_users=150, n_items=60, n_needs=4, seed=5)
+    ev = d.dataset.events
+    if kind == "never_repeat":
+        d.dataset.events = ev.unique(["user_id", "item_id"], keep="first", maintain_order=True)
+        return d.dataset
+    first = ev.sort("timestamp").unique(["user_id", "item_id"], keep="first", maintain_order=True)
+    staples = first.group_by("user_id", maintain_order=True).head(3)
+    end = ev["timestamp"].max()
+    rounds = [staples.with_columns(pl.lit("purchase").alias("event"),
+                                   (pl.lit(end) + pl.duration(days=day + 1, seconds=pl.int_range(pl.len()).over("user_id")))
+                                   .alias("timestamp")) for day in range(14)]
+    d.dataset.events = pl.concat([ev, *rounds], how="vertical_relaxed")
+    return d.dataset
+
+
+@pytest.mark.parametrize("kind, kept", [("never_repeat", False), ("repeat_heavy", True)])
+def test_the_build_keeps_seen_items_only_where_they_are_bought_again(kind, kept, tmp_path):
+    summary = build(_shop(kind), tmp_path / kind, opts=BuildOptions(
+        holdout="loo", tower=TowerConfig(dim=16, max_len=20, n_layers=1), text_encoder=CharNgramEncoder(dim=16),
+        train=TrainConfig(epochs=2, pretrain_epochs=0), show_progress=False))
+    decision = summary["fusion"]["serve_seen"]
+    assert decision["include_seen"] is kept, decision
+    rec = load(tmp_path / kind)
+    assert rec.serves_seen is kept
+    user = rec.users.ids[0]
+    seen = set(rec.items.to_external(rec.seen(0)))
+    got = {i["item_id"] for i in rec.explain_one(user, k=20)["items"]}
+    assert bool(got & seen) is kept  # the default follows the decision
+    assert not {i["item_id"] for i in rec.explain_one(user, k=20, include_seen=False)["items"]} & seen
+
+
+def test_the_serving_mode_needs_evidence():
+    from recsys.pipeline.tune import serving_mode
+
+    tie = serving_mode({"per_user": np.array([0.5, 0.0, 1.0])}, {"per_user": np.array([0.5, 0.0, 1.0])})
+    assert tie["include_seen"] is False and tie["diff"] == 0.0 and tie["interval"] == [0.0, 0.0]
+    better = serving_mode({"per_user": np.zeros(40)}, {"per_user": np.full(40, 0.25)})
+    assert better["include_seen"] is True and better["diff"] == 0.25
+    assert better["reason"] == "keeping the user's own items raised validation NDCG@10 (+0.2500 [+0.2500, +0.2500], 40 users)"
+    assert serving_mode({"per_user": None}, {"per_user": None})["include_seen"] is False
