@@ -30,8 +30,15 @@ from recsys import layout
 from recsys.artifacts import package_versions
 from recsys.datasets import dataset_from_files, dataset_spec, default_cleaning, load_dataset
 from recsys.device import set_seed
-from recsys.eval.baselines import TIFUKNN, ImplicitPeer, ItemCooccurrence, PersonalFrequency, Popularity
-from recsys.eval.protocols import make_task, rank, score_rankings
+from recsys.eval.baselines import (
+    TIFUKNN,
+    ImplicitPeer,
+    ItemCooccurrence,
+    PersonalFrequency,
+    Popularity,
+    Recency,
+)
+from recsys.eval.protocols import PROTOCOLS, keeps_seen, make_task, rank, score_rankings
 from recsys.prepare import prepare
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,8 +56,9 @@ def grids(protocol: str) -> dict[str, tuple[type, dict]]:
         "itemknn_cosine": (ImplicitPeer, {"kind": ["itemknn_cosine"], "K": [50, 200]}),
         "itemknn_bm25": (ImplicitPeer, {"kind": ["itemknn_bm25"], "K": [50, 200]}),
     }
-    if protocol == "last_basket":
+    if keeps_seen(protocol):  # repeats count: the user's own items are peers of their own
         g["personal_frequency"] = (PersonalFrequency, {})
+        g["recency"] = (Recency, {})
         g["tifu_knn"] = (TIFUKNN, {"group_size": [3, 7], "alpha": [0.7, 0.9], "n_neighbors": [100, 300]})
     return g
 
@@ -146,6 +154,26 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
             "intervals": f.intervals, "heads": f.heads}
 
 
+def versus_best_peer(rows: dict, metric: str = "ndcg@10", n_resamples: int = 2000, seed: int = 0) -> dict | None:
+    """The served list (``engine/reranked`` when there is one, else ``engine/merged``) against the peer
+    with the best test ``metric``: both means, their ratio and difference, each with a paired bootstrap
+    95% interval (users resampled)."""
+    engine = next((n for n in ("engine/reranked", "engine/merged") if n in rows), None)
+    peers = [n for n in rows if not n.startswith("engine/")]
+    if engine is None or not peers:
+        return None
+    peer = max(peers, key=lambda n: rows[n]["test"][metric])
+    a, b = (np.asarray(rows[n]["per_user"][metric], dtype=np.float64) for n in (peer, engine))
+    idx = np.random.default_rng(seed).integers(0, a.size, (n_resamples, a.size))
+    ma, mb = a[idx].mean(axis=1), b[idx].mean(axis=1)
+    ratio = mb / np.maximum(ma, 1e-12)
+    return {"metric": metric, "engine": engine, "peer": peer, "engine_mean": round(float(b.mean()), 4),
+            "peer_mean": round(float(a.mean()), 4), "ratio": round(float(b.mean() / max(a.mean(), 1e-12)), 3),
+            "ratio_interval": [round(float(np.quantile(ratio, q)), 3) for q in (0.025, 0.975)],
+            "diff": round(float(b.mean() - a.mean()), 4),
+            "diff_interval": [round(float(np.quantile(mb - ma, q)), 4) for q in (0.025, 0.975)], "users": int(a.size)}
+
+
 def _cpus() -> int:
     import os
 
@@ -165,10 +193,16 @@ def markdown(result: dict) -> str:
         t = row["test"]
         lines.append(f"| {name} | {t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['recall@20']:.4f} | "
                      f"{t['recall@100']:.4f} | {t['mrr@10']:.4f} | {t['coverage@10']:.3f} | {row['fit_s']:.1f} |")
-    lines += ["", f"Full-catalogue ranking; {'seen items included (repeats count)' if result['protocol'] == 'last_basket' else 'items already seen excluded'}. "
+    lines += ["", f"Full-catalogue ranking; {'seen items included (repeats count)' if keeps_seen(result['protocol']) else 'items already seen excluded'}. "
               "Each peer tuned on the validation stage (grid in benchmarks/run.py); `engine/` rows: the built "
               "artifact's lists (fit s: its training stages).", ""]
     engine = result.get("engine") or {}
+    v = result.get("versus_best_peer")
+    if v:
+        lines += [f"**Engine vs best peer:** {v['engine']} {v['engine_mean']:.4f} vs {v['peer']} {v['peer_mean']:.4f} "
+                  f"NDCG@10: ×{v['ratio']:.3f} [{v['ratio_interval'][0]:.3f}, {v['ratio_interval'][1]:.3f}], "
+                  f"{v['diff']:+.4f} [{v['diff_interval'][0]:+.4f}, {v['diff_interval'][1]:+.4f}] "
+                  f"(paired bootstrap, 95%, {v['users']} users).", ""]
     if engine.get("intervals"):
         lines += ["| engine difference (paired bootstrap, 95%) | mean | interval |", "|---|---|---|"]
         lines += [f"| {k} | {v['diff']:+.4f} | [{v['low']:+.4f}, {v['high']:+.4f}] |" for k, v in engine["intervals"].items()]
@@ -208,7 +242,7 @@ def main(argv=None) -> None:
     p.add_argument("--events")
     p.add_argument("--items")
     p.add_argument("--name", default=None, help="Result name for --events (default: the file's stem).")
-    p.add_argument("--protocol", choices=["loo", "temporal", "last_basket"])
+    p.add_argument("--protocol", choices=list(PROTOCOLS))
     p.add_argument("--only", nargs="*", help="Run only these peers.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -216,6 +250,7 @@ def main(argv=None) -> None:
     p.add_argument("--no-rerank", action="store_true", help="With --artifacts: leave the reranked list out.")
     args = p.parse_args(argv)
     result = run(args)
+    result["versus_best_peer"] = versus_best_peer(result["peers"])
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.name or result["dataset"]
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -2,7 +2,7 @@
 
 Each peer is a small class in the style of ``implicit``: ``fit(task)`` reads the task's history;
 ``scores(users)`` answers a dense (len(users), n_items) array. Popularity, personal frequency,
-sequential item co-occurrence and TIFU-KNN are written here; ALS, BPR and item-kNN are
+recency, sequential item co-occurrence and TIFU-KNN are written here; ALS, BPR and item-kNN are
 ``implicit``'s own models behind the same interface.
 """
 
@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from recsys.baskets import basket_vectors, neighbour_mean, unit_rows
 from recsys.cooccurrence import recent_items, transitions
 
 from .protocols import EvalTask, interactions
@@ -58,6 +59,26 @@ class PersonalFrequency(Peer):
         return self.counts[users].toarray() + self.tiebreak
 
 
+class Recency(Peer):
+    """The user's own items, the most recently touched first (ties: the more popular), topped up with
+    popular items: what a "recently viewed" shelf shows."""
+
+    name = "recency"
+
+    def fit(self, task: EvalTask) -> Recency:
+        last = (task.history.group_by("user_idx", "item_idx").agg(pl.col("timestamp").max())
+                .with_columns(pl.col("timestamp").rank("dense").over("user_idx").alias("_r")))
+        self.order = sp.csr_matrix((last["_r"].to_numpy().astype(np.float64),
+                                    (last["user_idx"].to_numpy(), last["item_idx"].to_numpy())),
+                                   shape=(task.n_users, task.n_items))
+        pop = Popularity().fit(task).pop
+        self.tiebreak = pop / (pop.max() + 1.0)
+        return self
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return self.order[users].toarray() + self.tiebreak
+
+
 class ItemCooccurrence(Peer):
     """Sequential co-occurrence: item j scores by how often it followed the user's recent items
     (within ``window`` steps) in everyone's histories, the recent items weighted by ``decay`` ** age."""
@@ -87,8 +108,8 @@ class ItemCooccurrence(Peer):
 
 
 class TIFUKNN(Peer):
-    """TIFU-KNN (Hu et al., SIGIR 2020): a user vector from time-decayed basket groups, blended with
-    its nearest neighbours' vectors: score = alpha * own + (1 - alpha) * mean(neighbours)."""
+    """TIFU-KNN (Hu et al., SIGIR 2020) on the sessions as baskets: a user vector from time-decayed
+    basket groups, blended with its nearest neighbours' vectors (:mod:`recsys.baskets`)."""
 
     name = "tifu_knn"
 
@@ -99,37 +120,15 @@ class TIFUKNN(Peer):
 
     def fit(self, task: EvalTask) -> TIFUKNN:
         h = task.history.filter(pl.col("session_id").is_not_null())
-        baskets = (h.group_by(["user_idx", "session_id"]).agg(pl.col("item_idx").unique(), pl.col("timestamp").min())
-                   .sort(["user_idx", "timestamp"]))
-        vec = np.zeros((task.n_users, task.n_items), dtype=np.float32)
-        for (u,), df in baskets.group_by(["user_idx"], maintain_order=True):
-            items = df["item_idx"].to_list()
-            n = len(items)
-            # groups of group_size baskets, counted back from the latest (the first group may be short)
-            bounds = list(range(n, 0, -self.group_size))[::-1]
-            starts = [max(0, b - self.group_size) for b in bounds]
-            n_groups = len(bounds)
-            for g, (s, e) in enumerate(zip(starts, bounds)):
-                group = np.zeros(task.n_items, dtype=np.float32)
-                size = e - s
-                for j, basket in enumerate(items[s:e]):
-                    group[basket] += self.rb ** (size - 1 - j)
-                group /= size
-                vec[u] += (self.rg ** (n_groups - 1 - g)) * group / n_groups
-        self.vec = vec
-        norms = np.linalg.norm(vec, axis=1, keepdims=True)
-        self.unit = vec / np.maximum(norms, 1e-12)
+        self.vec = basket_vectors(h, task.n_users, task.n_items, None, self.group_size, self.rb, self.rg,
+                                  visit=pl.col("session_id"))
+        self.unit = unit_rows(self.vec)
         return self
 
     def scores(self, users: np.ndarray) -> np.ndarray:
-        sims = self.unit[users] @ self.unit.T
-        sims[np.arange(len(users)), users] = -np.inf
-        k = min(self.n_neighbors, sims.shape[1] - 1)
-        nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        mix = np.zeros_like(sims, dtype=np.float32)
-        np.put_along_axis(mix, nn, 1.0 / k, axis=1)
-        neigh = mix @ self.vec
-        return self.alpha * self.vec[users] + (1 - self.alpha) * neigh
+        users = np.asarray(users, dtype=np.int64)
+        neigh = neighbour_mean(self.vec[users], self.vec, self.unit, self.n_neighbors, self_rows=users)
+        return self.alpha * self.vec[users].toarray() + (1 - self.alpha) * neigh
 
 
 class ImplicitPeer(Peer):

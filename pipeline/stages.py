@@ -226,6 +226,9 @@ def fusion_stage(ctx: BuildContext) -> None:
         for name, r in ((mode, out[mode]), (f"{mode}, last {SHORT} events", out["short_history"][mode])):
             ctx.timer.say(f"fusion weights ({name.replace('_', ' ')}): {r['weights']}, validation NDCG@10 "
                           f"{r['valid_ndcg@10']} (all 1: {r['default_ndcg@10']})")
+            for src, e in r.get("evidence", {}).items():
+                ctx.timer.say(f"  {src} {'kept' if e['kept'] else 'left out'}: {e['diff']:+.4f} "
+                              f"[{e['interval'][0]:+.4f}, {e['interval'][1]:+.4f}] validation NDCG@10 with it")
     out["serve_seen"] = serving_mode(out["exclude_seen"], out["include_seen"])
     ctx.timer.say(f"serving: seen items {'kept' if out['serve_seen']['include_seen'] else 'excluded'}: "
                   f"{out['serve_seen']['reason']}")

@@ -27,7 +27,11 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
     """Best source weights for ``rec`` (whose history is ``task.history``) on ``task``'s targets;
     ``batch_of(users)`` gives the users' histories as a batch (default: their stored ones).
 
+    A source that must earn its place (``must_earn``) keeps a non-zero weight only when the best
+    weighting beats the same weighting without it by a paired bootstrap interval above zero.
+
     Returns ``{"weights": {...}, "valid_ndcg@k": best, "default_ndcg@k": with all weights 1, "users": n,
+    "evidence": {source: {"diff", "interval", "kept"}} for the sources that had to earn their place,
     "per_user": the best weighting's NDCG@k per user (an array, not for the JSON)}``.
     """
     users = task.users
@@ -55,11 +59,21 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
     results = [(ndcg(w), w) for w in (dict(zip(names, combo)) for combo in itertools.product(*(grids[n] for n in names)))]
     default = float(ndcg({n: 1.0 for n in names}).mean())
     per_user, weights = max(results, key=lambda r: r[0].mean())  # first best wins ties: grids list smaller weights first
+    evidence = {}
+    for name in names:  # a source that must earn its place keeps its weight only with a paired interval above zero
+        if not rec.sources[name].must_earn or weights[name] == 0.0 or 0.0 not in grids[name]:
+            continue
+        without = ndcg({**weights, name: 0.0})
+        d = paired_bootstrap(without, per_user)
+        evidence[name] = {"diff": round(d["diff"], 4), "interval": [round(d["low"], 4), round(d["high"], 4)],
+                          "kept": bool(d["low"] > 0)}
+        if d["low"] <= 0:
+            weights, per_user = {**weights, name: 0.0}, without
     best = float(per_user.mean())
     log.info("fusion weights (%s): %s, validation NDCG@%d %.4f (all 1: %.4f)",
              "seen kept" if include_seen else "seen excluded", weights, k, best, default)
     return {"weights": weights, f"valid_ndcg@{k}": round(best, 4), f"default_ndcg@{k}": round(default, 4),
-            "users": int(sub.users.size), "per_user": per_user}
+            "users": int(sub.users.size), "evidence": evidence, "per_user": per_user}
 
 
 def serving_mode(excluded: dict, included: dict, k: int = 10) -> dict:

@@ -139,6 +139,8 @@ class CandidateSource:
     are served; ``cold_only`` False — it serves only users with no history; ``count_scores`` False
     — its scores are counts (the reranker's features read log(1 + score)); ``learns`` False — it
     is fitted on events (the stage provider refits it on each stage's visible history).
+    ``must_earn`` False — fusion tuning keeps its weight above zero only when the validation stage
+    shows, with a paired bootstrap interval above zero, that it adds (its grid must hold 0).
     ``device``: where it computes (None: a GPU when there is one and the source can use it).
     """
 
@@ -148,6 +150,7 @@ class CandidateSource:
     cold_only: ClassVar[bool] = False
     count_scores: ClassVar[bool] = False
     learns: ClassVar[bool] = False
+    must_earn: ClassVar[bool] = False
     external_fit: ClassVar[bool] = False  # fitted by a build stage of its own (the two-tower), not by ``fit``
     Config: ClassVar[type | None] = None  # its settings (a dataclass), given to the constructor; None: it has none
 

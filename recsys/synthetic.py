@@ -6,6 +6,11 @@ views, no purchase). The user's final sessions — the future that splits hold o
 the latent need. Items carry text drawn from their need's vocabulary, so a text encoder can
 place never-seen items. Views lead to clicks, carts and purchases in that order.
 
+With ``funnel=N`` the final sessions plant a shop's buying funnel instead: the user views N items
+of the latent need, carts some of them, and buys one of the carted items — the better an item
+converts (a hidden per-item appeal that also sets how often it is bought in past sessions), the
+more often — or, with probability ``unseen_purchase``, an item of that need they never viewed.
+
 Vectorised with numpy: 10 million events generate in seconds.
 """
 
@@ -104,6 +109,8 @@ def generate_synthetic(
     seed: int = 0,
     start: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc),
     language: str = "en",
+    funnel: int = 0,
+    unseen_purchase: float = 0.1,
 ) -> SyntheticData:
     """Generate users, items and events (see the module docstring). Same seed, same data.
 
@@ -121,6 +128,9 @@ def generate_synthetic(
         raise ConfigError(f"language={language!r}: use 'en' or 'zh'")
     if not 0 <= cold_item_fraction < 1:
         raise ConfigError(f"cold_item_fraction={cold_item_fraction}: must be in [0, 1)")
+    if funnel < 0 or not 0 <= unseen_purchase <= 1:
+        raise ConfigError(f"funnel={funnel}, unseen_purchase={unseen_purchase}: give funnel ≥ 0 (0: off) and "
+                          "unseen_purchase in [0, 1]")
     rng = np.random.default_rng(seed)
     names = _need_names(n_needs, language)
 
@@ -170,6 +180,10 @@ def generate_synthetic(
 
     # views within sessions, items by Zipf rank inside the session's need
     n_views = 1 + rng.poisson(views_per_session - 1, s_user.size)
+    frng = np.random.default_rng([seed, 7])  # the funnel's own draws: without it, the data stay as they were
+    appeal = frng.lognormal(0.0, 0.75, n_items) if funnel else np.ones(n_items)
+    if funnel:
+        n_views = np.where(s_future, funnel, n_views)
     v_sess = np.repeat(np.arange(s_user.size), n_views)
     v_pos = _positions(n_views)
     v_need = s_need[v_sess]
@@ -186,10 +200,18 @@ def generate_synthetic(
     weak = s_latent[v_sess] & ~v_future  # weak interest: views only
     click = (rng.random(v_sess.size) < p_click) & ~weak
     cart = click & (rng.random(v_sess.size) < p_cart)
-    buy = cart & (rng.random(v_sess.size) < p_purchase)
+    p_buy = np.minimum(1.0, p_purchase * appeal[v_item] / appeal.mean()) if funnel else p_purchase
+    buy = cart & (rng.random(v_sess.size) < p_buy)
     last_view = np.r_[v_sess[1:] != v_sess[:-1], True]
-    force = v_future & last_view  # every future session ends in a purchase
-    click, cart, buy = click | force, cart | force, buy | force
+    if funnel:  # future views are clicked, about half carted (the first one when none is), none bought yet
+        first_view = np.r_[True, v_sess[1:] != v_sess[:-1]]
+        carted = frng.random(v_sess.size) < 0.5
+        none = np.bincount(v_sess, weights=carted & v_future, minlength=s_user.size) == 0
+        carted |= first_view & none[v_sess]
+        click, cart, buy = click | v_future, np.where(v_future, carted, cart), buy & ~v_future
+    else:
+        force = v_future & last_view  # every future session ends in a purchase
+        click, cart, buy = click | force, cart | force, buy | force
 
     parts = []
     for code, mask, offset in ((0, np.ones_like(click), 0), (1, click, 10), (2, cart, 20), (3, buy, 30)):
@@ -198,17 +220,23 @@ def generate_synthetic(
     idx = np.concatenate([p[0] for p in parts])
     code = np.concatenate([p[1] for p in parts])
     t = np.concatenate([p[2] for p in parts])
-    order = np.lexsort((code, t, s_user[v_sess[idx]]))
-    idx, code, t = idx[order], code[order], t[order]
+    e_sess, e_item = v_sess[idx], v_item[idx]
+    if funnel:
+        b_sess, b_item, b_time = _funnel_purchases(v_sess, v_item, v_time, v_future & cart, appeal, s_need,
+                                                   block_start, block_size, unseen_purchase, frng)
+        e_sess, e_item = np.r_[e_sess, b_sess], np.r_[e_item, b_item]
+        code, t = np.r_[code, np.full(b_sess.size, 3)], np.r_[t, b_time]
+    order = np.lexsort((code, t, s_user[e_sess]))
+    e_sess, e_item, code, t = e_sess[order], e_item[order], code[order], t[order]
     event_names = np.array(["view", "click", "cart", "purchase"])
     base_ms = int(start.timestamp() * 1000)
     events = pl.DataFrame({
-        "user_id": _ids("u", s_user[v_sess[idx]]),
-        "item_id": _ids("i", v_item[idx]),
+        "user_id": _ids("u", s_user[e_sess]),
+        "item_id": _ids("i", e_item),
         "event": event_names[code],
         "timestamp": pl.Series(base_ms + (t * 1000).astype(np.int64)).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
-        "session_id": _ids("s", v_sess[idx]),
-        "value": price[v_item[idx]],
+        "session_id": _ids("s", e_sess),
+        "value": price[e_item],
     }).select([pl.col(c).cast(tp) if c != "price" else pl.lit(None, tp).alias(c) for c, tp in EVENT_SCHEMA.items()])
     item_ids = _ids("i", np.arange(n_items)).to_list()
     catalog = pl.DataFrame({
@@ -224,6 +252,27 @@ def generate_synthetic(
     ds = Dataset("synthetic", events, catalog, ("title", "category", "brand"), EventWeights(), "price", {},
                  f"recsys synthetic generator (seed={seed})")
     return SyntheticData(ds, users, items)
+
+
+def _funnel_purchases(v_sess, v_item, v_time, carted, appeal, s_need, block_start, block_size, unseen, rng):
+    """One purchase per future session (those with a carted view): a carted item drawn in proportion
+    to its appeal, or with probability ``unseen`` an item of the session's need not viewed in it;
+    bought a minute after the session's last view. Returns (session, item, time) arrays."""
+    key = np.where(carted, np.log(appeal[v_item]) + rng.gumbel(size=v_item.size), -np.inf)  # Gumbel-max
+    order = np.lexsort((-key, v_sess))
+    sess = v_sess[order]
+    first = np.r_[True, sess[1:] != sess[:-1]]
+    pick = order[first & np.isfinite(key[order])]
+    b_sess, b_item = v_sess[pick], v_item[pick].copy()
+    last_time = np.zeros(s_need.size)
+    np.maximum.at(last_time, v_sess, v_time)
+    for j in np.flatnonzero(rng.random(b_sess.size) < unseen):
+        need = s_need[b_sess[j]]
+        viewed = set(v_item[v_sess == b_sess[j]].tolist())
+        fresh = [i for i in range(block_start[need], block_start[need] + block_size[need]) if i not in viewed]
+        if fresh:
+            b_item[j] = rng.choice(fresh)
+    return b_sess, b_item, last_time[b_sess] + 60
 
 
 NA_FORMS = ("NA", "N/A", "NaN", "null", "None", "", "  ")

@@ -1,18 +1,14 @@
-"""Two candidate sources that need no model: recent popularity, and the user's own frequent items.
+"""Scores that need no model: recent popularity (:func:`popularity_scores`, :func:`popularity_as_of`)
+and the top-n of a dense score array (:func:`top_n`), which the model-free sources share.
 
-- :func:`popularity_scores`: Σ over events of weight(event) · 0.5 ** (age in days / half-life),
-  the age counted back from the newest event in the data. It serves users nobody knows.
-- :func:`repeat_scores`: for each user, Σ over their events on an item of weight(event) ·
-  ``decay`` ** (visits since), a visit being a session (or a day, when events carry no session).
-  In groceries most purchases are repeats, so the user's own recent, frequent items are a
-  source of their own (used when seen items are kept).
+Popularity is Σ over events of weight(event) · 0.5 ** (age in days / half-life), the age counted
+back from the newest event in the data. It serves users nobody knows.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from recsys.schema import EventWeights
 
@@ -72,34 +68,6 @@ def popularity_as_of(events: pl.DataFrame, weights: EventWeights, items: np.ndar
             hi = lo + np.searchsorted(t[lo:start[i + 1] if i + 1 < n_items else t.size], c[r])
             out[r, j] = (mass[hi] - mass[lo]) * 0.5 ** ((c[r] - newest) / day / half_life_days)
     return out
-
-
-def repeat_scores(events: pl.DataFrame, n_users: int, n_items: int, weights: EventWeights, decay: float = 0.9) -> sp.csr_matrix:
-    """Users × items matrix of recency-decayed weighted counts (see module doc).
-
-    >>> import datetime as dt
-    >>> d = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-    >>> ev = pl.DataFrame({"user_idx": [0, 0, 0], "item_idx": [0, 0, 1], "event": ["purchase"] * 3,
-    ...                    "timestamp": [d, d + dt.timedelta(days=1), d + dt.timedelta(days=1)],
-    ...                    "session_id": ["a", "b", "b"]})
-    >>> repeat_scores(ev, 1, 2, EventWeights(), decay=0.5).toarray().tolist()  # item 0: 8·0.5 + 8
-    [[12.0, 8.0]]
-    """
-    if events.height == 0:
-        return sp.csr_matrix((n_users, n_items), dtype=np.float32)
-    visit = pl.col("timestamp").dt.date().cast(pl.Utf8)
-    if "session_id" in events.columns:
-        visit = pl.coalesce(pl.col("session_id"), visit)
-    df = events.select("user_idx", "item_idx", "timestamp", visit.alias("_visit"),
-                       weights.expr().fill_null(1.0).alias("_w"))
-    starts = df.group_by("user_idx", "_visit").agg(pl.col("timestamp").min().alias("_start"))
-    starts = starts.with_columns(
-        (pl.col("_start").rank("ordinal", descending=True).over("user_idx") - 1).alias("_age"))
-    df = df.join(starts.select("user_idx", "_visit", "_age"), on=["user_idx", "_visit"], how="left")
-    data = (df["_w"].to_numpy() * decay ** df["_age"].to_numpy().astype(np.float64)).astype(np.float32)
-    m = sp.csr_matrix((data, (df["user_idx"].to_numpy(), df["item_idx"].to_numpy())), shape=(n_users, n_items))
-    m.sum_duplicates()
-    return m
 
 
 def top_n(scores: np.ndarray, n: int, exclude: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:

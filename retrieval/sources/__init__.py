@@ -13,6 +13,7 @@ from recsys.sources import CandidateSource
 
 from .als import ALSSource
 from .popular import PopularSource
+from .reengage import ReengageSource
 from .repeat import RepeatSource
 from .similar import SimilarSource
 from .two_tower import TwoTowerSource
@@ -22,6 +23,7 @@ SOURCES: list[type[CandidateSource]] = [
     ALSSource,
     SimilarSource,
     RepeatSource,
+    ReengageSource,
     PopularSource,
 ]
 

@@ -150,7 +150,7 @@ def test_query_errors(art, tmp_path):
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "--fusion-weights", "bm25=1"])
     assert (result.exit_code, result.output) == (
         2, "Error: --fusion-weights 'bm25=1': write SOURCE=WEIGHT pairs, SOURCE one of two_tower, als, similar, repeat, "
-           "popular "
+           "reengage, popular "
            "and WEIGHT a number >= 0, e.g. als=0.5,repeat=2\n")
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", "x", "--context", "colour=red"])
     assert result.exit_code == 2 and result.output.startswith("Error: --context 'colour=red': write FIELD=VALUE with FIELD one of")

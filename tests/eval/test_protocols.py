@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from recsys.errors import ConfigError
-from recsys.eval.baselines import TIFUKNN, ItemCooccurrence, PersonalFrequency, Popularity
+from recsys.eval.baselines import TIFUKNN, ItemCooccurrence, PersonalFrequency, Popularity, Recency
 from recsys.eval.protocols import make_task, rank, score_rankings
 from recsys.idmap import IDMap
 from recsys.schema import EVENT_SCHEMA
@@ -105,3 +105,26 @@ def test_tifu_knn_prefers_own_recent_items():
     s = peer.scores(np.array([0]))[0]
     # u1's history baskets: {a, b}, {a, c}; a appears in both -> highest
     assert items.to_external([int(np.argmax(s))])[0] == "a"
+
+
+def test_tifu_knn_scores_by_hand():
+    events = ev(ROWS)
+    users, items = maps(events)
+    task = make_task("last_basket", last_basket(events), users, items, "test")
+    peer = TIFUKNN(group_size=2, within_decay=0.5, group_decay=0.5, n_neighbors=1, alpha=0.5).fit(task)
+    s = dict(zip(items.to_external(np.arange(len(items))), peer.scores(np.array([users.index("u1")]))[0]))
+    # u1's history: o1 {a, b} (age 1), o2 {a, c} (age 0), one group of two: v = a 0.5/2 + 1/2, b 0.5/2, c 1/2.
+    # u2's history (p1 {b}, p2 {c}) is u1's nearest (u3 shares nothing): b 0.5/2, c 1/2.
+    assert s["a"] == pytest.approx(0.5 * 0.75)
+    assert s["b"] == pytest.approx(0.5 * 0.25 + 0.5 * 0.25)
+    assert s["c"] == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)
+    assert s["d"] == s["e"] == 0.0
+
+
+def test_recency_puts_the_last_touched_first():
+    events = ev(ROWS)
+    users, items = maps(events)
+    task = make_task("last_basket", last_basket(events), users, items, "test")
+    s = Recency().fit(task).scores(np.array([users.index("u1")]))[0]
+    ranked = items.to_external(np.argsort(-s)[:3])
+    assert list(ranked) == ["c", "a", "b"]  # c and a at minute 10-11 (c later), b at minute 1

@@ -45,6 +45,25 @@ def test_the_source_that_holds_the_targets_gets_the_largest_weight():
     assert out["valid_ndcg@2"] > 0 and out["default_ndcg@2"] == 0.0
 
 
+class EarnedALS(ALSSource):
+    must_earn = True
+
+
+def test_a_source_that_must_earn_its_place_needs_an_interval_above_zero():
+    rec = FakeRecommender()
+    rec.sources = {"two_tower": TwoTowerSource, "als": EarnedALS}
+    out = tune_fusion(rec, task(), include_seen=False, k=2)
+    assert out["weights"] == {"als": 2.0} and out["evidence"]["als"]["kept"]  # all four users gain
+    # forty users, the target in ALS's list for one of them only: the mean rises, the interval holds 0
+    rec.lists = {k: (np.repeat(v[0][:1], 40, 0), np.repeat(v[1][:1], 40, 0)) for k, v in rec.lists.items()}
+    rec.lists["als"][0][1:, 1] = 23
+    t = EvalTask("loo", np.arange(40), [np.array([0])] * 40, task().history, True, 40, 30)
+    out = tune_fusion(rec, t, include_seen=False, k=2)
+    e = out["evidence"]["als"]
+    assert out["weights"] == {"als": 0.0} and not e["kept"] and e["diff"] > 0 and e["interval"][0] <= 0
+    assert out["valid_ndcg@2"] == 0.0
+
+
 def test_no_users():
     t = EvalTask("loo", np.zeros(0, np.int64), [], pl.DataFrame(), True, 4, 30)
     assert tune_fusion(FakeRecommender(), t, include_seen=False)["weights"] == {}

@@ -1,4 +1,4 @@
-"""Popularity (time-decayed) and repeat (the user's own recent frequent items) sources."""
+"""Popularity (time-decayed) and the top-n the model-free sources share."""
 
 import datetime as dt
 
@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsys.retrieval.personal import popularity_scores, repeat_scores, top_n
+from recsys.retrieval.personal import popularity_scores, top_n
 from recsys.schema import EventWeights
 
 D = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
@@ -17,23 +17,6 @@ def test_popularity_halves_every_half_life():
                        "timestamp": [D, D - dt.timedelta(days=10), D - dt.timedelta(days=20), D]})
     got = popularity_scores(ev, 4, EventWeights(), half_life_days=10)
     assert got.tolist() == pytest.approx([1 + 8 * 0.5, 4 * 0.25, 2, 0])
-
-
-def test_repeat_decays_by_visits_not_days():
-    # user 0: three sessions (oldest a, then b, then c); user 1: no session ids, so each day is a visit
-    ev = pl.DataFrame({
-        "user_idx": [0, 0, 0, 0, 1, 1],
-        "item_idx": [5, 5, 6, 5, 5, 5],
-        "event": ["purchase", "purchase", "view", "cart", "purchase", "purchase"],
-        "timestamp": [D, D + dt.timedelta(days=30), D + dt.timedelta(days=30), D + dt.timedelta(days=31),
-                      D, D + dt.timedelta(hours=30)],
-        "session_id": ["a", "b", "b", "c", None, None],
-    })
-    m = repeat_scores(ev, 2, 7, EventWeights(), decay=0.5).toarray()
-    assert m[0, 5] == pytest.approx(8 * 0.25 + 8 * 0.5 + 4)  # sessions a (age 2), b (age 1), c (age 0)
-    assert m[0, 6] == pytest.approx(1 * 0.5)
-    assert m[1, 5] == pytest.approx(8 * 0.5 + 8)  # two different days
-    assert repeat_scores(ev.clear(), 2, 7, EventWeights()).nnz == 0
 
 
 def test_top_n_orders_excludes_and_pads():

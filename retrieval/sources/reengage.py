@@ -1,0 +1,99 @@
+"""The re-engagement source: items the user viewed, carted or favoured and has not bought yet,
+scored by how recent, strong and repeated that interest is (:func:`~recsys.engagement.engagement_scores`)
+times how often the item's interest turns into a purchase (:func:`~recsys.engagement.conversion_rates`).
+
+On a shop's event log most purchases are of items the user looked at shortly before; this source
+ranks those. It proposes only the user's own items, so it runs only where seen items are served.
+The conversion rates are learnt from the stored history (every user's events).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from recsys import layout
+from recsys.engagement import conversion_rates, engagement_scores
+from recsys.errors import ConfigError
+from recsys.sources import Batch, CandidateSource, FitInfo, Space
+
+from ..personal import top_n
+
+RATES = "conversion_rates.npy"
+
+
+@dataclass(frozen=True)
+class ReengageConfig:
+    """``decay``: the weight an interest keeps per visit of age; ``prior``: how many users' worth of
+    the catalogue's overall conversion an item's own rate starts from; ``purchase``: the buying event."""
+
+    decay: float = 0.8
+    prior: float = 20.0
+    purchase: str = "purchase"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.decay <= 1.0 or self.prior < 0:
+            raise ConfigError(f"reengage decay={self.decay}, prior={self.prior}: give decay in (0, 1] and prior ≥ 0")
+
+
+class ReengageSource(CandidateSource):
+    name = "reengage"
+    fusion_grid = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    seen_only = True
+    learns = True
+    must_earn = True
+    Config = ReengageConfig
+
+    def __init__(self, space: Space, config: ReengageConfig | None = None, device: str | None = None):
+        super().__init__(space, config or ReengageConfig(), device)
+        self.rates = np.ones(space.n_items, dtype=np.float32)
+
+    def fit(self, events: pl.DataFrame, parts: tuple[str, ...] = ()) -> ReengageSource:
+        self.rates = conversion_rates(events, self.space.n_items, self.config.purchase, self.config.prior)
+        self.fit_info = FitInfo(tuple(parts), events.height)
+        return self
+
+    def candidates(self, batch: Batch, n: int, include_seen: bool, allowed=None) -> tuple[np.ndarray, np.ndarray]:
+        c, s = self.config, self.space
+        interest = batch.history.view("engagement", lambda h: engagement_scores(h.events, h.n_rows, s.n_items,
+                                                                                s.weights, c.decay))
+        bought = batch.history.view("bought", lambda h: bought_lists(h, c.purchase))
+        scores = interest[batch.rows].toarray() * self.rates[None, :]
+        if allowed is not None:
+            scores[:, ~np.asarray(allowed, dtype=bool)] = 0.0
+        exclude = [bought[int(r)] for r in batch.rows] if include_seen else batch.seen()
+        return top_n(scores, n, exclude)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / layout.CONFIG).write_text(json.dumps(asdict(self.config), sort_keys=True) + "\n")
+        np.save(folder / RATES, self.rates, allow_pickle=False)
+        super().save(folder)
+
+    @classmethod
+    def load(cls, folder: Path | None, space: Space, **_) -> ReengageSource | None:
+        if folder is None:
+            return None
+        out = cls(space, ReengageConfig(**json.loads((folder / layout.CONFIG).read_text())))
+        out.rates = np.load(folder / RATES, allow_pickle=False)
+        out.fit_info = FitInfo.read(folder / layout.FIT)
+        return out
+
+    def add_items(self, n: int) -> bool:
+        self.rates = np.concatenate([self.rates, np.full(n, float(np.median(self.rates)), dtype=np.float32)])
+        return True
+
+
+def bought_lists(history, purchase: str) -> list[np.ndarray]:
+    """Per row of ``history``, the items it bought."""
+    out = [np.zeros(0, dtype=np.int64)] * history.n_rows
+    ev = history.events.filter(pl.col("event") == purchase)
+    if ev.height:
+        per = ev.group_by("user_idx").agg(pl.col("item_idx").unique())
+        for r, items in zip(per["user_idx"].to_list(), per["item_idx"].to_list()):
+            out[r] = np.asarray(items, dtype=np.int64)
+    return out
