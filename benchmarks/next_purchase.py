@@ -30,7 +30,7 @@ def synthetic_files(folder: Path, users: int, items: int, funnel: int, seed: int
     d = generate_synthetic(n_users=users, n_items=items, n_needs=8, funnel=funnel, seed=seed)
     folder.mkdir(parents=True, exist_ok=True)
     d.dataset.events.write_parquet(folder / "events.parquet")
-    d.dataset.catalog.write_parquet(folder / "items.parquet")
+    d.dataset.items.write_parquet(folder / "items.parquet")
     return ["--events", str(folder / "events.parquet"), "--items", str(folder / "items.parquet")]
 
 

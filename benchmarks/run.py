@@ -110,13 +110,13 @@ def run(args) -> dict:
                       "per_user": {m: per[m].round(6).tolist() for m in ("ndcg@10", "recall@10", "recall@100")}}
         print(f"{name:20s} ndcg@10 {means['ndcg@10']:.4f} recall@10 {means['recall@10']:.4f} "
               f"recall@100 {means['recall@100']:.4f}  ({best_params})", file=sys.stderr)
+    engine = engine_rows(args, prepared, protocol, rows) if args.artifacts else None
     return {
         "dataset": ds.name, "protocol": protocol, "citation": ds.citation,
         "data": {k: v for k, v in prepared.data_manifest().items() if k not in ("sources",)},
         "test_users": int(test.users.size), "valid_users": int(valid.users.size),
         "mean_targets": float(np.mean([len(t) for t in test.targets])) if test.targets else 0.0,
-        "prepare_s": round(prep_s, 3), "peers": rows,
-        "engine": engine_rows(args, prepared, protocol, rows) if args.artifacts else None,
+        "prepare_s": round(prep_s, 3), "peers": rows, "engine": engine, "slices": {"cold": cold_slice(test, rows)},
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
         "packages": package_versions(), "seed": args.seed, "date": time.strftime("%Y-%m-%d"),
     }
@@ -152,6 +152,18 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
     return {"artifact": str(args.artifacts), "created_at": art.manifest.get("created_at"),
             "config": art.manifest.get("config"), "funnel_s": round(time.perf_counter() - t0, 1),
             "intervals": f.intervals, "heads": f.heads}
+
+
+def cold_slice(task, rows: dict, max_interactions: int = 5) -> dict:
+    """NDCG@10 of every row over the users whose every target had at most ``max_interactions``
+    events in the history (items the collaborative models barely know: where text has to carry it)."""
+    counts = np.bincount(task.history["item_idx"].to_numpy(), minlength=task.n_items)
+    cold = np.array([t.size > 0 and bool((counts[t] <= max_interactions).all()) for t in task.targets])
+    out = {"rule": f"every target with <= {max_interactions} events in the history", "users": int(cold.sum())}
+    if cold.any():
+        out["ndcg@10"] = {name: round(float(np.asarray(row["per_user"]["ndcg@10"])[cold].mean()), 4)
+                          for name, row in rows.items()}
+    return out
 
 
 def versus_best_peer(rows: dict, metric: str = "ndcg@10", n_resamples: int = 2000, seed: int = 0) -> dict | None:
@@ -203,6 +215,11 @@ def markdown(result: dict) -> str:
                   f"NDCG@10: ×{v['ratio']:.3f} [{v['ratio_interval'][0]:.3f}, {v['ratio_interval'][1]:.3f}], "
                   f"{v['diff']:+.4f} [{v['diff_interval'][0]:+.4f}, {v['diff_interval'][1]:+.4f}] "
                   f"(paired bootstrap, 95%, {v['users']} users).", ""]
+    cold = (result.get("slices") or {}).get("cold") or {}
+    if cold.get("ndcg@10"):
+        best = sorted(cold["ndcg@10"].items(), key=lambda kv: -kv[1])
+        lines += [f"Cold slice ({cold['users']} users, {cold['rule']}), NDCG@10: "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in best) + ".", ""]
     if engine.get("intervals"):
         lines += ["| engine difference (paired bootstrap, 95%) | mean | interval |", "|---|---|---|"]
         lines += [f"| {k} | {v['diff']:+.4f} | [{v['low']:+.4f}, {v['high']:+.4f}] |" for k, v in engine["intervals"].items()]

@@ -1,8 +1,9 @@
 """Choosing the fusion weights on the validation stage (never on the test targets).
 
-For each serving mode (seen items excluded, or kept), every combination of the sources' weight
-grids (each registered source's ``fusion_grid``: the two-tower's is fixed at 1, since only ratios
-matter for reciprocal-rank fusion) is fused and scored by NDCG@10 on the validation targets, with
+For each serving mode (seen items excluded, or kept), the sources' weight grids (each registered
+source's ``fusion_grid``: the two-tower's is fixed at 1, since only ratios matter for
+reciprocal-rank fusion) are searched — every combination when they are few, else coordinate
+ascent (:func:`search`) — each weighting fused and scored by NDCG@10 on the validation targets, with
 the validation stage's engine (:mod:`.provider`); the best combination is stored in the artifact
 (``fusion.json``) and read by the :class:`~recsys.retrieval.recommender.Recommender`.
 """
@@ -56,9 +57,8 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
     def ndcg(weights: dict) -> np.ndarray:
         return ndcg_many(union.top(weights, k), sub.targets, k)
 
-    results = [(ndcg(w), w) for w in (dict(zip(names, combo)) for combo in itertools.product(*(grids[n] for n in names)))]
     default = float(ndcg({n: 1.0 for n in names}).mean())
-    per_user, weights = max(results, key=lambda r: r[0].mean())  # first best wins ties: grids list smaller weights first
+    per_user, weights = search(ndcg, grids)
     evidence = {}
     for name in names:  # a source that must earn its place keeps its weight only with a paired interval above zero
         if not rec.sources[name].must_earn or weights[name] == 0.0 or 0.0 not in grids[name]:
@@ -74,6 +74,38 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
              "seen kept" if include_seen else "seen excluded", weights, k, best, default)
     return {"weights": weights, f"valid_ndcg@{k}": round(best, 4), f"default_ndcg@{k}": round(default, 4),
             "users": int(sub.users.size), "evidence": evidence, "per_user": per_user}
+
+
+def search(score, grids: dict[str, tuple[float, ...]], exhaustive: int = 256, rounds: int = 3):
+    """The weights (one value from each grid) whose ``score(weights)`` (per-user array) has the best
+    mean: every combination when there are at most ``exhaustive``, else coordinate ascent from all
+    weights 1 (each source's grid tried with the others fixed, in turn, until a round changes
+    nothing). The first best wins ties: grids list smaller weights first. Returns (per_user, weights).
+
+    >>> f = lambda w: np.array([-(w["a"] - 2) ** 2 - (w["b"] - 1) ** 2])
+    >>> search(f, {"a": (0.0, 1.0, 2.0, 4.0), "b": (0.0, 1.0, 2.0)}, exhaustive=0)[1]
+    {'a': 2.0, 'b': 1.0}
+    """
+    names = list(grids)
+    combos = int(np.prod([len(g) for g in grids.values()])) if names else 1
+    if combos <= exhaustive:
+        results = [(score(w), w) for w in (dict(zip(names, c)) for c in itertools.product(*(grids[n] for n in names)))]
+        return max(results, key=lambda r: r[0].mean())
+    weights = {n: 1.0 if 1.0 in grids[n] else grids[n][0] for n in names}
+    best = score(weights)
+    for _ in range(rounds):
+        changed = False
+        for n in names:
+            for v in grids[n]:
+                if v == weights[n]:
+                    continue
+                trial = {**weights, n: v}
+                got = score(trial)
+                if got.mean() > best.mean():
+                    best, weights, changed = got, trial, True
+        if not changed:
+            break
+    return best, weights
 
 
 def serving_mode(excluded: dict, included: dict, k: int = 10) -> dict:

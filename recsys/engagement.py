@@ -2,8 +2,10 @@
 item's interest turns into a purchase.
 
 - :func:`engagement_scores`: for each user, Σ over their events on an item of weight(event) ·
-  ``decay`` ** (visits since), a visit being a session (or a day, when events carry no session):
-  recent visits count more, a cart more than a view, and every repeated view adds (dwell).
+  ``decay`` ** (visits since) · ``step_decay`` ** (steps since), a visit being a session (or a
+  day, when events carry no session) and a step a turn to another item: recent visits count
+  more, and within a visit the items turned to last; a cart more than a view; every repeated
+  view adds (dwell).
 - :func:`conversion_rates`: per item, the share of the users who touched it that bought it,
   smoothed towards the catalogue's share by ``prior`` pseudo-users:
   (buyers + prior · overall) / (users + prior).
@@ -24,7 +26,7 @@ from .schema import EventWeights
 
 
 def engagement_scores(events: pl.DataFrame, n_rows: int, n_items: int, weights: EventWeights,
-                      decay: float = 0.9) -> sp.csr_matrix:
+                      decay: float = 0.9, step_decay: float = 1.0) -> sp.csr_matrix:
     """Rows × items recency-decayed weighted event counts (``user_idx`` = row; see the module doc).
 
     >>> import datetime as dt
@@ -34,6 +36,8 @@ def engagement_scores(events: pl.DataFrame, n_rows: int, n_items: int, weights: 
     ...                    "session_id": ["a", "b", "b"]})
     >>> engagement_scores(ev, 1, 2, EventWeights(), decay=0.5).toarray().tolist()  # item 0: 8·0.5 + 8
     [[12.0, 8.0]]
+    >>> engagement_scores(ev, 1, 2, EventWeights(), decay=0.5, step_decay=0.5).toarray().tolist()  # 8·0.5·0.5 + 8·0.5
+    [[6.0, 8.0]]
     """
     if events.height == 0:
         return sp.csr_matrix((n_rows, n_items), dtype=np.float32)
@@ -43,7 +47,13 @@ def engagement_scores(events: pl.DataFrame, n_rows: int, n_items: int, weights: 
               .sort("user_idx", "_start", "_v", descending=[False, True, True])
               .with_columns(pl.int_range(pl.len()).over("user_idx").alias("_age")))
     df = df.join(starts.select("user_idx", "_v", "_age"), on=["user_idx", "_v"], how="left")
-    data = (df["_w"].to_numpy() * decay ** df["_age"].to_numpy().astype(np.float64)).astype(np.float32)
+    # steps since: how many other items the user turned to after this event (runs on one item are one step)
+    df = df.sort("user_idx", "timestamp", maintain_order=True).with_columns(
+        ((pl.col("item_idx") != pl.col("item_idx").shift(1)) | (pl.col("user_idx") != pl.col("user_idx").shift(1)))
+        .fill_null(True).cast(pl.Int64).cum_sum().alias("_run"))
+    df = df.with_columns((pl.col("_run").max().over("user_idx") - pl.col("_run")).alias("_steps"))
+    data = (df["_w"].to_numpy() * decay ** df["_age"].to_numpy().astype(np.float64)
+            * step_decay ** df["_steps"].to_numpy().astype(np.float64)).astype(np.float32)
     m = sp.csr_matrix((data, (df["user_idx"].to_numpy(), df["item_idx"].to_numpy())), shape=(n_rows, n_items))
     m.sum_duplicates()
     return m

@@ -139,8 +139,11 @@ def test_a_one_item_history_gets_that_items_neighbours(shop):
         same.append(np.mean([planted[x] == planted[item] for x in got]))
         overlap.append(len(similar & set(got)) / 10)
     print("one-item history: same planted need", np.mean(same), "overlap with /similar", np.mean(overlap))
-    assert np.mean(same) > 0.5 and np.mean(overlap) > 0.25  # measured 0.70 (random 0.17) and 0.4
-    assert rec.fusion_weights(False, short=True)["similar"] > 0  # chosen on new visitors' held-out sessions
+    # measured 0.77 (random 0.17) and 0.17: the list is shared with the transitions source (what followed
+    # the item in others' histories), which fusion weighs in for new visitors; before it, 0.70 and 0.4
+    assert np.mean(same) > 0.6 and np.mean(overlap) > 0.1
+    short = rec.fusion_weights(False, short=True)  # chosen on new visitors' held-out sessions: an item-to-item source
+    assert short["similar"] > 0 or short["transitions"] > 0
 
 
 def test_because_items_are_alike_and_read_right(shop):

@@ -16,6 +16,7 @@ from .popular import PopularSource
 from .reengage import ReengageSource
 from .repeat import RepeatSource
 from .similar import SimilarSource
+from .transitions import TransitionsSource
 from .two_tower import TwoTowerSource
 
 SOURCES: list[type[CandidateSource]] = [
@@ -24,6 +25,7 @@ SOURCES: list[type[CandidateSource]] = [
     SimilarSource,
     RepeatSource,
     ReengageSource,
+    TransitionsSource,
     PopularSource,
 ]
 

@@ -28,16 +28,20 @@ RATES = "conversion_rates.npy"
 
 @dataclass(frozen=True)
 class ReengageConfig:
-    """``decay``: the weight an interest keeps per visit of age; ``prior``: how many users' worth of
-    the catalogue's overall conversion an item's own rate starts from; ``purchase``: the buying event."""
+    """``decay``: the weight an interest keeps per visit of age; ``step_decay``: per item the user
+    turned to since (within a visit, the items looked at last count most); ``prior``: how many
+    users' worth of the catalogue's overall conversion an item's own rate starts from;
+    ``purchase``: the buying event."""
 
     decay: float = 0.8
+    step_decay: float = 0.7
     prior: float = 20.0
     purchase: str = "purchase"
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.decay <= 1.0 or self.prior < 0:
-            raise ConfigError(f"reengage decay={self.decay}, prior={self.prior}: give decay in (0, 1] and prior ≥ 0")
+        if not (0.0 < self.decay <= 1.0 and 0.0 < self.step_decay <= 1.0) or self.prior < 0:
+            raise ConfigError(f"reengage decay={self.decay}, step_decay={self.step_decay}, prior={self.prior}: give "
+                              "decay and step_decay in (0, 1] and prior ≥ 0")
 
 
 class ReengageSource(CandidateSource):
@@ -60,7 +64,7 @@ class ReengageSource(CandidateSource):
     def candidates(self, batch: Batch, n: int, include_seen: bool, allowed=None) -> tuple[np.ndarray, np.ndarray]:
         c, s = self.config, self.space
         interest = batch.history.view("engagement", lambda h: engagement_scores(h.events, h.n_rows, s.n_items,
-                                                                                s.weights, c.decay))
+                                                                                s.weights, c.decay, c.step_decay))
         bought = batch.history.view("bought", lambda h: bought_lists(h, c.purchase))
         scores = interest[batch.rows].toarray() * self.rates[None, :]
         if allowed is not None:

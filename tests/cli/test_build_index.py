@@ -99,16 +99,16 @@ def test_query_after_build(art):
     seen = set(r.items.to_external(r.seen(r.users.index(user))))
     assert not {i["item_id"] for i in body["items"]} & seen
     weights = r.fusion_weights(include_seen=False)  # chosen on the validation stage at build time
-    assert weights == r.art.load_json(layout.FUSION)["exclude_seen"]["weights"] and set(weights) == {"als", "similar"}
+    assert weights == r.art.load_json(layout.FUSION)["exclude_seen"]["weights"] and set(weights) == {"als", "similar", "transitions"}
     for item in body["items"]:  # the fused score is the reciprocal-rank fusion of the provenance
-        assert set(item["provenance"]) <= {"two_tower", "als", "similar"} and item["provenance"]
+        assert set(item["provenance"]) <= {"two_tower", "als", "similar", "transitions"} and item["provenance"]
         assert item["score"] == pytest.approx(rrf(item["provenance"], weights), abs=1e-6)
         assert all(b["item_id"] in seen for b in item["because"])
     assert [i["score"] for i in body["items"]] == sorted([i["score"] for i in body["items"]], reverse=True)
     # weights given on the command line replace the tuned ones
     body = json.loads(CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "4", "--json",
                                                "--exclude-seen", "--fusion-weights", "als=0,two_tower=1"]).output)
-    assert all(i["score"] == pytest.approx(rrf(i["provenance"], {"als": 0.0, "similar": 1.0}), abs=1e-6)
+    assert all(i["score"] == pytest.approx(rrf(i["provenance"], {"als": 0.0, "similar": 1.0, "transitions": 1.0}), abs=1e-6)
                for i in body["items"])
     # --include-seen lets the user's own items back in, proposed by the "repeat" source
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "40", "--json",
@@ -135,7 +135,7 @@ def test_query_unknown_user_and_fresh_history(art):
     body = json.loads(result.stdout)
     assert body["fresh_events"] == 2 and body["history_events"] == 2 and result.stderr == ""
     assert {a, b}.isdisjoint(i["item_id"] for i in body["items"])
-    assert all(set(i["provenance"]) <= {"two_tower", "als", "similar"} for i in body["items"])
+    assert all(set(i["provenance"]) <= {"two_tower", "als", "similar", "transitions"} for i in body["items"])
 
 
 def test_query_errors(art, tmp_path):
@@ -150,7 +150,7 @@ def test_query_errors(art, tmp_path):
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "--fusion-weights", "bm25=1"])
     assert (result.exit_code, result.output) == (
         2, "Error: --fusion-weights 'bm25=1': write SOURCE=WEIGHT pairs, SOURCE one of two_tower, als, similar, repeat, "
-           "reengage, popular "
+           "reengage, transitions, popular "
            "and WEIGHT a number >= 0, e.g. als=0.5,repeat=2\n")
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", "x", "--context", "colour=red"])
     assert result.exit_code == 2 and result.output.startswith("Error: --context 'colour=red': write FIELD=VALUE with FIELD one of")
@@ -192,10 +192,11 @@ def test_evaluate_prints_the_funnel(art):
     result = CliRunner().invoke(cli, ["evaluate", "--artifacts", str(art), "--k", "10,5", "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert body["protocol"] == "loo" and body["sources"] == ["two_tower", "als", "similar"] and not body["include_seen"]
-    assert set(body["metrics"]) == {"two_tower", "als", "similar", "merged", "popularity"}
+    assert body["protocol"] == "loo" and body["sources"] == ["two_tower", "als", "similar", "transitions"] and not body["include_seen"]
+    assert set(body["metrics"]) == {"two_tower", "als", "similar", "transitions", "merged", "popularity"}
     assert set(body["intervals"]) == {"recall@10 merged - two_tower", "recall@10 merged - als",
-                                      "recall@10 merged - similar", "ndcg@5 merged - two_tower",
+                                      "recall@10 merged - similar", "recall@10 merged - transitions",
+                                      "ndcg@5 merged - two_tower",
                                       "recall@5 merged - two_tower"}
     # the two-tower row recomputed by hand: the share of test users whose one held-out item is in the top 10
     a = Artifact.open(art)

@@ -27,6 +27,9 @@ EVENTS = pl.DataFrame({
 def test_engagement_adds_repeated_views_and_decays_by_visit():
     m = engagement_scores(EVENTS, 3, 4, EventWeights(), decay=0.5).toarray()
     assert m[0].tolist() == [8 * 0.5, (1 + 1) * 0.5, 4.0, 1.0]
+    # steps: after the views of item 1 the user turned to items 0, 2 and 3; after the purchase of 0, to 2 and 3
+    m = engagement_scores(EVENTS, 3, 4, EventWeights(), decay=0.5, step_decay=0.5).toarray()
+    assert m[0].tolist() == [8 * 0.5 * 0.25, (1 + 1) * 0.5 * 0.125, 4.0 * 0.5, 1.0]
 
 
 def test_conversion_rate_by_hand():
@@ -44,12 +47,13 @@ def answer(src, include_seen=True):
 
 
 def test_unbought_interest_ranked_by_conversion(tmp_path):
-    src = ReengageSource(SPACE, ReengageConfig(decay=0.5, prior=2.0)).fit(EVENTS, ("train",))
+    src = ReengageSource(SPACE, ReengageConfig(decay=0.5, step_decay=0.5, prior=2.0)).fit(EVENTS, ("train",))
     r = conversion_rates(EVENTS, 4, prior=2.0)
     ids, scores = answer(src)
-    # item 0 was bought: left out; item 2 (cart, now) 4 · r2; item 1 (two views a visit ago) 1 · r1; item 3 1 · r3
-    assert ids == [2, 1, 3]
-    assert scores == pytest.approx([4 * r[2], 1.0 * r[1], 1.0 * r[3]])
+    # item 0 was bought: left out; item 2 (cart, now, one step back) 4 · 0.5 · r2; item 3 (the last view) 1 · r3;
+    # item 1 (two views a visit and three steps ago) 2 · 0.5 · 0.125 · r1
+    assert ids == [2, 3, 1]
+    assert scores == pytest.approx([2 * r[2], 1.0 * r[3], 0.125 * r[1]])
     assert answer(src, include_seen=False) == ([], [])  # it proposes only the user's own items
     src.save(tmp_path)
     assert answer(ReengageSource.load(tmp_path, SPACE)) == answer(src)

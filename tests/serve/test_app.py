@@ -45,8 +45,8 @@ def test_posted_events_change_the_next_recommendation(client, shop):
     got = client.post("/events", json={"events": [{"user_id": user, "item_id": items[i], "event": "purchase"}
                                                   for i in (0, 1, 2)]})
     assert got.status_code == 200 and got.json()["stored"] == 3
-    out = client.get("/recommend", params={"user": user, "k": 5}).json()
-    assert out["history_events"] == 3 and out["fresh_events"] == 3
+    out = client.get("/recommend", params={"user": user, "k": 5, "include_seen": False}).json()
+    assert out["history_events"] == 3 and out["fresh_events"] == 3 and out["seen_items"] == "excluded"
     assert not {items[0], items[1], items[2]} & {i["item_id"] for i in out["items"]}  # bought: not offered again
     anon = client.post("/recommend", json={"history": [{"item_id": items[0]}], "k": 3}).json()
     assert anon["user_id"] is None and len(anon["items"]) == 3
