@@ -126,6 +126,7 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
     """Add the engine's lists (scored by the same code, on the same split) to ``rows``."""
     from recsys.artifacts import Artifact
     from recsys.pipeline import evaluate_artifact
+    from recsys.pipeline.reranking import reranker_helps
     from recsys.prepare import load_prepared_tables
 
     art = Artifact.open(args.artifacts)
@@ -151,7 +152,7 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
                                                    for m in ("ndcg@10", "recall@10", "recall@100")}}
     return {"artifact": str(args.artifacts), "created_at": art.manifest.get("created_at"),
             "config": art.manifest.get("config"), "funnel_s": round(time.perf_counter() - t0, 1),
-            "intervals": f.intervals, "heads": f.heads}
+            "intervals": f.intervals, "heads": f.heads, "reranker_served": reranker_helps(summary)}
 
 
 def cold_slice(task, rows: dict, max_interactions: int = 5) -> dict:
@@ -166,11 +167,13 @@ def cold_slice(task, rows: dict, max_interactions: int = 5) -> dict:
     return out
 
 
-def versus_best_peer(rows: dict, metric: str = "ndcg@10", n_resamples: int = 2000, seed: int = 0) -> dict | None:
-    """The served list (``engine/reranked`` when there is one, else ``engine/merged``) against the peer
-    with the best test ``metric``: both means, their ratio and difference, each with a paired bootstrap
-    95% interval (users resampled)."""
-    engine = next((n for n in ("engine/reranked", "engine/merged") if n in rows), None)
+def versus_best_peer(rows: dict, metric: str = "ndcg@10", n_resamples: int = 2000, seed: int = 0,
+                     reranker_served: bool = True) -> dict | None:
+    """The served list (``engine/reranked`` when there is one and the artifact serves it, else
+    ``engine/merged``) against the peer with the best test ``metric``: both means, their ratio and
+    difference, each with a paired bootstrap 95% interval (users resampled)."""
+    names = ("engine/reranked", "engine/merged") if reranker_served else ("engine/merged",)
+    engine = next((n for n in names if n in rows), None)
     peers = [n for n in rows if not n.startswith("engine/")]
     if engine is None or not peers:
         return None
@@ -267,7 +270,8 @@ def main(argv=None) -> None:
     p.add_argument("--no-rerank", action="store_true", help="With --artifacts: leave the reranked list out.")
     args = p.parse_args(argv)
     result = run(args)
-    result["versus_best_peer"] = versus_best_peer(result["peers"])
+    result["versus_best_peer"] = versus_best_peer(result["peers"],
+                                                  reranker_served=(result["engine"] or {}).get("reranker_served", True))
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.name or result["dataset"]
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")

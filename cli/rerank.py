@@ -26,7 +26,8 @@ from recsys.defaults import DEFAULT_ARTIFACTS
               help="Token budget of the user context (default 48); shorter reranks faster.")
 @click.option("--lists", type=click.Choice(["validation", "training"]), default="validation", show_default=True,
               help="Learn from the validation period's lists (candidates from models that never saw their labels; "
-                   "a fifth kept for early stopping), or from decision points inside the training period.")
+                   "a fifth held out: half to stop early, half to decide whether it is served), or from decision points "
+                   "inside the training period.")
 @click.option("--include-seen/--exclude-seen", default=None,
               help="Lists with the user's own items as candidates, or without (default: with for last-basket splits "
                    "only). With them, purchases of items viewed before become training examples.")

@@ -26,8 +26,9 @@ def load_reranker(art: Artifact, device: str = "cpu", always: bool = False) -> R
     if not always and not reranker_helps(summary):
         fit = summary["reranker"]
         log.warning("the reranker in %s did not beat the fused order on validation (NDCG@10 %s vs %s): serving the "
-                    "fused list; `recsys evaluate` still reports it", art.path, fit["best_valid_ndcg@10"],
-                    fit["fused_valid_ndcg@10"])
+                    "fused list; `recsys evaluate` still reports it", art.path,
+                    fit.get("decide_ndcg@10", fit.get("best_valid_ndcg@10")),
+                    fit.get("decide_fused_ndcg@10", fit.get("fused_valid_ndcg@10")))
         return None
     return Reranker.load(art.file(layout.RERANKER_CONFIG).parent, device)
 

@@ -5,7 +5,9 @@ By default (``lists="validation"``) those are the validation stage's lists: deci
 user's first validation event, history = their training events, labels = their validation events,
 candidates from the validation stage's engine (:func:`~recsys.pipeline.provider.stage_engine`:
 the two-tower trained on the training events, ALS refitted on them). 80% of the users' lists
-train it, the other 20% decide early stopping and whether it is served. No test event is read.
+train it; of the other 20%, half choose the training step (early stopping) and half decide whether
+it is served (a step chosen on a set of lists overstates how it does on the next). No test event
+is read.
 
 ``lists="training"`` samples decision points inside the training period instead (history and
 labels from training events). Those candidates come from models that were fitted on the labels
@@ -26,7 +28,7 @@ from recsys.artifacts import Artifact
 from recsys.eval.protocols import keeps_seen
 from recsys.rerank.lists import RerankLists
 from recsys.rerank.model import Reranker
-from recsys.rerank.train import train_reranker
+from recsys.rerank.train import list_ndcg, rerank_lists, train_reranker
 
 from .lists import build_lists, sample_cuts, stage_lists, validation_cuts
 from .options import RerankOptions
@@ -58,9 +60,20 @@ def fit_reranker(rec, stage: StageData, opts: RerankOptions, include_seen: bool,
     if progress:
         progress(f"reranker lists ({opts.lists} period): {len(train)} training ({int((train.click.sum(1) > 0).sum())} "
                  f"with a label), {len(valid)} for early stopping, {lists_s:.0f} s")
+    # half the held-out lists choose the training step, the other half whether the reranker is served:
+    # the step that did best on a set of lists overstates how it does on the next ones
+    order = rng.permutation(len(valid))
+    stop, decide = valid.subset(np.sort(order[::2])), valid.subset(np.sort(order[1::2]))
     cfg = replace(opts.config, features=rec.feature_names())
     reranker = Reranker.from_pretrained(opts.model, cfg, opts.device)
-    fit = train_reranker(reranker, train, valid, rec.titles, opts.train, progress)
+    fit = train_reranker(reranker, train, stop, rec.titles, opts.train, progress)
+    depth = opts.train.valid_depth
+    fit.update({"decide_lists": len(decide),
+                "decide_fused_ndcg@10": round(list_ndcg(decide.items[:, :depth], decide), 4),
+                "decide_ndcg@10": round(list_ndcg(rerank_lists(reranker, decide, rec.titles, depth), decide), 4)})
+    if progress:
+        progress(f"reranker on {len(decide)} lists it never chose by: NDCG@10 {fit['decide_ndcg@10']} "
+                 f"(fused order: {fit['decide_fused_ndcg@10']}): {'served' if reranker_helps({'reranker': fit}) else 'the fused list is served'}")
     fit.update(lists_seconds=round(lists_s, 1), include_seen=include_seen, lists=opts.lists,
                train_positive_rate=round(float(train.click[train.items >= 0].mean()), 4) if len(train) else 0.0)
     return reranker, fit
@@ -93,9 +106,18 @@ def artifact_lists(art: Artifact, include_seen: bool | None = None, test_limit: 
     return valid, stage_lists(rec, test_stage, seen, horizon, limit=test_limit), seen, rec.titles
 
 
+MIN_DECIDE_LISTS = 20  # fewer held-out lists than this are no evidence either way: the fused list is served
+
+
 def reranker_helps(summary: dict | None) -> bool:
-    """Whether a stored reranker beat the fused order on its held-out lists (its build summary says)."""
+    """Whether a stored reranker beat the fused order on the held-out lists that did not choose its
+    training step, at least :data:`MIN_DECIDE_LISTS` of them (its build summary says; rerankers
+    trained before that split: on all of them)."""
     fit = (summary or {}).get("reranker")
-    if not fit or fit.get("best_valid_ndcg@10") is None:
+    if not fit:
+        return True
+    if fit.get("decide_ndcg@10") is not None:
+        return fit.get("decide_lists", 0) >= MIN_DECIDE_LISTS and fit["decide_ndcg@10"] > fit["decide_fused_ndcg@10"]
+    if fit.get("best_valid_ndcg@10") is None:
         return True
     return fit["best_valid_ndcg@10"] > fit["fused_valid_ndcg@10"]

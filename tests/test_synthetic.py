@@ -53,3 +53,18 @@ def test_cold_items_only_in_the_future():
     past = ev.join(last_two, on=["user_id", "session_id"], how="anti")
     assert not past["item_id"].is_in(cold.implode()).any()
     assert ev["item_id"].is_in(cold.implode()).any()
+
+
+def test_planted_funnel_buys_a_carted_item_or_an_unseen_one():
+    d = generate_synthetic(n_users=300, n_items=160, n_needs=4, funnel=5, unseen_purchase=0.2, seed=2)
+    ev = d.dataset.events.sort("user_id", "timestamp")
+    last_session = ev.group_by("user_id").agg(pl.col("session_id").last()).rename({"session_id": "s"})
+    final = ev.join(last_session, on="user_id").filter(pl.col("session_id") == pl.col("s"))
+    bought = final.filter(pl.col("event") == "purchase")
+    assert bought.height == 300  # one purchase closes every final session
+    carted = final.filter(pl.col("event") == "cart").select("user_id", "item_id").unique()
+    viewed = final.filter(pl.col("event") == "view").select("user_id", "item_id").unique()
+    assert final.filter(pl.col("event") == "view").group_by("user_id").len()["len"].to_list() == [5] * 300
+    from_cart = bought.join(carted, on=["user_id", "item_id"], how="semi").height
+    never_viewed = bought.join(viewed, on=["user_id", "item_id"], how="anti").height
+    assert from_cart + never_viewed == 300 and 0.1 < never_viewed / 300 < 0.3  # 0.2 asked for

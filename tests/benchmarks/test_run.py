@@ -25,3 +25,31 @@ def test_generic_pair(tmp_path, synthetic):
     assert result["peers"]["cooccurrence"]["test"]["recall@20"] > result["peers"]["popularity"]["test"]["recall@20"]
     assert (tmp_path / "res" / "shop.md").read_text().startswith("### shop")
     assert (tmp_path / "res" / "shop_recall.png").stat().st_size > 1000
+
+
+def rows(**per_user):
+    return {name: {"test": {"ndcg@10": sum(v) / len(v)}, "per_user": {"ndcg@10": v}} for name, v in per_user.items()}
+
+
+def test_versus_best_peer_and_the_cold_slice():
+    import numpy as np
+    import polars as pl
+
+    from recsys.eval.protocols import EvalTask
+
+    mod = runpy.run_path(str(REPO / "benchmarks" / "run.py"))
+    r = rows(**{"popularity": [0.0, 0.5, 0.5, 0.0], "recency": [0.5, 0.5, 0.5, 0.5],
+                "engine/merged": [1.0, 0.5, 0.5, 0.0], "engine/reranked": [1.0, 1.0, 0.5, 0.5]})
+    v = mod["versus_best_peer"](r)
+    # the served list (reranked) against the best peer (recency): 0.75 / 0.5, and 0.75 - 0.5
+    assert (v["engine"], v["peer"], v["ratio"], v["diff"], v["users"]) == ("engine/reranked", "recency", 1.5, 0.25, 4)
+    assert v["diff_interval"][0] <= 0.25 <= v["diff_interval"][1] and v["ratio_interval"][0] <= 1.5
+    # a reranker the artifact does not serve: the fused list is what users get
+    assert mod["versus_best_peer"](r, reranker_served=False)["engine"] == "engine/merged"
+    # users 0 and 2 have targets that had at most 5 events in the history (item 1: 6 events)
+    history = pl.DataFrame({"user_idx": [0] * 6 + [1] * 2, "item_idx": [1] * 6 + [2, 3]})
+    task = EvalTask("loo", np.arange(4), [np.array([0]), np.array([1]), np.array([2, 3]), np.array([1, 3])],
+                    history, True, 4, 5)
+    cold = mod["cold_slice"](task, r)
+    assert cold["users"] == 2 and cold["ndcg@10"]["engine/reranked"] == (1.0 + 0.5) / 2
+    assert cold["ndcg@10"]["popularity"] == (0.0 + 0.5) / 2

@@ -101,3 +101,24 @@ def test_a_reranker_that_loses_on_validation_is_not_served(built, monkeypatch, c
     _validation(monkeypatch, 0.1, 0.2)
     assert load(with_rr).reranker is None and load(with_rr, rerank="always").reranker is not None
     assert "did not beat the fused order on validation (NDCG@10 0.1 vs 0.2)" in caplog.text
+
+
+def test_the_serving_decision_reads_the_lists_that_did_not_choose_the_step(built, monkeypatch):
+    from recsys.pipeline import load
+    from recsys.pipeline.reranking import reranker_helps
+
+    with_rr, _, summary = built
+    fit = summary["reranker"]
+    assert fit["decide_lists"] > 0 and {"decide_ndcg@10", "decide_fused_ndcg@10"} <= set(fit)
+    # best on the lists that chose its step, behind on the others: the fused list is served
+    chosen_by = {"best_valid_ndcg@10": 0.3, "fused_valid_ndcg@10": 0.1}
+    assert not reranker_helps({"reranker": {**chosen_by, "decide_ndcg@10": 0.1, "decide_fused_ndcg@10": 0.2,
+                                            "decide_lists": 50}})
+    assert reranker_helps({"reranker": {**chosen_by, "decide_ndcg@10": 0.25, "decide_fused_ndcg@10": 0.2, "decide_lists": 50}})
+    # ahead on two lists is no evidence: the fused list is served
+    assert not reranker_helps({"reranker": {**chosen_by, "decide_ndcg@10": 0.25, "decide_fused_ndcg@10": 0.2,
+                                            "decide_lists": 2}})
+    real = Artifact.load_json
+    monkeypatch.setattr(Artifact, "load_json", lambda self, name: {"reranker": {
+        **chosen_by, "decide_ndcg@10": 0.1, "decide_fused_ndcg@10": 0.2}} if name == layout.SUMMARY else real(self, name))
+    assert load(with_rr).reranker is None
