@@ -30,6 +30,7 @@ class TowerConfig:
     id_dropout: float = 0.25
     n_event_types: int = 8
     n_gap_buckets: int = 16
+    use_text: bool = True  # False: item vectors from their ids alone (an ID-only tower, to measure what text adds)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,7 +55,10 @@ class ItemTower(nn.Module):
         self.register_buffer("text", text_vectors.float(), persistent=False)
         self.proj = nn.Sequential(nn.Linear(text_dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, cfg.dim))
         self.ids = nn.Embedding(n_items, cfg.dim)
-        nn.init.zeros_(self.ids.weight)
+        if cfg.use_text:
+            nn.init.zeros_(self.ids.weight)  # text carries the start; ids learn what text misses
+        else:
+            nn.init.normal_(self.ids.weight, std=0.02)
         self.finetune: nn.Module | None = None  # top text-encoder layers being tuned (see .finetune)
 
     @property
@@ -63,8 +67,10 @@ class ItemTower(nn.Module):
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """Vectors (…, dim) of item indices ``items`` (any shape)."""
-        v = self.proj(self.text[items] if self.finetune is None else self.finetune(items).to(self.text.dtype))
         idv = self.ids(items)
+        if not self.cfg.use_text:
+            return idv
+        v = self.proj(self.text[items] if self.finetune is None else self.finetune(items).to(self.text.dtype))
         if self.training and self.cfg.id_dropout > 0:
             keep = (torch.rand(items.shape, device=items.device) >= self.cfg.id_dropout).unsqueeze(-1)
             idv = idv * keep

@@ -84,3 +84,17 @@ def test_mask_blocks_future_and_padding():
 @pytest.mark.parametrize("seconds, bucket", [(-1, 0), (0, 1), (59, 1), (60, 2), (180, 3), (86400, 11)])
 def test_gap_buckets(seconds, bucket):
     assert gap_buckets(np.array([seconds]))[0] == bucket
+
+
+def test_an_id_only_tower_reads_no_text():
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    text = torch.randn(20, 12)
+    it = ItemTower(replace(CFG, use_text=False, id_dropout=0.0), text).eval()
+    items = torch.arange(20)
+    assert torch.equal(it(items), it.ids.weight)  # the vector is the item's id embedding, nothing else
+    it.text = torch.zeros_like(text)  # other texts: the same vectors
+    assert torch.equal(it(items), it.ids.weight) and it.ids.weight.abs().sum() > 0  # not the zeros text+id starts from
+    with_text = ItemTower(CFG, text).eval()
+    assert torch.equal(with_text.ids.weight, torch.zeros(20, 16)) and not torch.equal(with_text(items), with_text.ids.weight)
