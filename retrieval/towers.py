@@ -53,7 +53,9 @@ class ItemTower(nn.Module):
         self.cfg = cfg
         n_items, text_dim = text_vectors.shape
         self.register_buffer("text", text_vectors.float(), persistent=False)
-        self.proj = nn.Sequential(nn.Linear(text_dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, cfg.dim))
+        # an ID-only tower has no text projection: no parameter left without a gradient (DDP needs that)
+        self.proj = nn.Sequential(nn.Linear(text_dim, cfg.dim), nn.GELU(), nn.Linear(cfg.dim, cfg.dim)) \
+            if cfg.use_text else None
         self.ids = nn.Embedding(n_items, cfg.dim)
         if cfg.use_text:
             nn.init.zeros_(self.ids.weight)  # text carries the start; ids learn what text misses

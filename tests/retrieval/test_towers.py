@@ -94,6 +94,7 @@ def test_an_id_only_tower_reads_no_text():
     it = ItemTower(replace(CFG, use_text=False, id_dropout=0.0), text).eval()
     items = torch.arange(20)
     assert torch.equal(it(items), it.ids.weight)  # the vector is the item's id embedding, nothing else
+    assert it.proj is None and all(p.requires_grad for p in it.parameters())  # no parameter without a gradient
     it.text = torch.zeros_like(text)  # other texts: the same vectors
     assert torch.equal(it(items), it.ids.weight) and it.ids.weight.abs().sum() > 0  # not the zeros text+id starts from
     with_text = ItemTower(CFG, text).eval()
