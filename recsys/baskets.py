@@ -33,6 +33,15 @@ def visit_key(events: pl.DataFrame) -> pl.Expr:
     return pl.coalesce(pl.col("session_id").cast(pl.Utf8), day) if "session_id" in events.columns else day
 
 
+def visit_ages(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per (``user_idx``, visit ``_v``) of ``df``: ``_age``, the visit's age among the user's
+    visits (0 = the newest, by first timestamp; ties by the larger key), and ``_n``, their count."""
+    return (df.group_by("user_idx", "_v").agg(pl.col("timestamp").min().alias("_start"))
+            .sort("user_idx", "_start", "_v", descending=[False, True, True])
+            .select("user_idx", "_v", pl.int_range(pl.len()).over("user_idx").alias("_age"),
+                    pl.len().over("user_idx").alias("_n")))
+
+
 def basket_vectors(events: pl.DataFrame, n_rows: int, n_items: int, weights: EventWeights | None = None,
                    group_size: int = 3, within_decay: float = 0.9, group_decay: float = 0.7,
                    visit: pl.Expr | None = None) -> sp.csr_matrix:
@@ -56,10 +65,7 @@ def basket_vectors(events: pl.DataFrame, n_rows: int, n_items: int, weights: Eve
     df = events.select("user_idx", "item_idx", "timestamp", (visit if visit is not None else visit_key(events)).alias("_v"),
                        value.alias("_w"))
     items = df.group_by("user_idx", "_v", "item_idx").agg(pl.col("_w").max())
-    baskets = (df.group_by("user_idx", "_v").agg(pl.col("timestamp").min().alias("_start"))
-               .sort("user_idx", "_start", "_v", descending=[False, True, True])
-               .with_columns(pl.int_range(pl.len()).over("user_idx").alias("_age"),
-                             pl.len().over("user_idx").alias("_n")))
+    baskets = visit_ages(df)
     age = baskets["_age"].to_numpy().astype(np.int64)
     n = baskets["_n"].to_numpy().astype(np.int64)
     g = age // group_size
@@ -67,7 +73,8 @@ def basket_vectors(events: pl.DataFrame, n_rows: int, n_items: int, weights: Eve
     size = np.where(g == groups - 1, n - group_size * (groups - 1), group_size)
     bw = within_decay ** (age % group_size) / size * group_decay ** g / groups
     baskets = baskets.select("user_idx", "_v").with_columns(pl.Series("_bw", bw))
-    items = items.join(baskets, on=["user_idx", "_v"], how="left")
+    # a fixed order: the float sums below must not depend on how the joins and groupings came out
+    items = items.join(baskets, on=["user_idx", "_v"], how="left").sort("user_idx", "item_idx", "_v")
     data = (items["_w"].to_numpy() * items["_bw"].to_numpy()).astype(np.float32)
     m = sp.csr_matrix((data, (items["user_idx"].to_numpy(), items["item_idx"].to_numpy())), shape=(n_rows, n_items))
     m.sum_duplicates()

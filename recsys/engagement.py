@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from .baskets import visit_key
+from .baskets import visit_ages, visit_key
 from .schema import EventWeights
 
 
@@ -43,10 +43,8 @@ def engagement_scores(events: pl.DataFrame, n_rows: int, n_items: int, weights: 
         return sp.csr_matrix((n_rows, n_items), dtype=np.float32)
     df = events.select("user_idx", "item_idx", "timestamp", visit_key(events).alias("_v"),
                        weights.expr().fill_null(1.0).alias("_w"))
-    starts = (df.group_by("user_idx", "_v").agg(pl.col("timestamp").min().alias("_start"))
-              .sort("user_idx", "_start", "_v", descending=[False, True, True])
-              .with_columns(pl.int_range(pl.len()).over("user_idx").alias("_age")))
-    df = df.join(starts.select("user_idx", "_v", "_age"), on=["user_idx", "_v"], how="left")
+    df = df.join(visit_ages(df).select("user_idx", "_v", "_age"), on=["user_idx", "_v"], how="left",
+                 maintain_order="left")
     # steps since: how many other items the user turned to after this event (runs on one item are one step)
     df = df.sort("user_idx", "timestamp", maintain_order=True).with_columns(
         ((pl.col("item_idx") != pl.col("item_idx").shift(1)) | (pl.col("user_idx") != pl.col("user_idx").shift(1)))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -67,13 +67,14 @@ class History:
 
     def seen(self, row: int) -> np.ndarray:
         """The distinct items of row ``row``, sorted."""
-        return self.view("seen", _seen_lists)[row]
+        return self.view("seen", lambda h: item_lists(h.events, h.n_rows))[row]
 
 
-def _seen_lists(h: History) -> list[np.ndarray]:
-    out = [np.zeros(0, dtype=np.int64)] * h.n_rows
-    if h.events.height:
-        per = h.events.group_by("user_idx").agg(pl.col("item_idx").unique().sort())
+def item_lists(events: pl.DataFrame, n_rows: int) -> list[np.ndarray]:
+    """Per row (``user_idx``) of ``events``, its distinct items, sorted (empty for a row without events)."""
+    out = [np.zeros(0, dtype=np.int64)] * n_rows
+    if events.height:
+        per = events.group_by("user_idx").agg(pl.col("item_idx").unique().sort())
         for r, items in zip(per["user_idx"].to_list(), per["item_idx"].to_list()):
             out[r] = np.asarray(items, dtype=np.int64)
     return out
@@ -177,6 +178,17 @@ class CandidateSource:
         """Write what ``load`` needs into ``folder`` (``.npy`` and JSON: no pickle)."""
         folder.mkdir(parents=True, exist_ok=True)
         self.fit_info.write(folder / layout.FIT)
+
+    def save_config(self, folder: Path) -> None:
+        """Write the source's config (its ``Config`` dataclass) into ``folder`` as JSON."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / layout.CONFIG).write_text(json.dumps(asdict(self.config), sort_keys=True) + "\n")
+
+    @classmethod
+    def saved_config(cls, folder: Path | None):
+        """The config :meth:`save_config` wrote into ``folder``; None when there is none."""
+        path = None if folder is None else folder / layout.CONFIG
+        return cls.Config(**json.loads(path.read_text())) if path is not None and path.is_file() else None
 
     @classmethod
     def load(cls, folder: Path | None, space: Space, **engine) -> CandidateSource | None:

@@ -9,8 +9,7 @@ The conversion rates are learnt from the stored history (every user's events).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import polars as pl
 from recsys import layout
 from recsys.engagement import conversion_rates, engagement_scores
 from recsys.errors import ConfigError
-from recsys.sources import Batch, CandidateSource, FitInfo, Space
+from recsys.sources import Batch, CandidateSource, FitInfo, Space, item_lists
 
 from ..personal import top_n
 
@@ -65,7 +64,8 @@ class ReengageSource(CandidateSource):
         c, s = self.config, self.space
         interest = batch.history.view("engagement", lambda h: engagement_scores(h.events, h.n_rows, s.n_items,
                                                                                 s.weights, c.decay, c.step_decay))
-        bought = batch.history.view("bought", lambda h: bought_lists(h, c.purchase))
+        bought = batch.history.view("bought", lambda h: item_lists(h.events.filter(pl.col("event") == c.purchase),
+                                                                   h.n_rows))
         scores = interest[batch.rows].toarray() * self.rates[None, :]
         if allowed is not None:
             scores[:, ~np.asarray(allowed, dtype=bool)] = 0.0
@@ -73,8 +73,7 @@ class ReengageSource(CandidateSource):
         return top_n(scores, n, exclude)
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / layout.CONFIG).write_text(json.dumps(asdict(self.config), sort_keys=True) + "\n")
+        self.save_config(folder)
         np.save(folder / RATES, self.rates, allow_pickle=False)
         super().save(folder)
 
@@ -82,7 +81,7 @@ class ReengageSource(CandidateSource):
     def load(cls, folder: Path | None, space: Space, **_) -> ReengageSource | None:
         if folder is None:
             return None
-        out = cls(space, ReengageConfig(**json.loads((folder / layout.CONFIG).read_text())))
+        out = cls(space, cls.saved_config(folder))
         out.rates = np.load(folder / RATES, allow_pickle=False)
         out.fit_info = FitInfo.read(folder / layout.FIT)
         return out
@@ -90,14 +89,3 @@ class ReengageSource(CandidateSource):
     def add_items(self, n: int) -> bool:
         self.rates = np.concatenate([self.rates, np.full(n, float(np.median(self.rates)), dtype=np.float32)])
         return True
-
-
-def bought_lists(history, purchase: str) -> list[np.ndarray]:
-    """Per row of ``history``, the items it bought."""
-    out = [np.zeros(0, dtype=np.int64)] * history.n_rows
-    ev = history.events.filter(pl.col("event") == purchase)
-    if ev.height:
-        per = ev.group_by("user_idx").agg(pl.col("item_idx").unique())
-        for r, items in zip(per["user_idx"].to_list(), per["item_idx"].to_list()):
-            out[r] = np.asarray(items, dtype=np.int64)
-    return out

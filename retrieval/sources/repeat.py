@@ -10,8 +10,7 @@ anything serves the user's own items alone.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -95,17 +94,17 @@ class RepeatSource(CandidateSource):
         return top_n(scores, n, None if include_seen else batch.seen())
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / layout.CONFIG).write_text(json.dumps(asdict(self.config), sort_keys=True) + "\n")
+        self.save_config(folder)
         if self.vectors is not None:
             sp.save_npz(folder / VECTORS, self.vectors, compressed=False)
         super().save(folder)
 
     @classmethod
     def load(cls, folder: Path | None, space: Space, **_) -> RepeatSource:
-        if folder is None or not (folder / layout.CONFIG).is_file():
+        config = cls.saved_config(folder)
+        if config is None:
             return cls(space)  # built before the source learnt: the user's own items alone
-        out = cls(space, RepeatConfig(**json.loads((folder / layout.CONFIG).read_text())))
+        out = cls(space, config)
         if (folder / VECTORS).is_file():
             out.set_vectors(sp.load_npz(folder / VECTORS))  # numpy arrays only: scipy loads without pickle
         out.fit_info = FitInfo.read(folder / layout.FIT)

@@ -10,8 +10,7 @@ score, and fusion keeps its weight only where the validation stage shows it adds
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +80,7 @@ class TransitionsSource(CandidateSource):
         return ids, scores
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / layout.CONFIG).write_text(json.dumps(asdict(self.config), sort_keys=True) + "\n")
+        self.save_config(folder)
         sp.save_npz(folder / MATRIX, self.matrix, compressed=False)
         super().save(folder)
 
@@ -90,7 +88,7 @@ class TransitionsSource(CandidateSource):
     def load(cls, folder: Path | None, space: Space, **_) -> TransitionsSource | None:
         if folder is None:
             return None
-        out = cls(space, TransitionsConfig(**json.loads((folder / layout.CONFIG).read_text())))
+        out = cls(space, cls.saved_config(folder))
         out.matrix = sp.load_npz(folder / MATRIX).tocsr()  # numpy arrays only: scipy loads without pickle
         out.fit_info = FitInfo.read(folder / layout.FIT)
         return out
