@@ -5,7 +5,8 @@
 
 Each stage runs in its own process (so that its peak memory is its own) on the same generated
 data, written once as Parquet: ingest (load + checks), cleaning, ALS fit (15 iterations,
-64 factors), one two-tower training epoch (sampled softmax with 2,048 negatives, 64-d; beyond
+64 factors), one two-tower training epoch (sampled softmax: 2,048 random and up to 2,048 in-batch
+negatives, 64-d, batches of 128 windows; beyond
 20,000 windows timed on a random subset of users and scaled to all windows), text
 encoding (all-MiniLM-L6-v2 on 2,000 item texts, then scaled to the catalogue: the rate is
 per item and flat), index build (HNSW over the catalogue's vectors, random here) and batch

@@ -19,9 +19,10 @@ from pathlib import Path
 from recsys.artifacts import Artifact, package_versions
 from recsys.datasets import default_cleaning, load_dataset
 from recsys.eval.protocols import make_task, rank, score_rankings
+from recsys.pipeline.options import BuildOptions
+from recsys.pipeline.stages import build
 from recsys.prepare import load_prepared_tables
-from recsys.retrieval.build import BuildOptions, build, model_scorer
-from recsys.retrieval.recommender import Recommender
+from recsys.retrieval.recommender import load_two_tower
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig
 from recsys.splits import Split
@@ -42,6 +43,7 @@ def main(argv=None) -> None:
     p.add_argument("--stride", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--layers", type=int, default=None)
@@ -56,7 +58,7 @@ def main(argv=None) -> None:
                                              "dropout": args.dropout, "id_dropout": args.id_dropout}.items() if v is not None})
     train = TrainConfig(**{k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
                                              "seed": args.seed, "window_stride": args.stride, "lr": args.lr,
-                                             "patience": args.patience, "eval_k": args.eval_k,
+                                             "patience": args.patience, "eval_k": args.eval_k, "batch_size": args.batch_size,
                                              "temperature": args.temperature}.items() if v is not None})
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -66,9 +68,9 @@ def main(argv=None) -> None:
         wall = time.perf_counter() - t0
         art = Artifact.open(Path(tmp) / "art")
         t = load_prepared_tables(art)
-        r = Recommender(art)
+        model = load_two_tower(art)
         task = make_task(holdout, Split(t["train"], t["valid"], t["test"], {}), t["users"], t["items"], "test")
-        ranked = rank(task, model_scorer(r.model, task.history, len(t["users"]), t["weights"]), 100)
+        ranked = rank(task, model.scorer(task.history, len(t["users"]), t["weights"]), 100)
         metrics, _ = score_rankings(task, ranked, ks=(10, 20, 100))
     result = {"dataset": ds.name, "holdout": holdout, "name": args.name, "build_seconds": round(wall, 1),
               "test": metrics, "summary": summary, "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}

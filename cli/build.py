@@ -111,8 +111,8 @@ def _screen(s: dict) -> str:
         *([f"  warm      from {s['warm_start']['path']} ({s['users'] - s['warm_start']['users']:,} new users, "
            f"{s['items'] - s['warm_start']['items']:,} new items)"] if s.get("warm_start") else []),
         f"  text      {s['text_model']}: {s['texts_encoded']:,} texts encoded, unknown tokens {s['unk_rate']:.1%}",
-        f"  training  {s['epochs']} epochs on {s['device']}{_procs(s)} (best {s['best_epoch']}), validation {s['valid_metric']} "
-        f"{s['valid_' + s['valid_metric']]:.4f}; pre-training loss {s['pretrain_loss'] or 'off'}",
+        f"  training  {s['epochs']} epochs on {s['device']}{_procs(s)} (kept epoch {s['best_epoch']}), validation {s['valid_metric']} "
+        f"{s['valid_' + s['valid_metric']]:.4f} (best {s.get('valid_best', s['valid_' + s['valid_metric']]):.4f}); pre-training loss {s['pretrain_loss'] or 'off'}",
         f"  index     {s['index']}, {s['index_bytes_per_item']:.0f} bytes/item, recall@10 vs exact "
         f"{s['index_recall@10_vs_exact']}",
         f"  sources   {', '.join(s.get('sources', []))}; {s.get('needs')} latent needs",

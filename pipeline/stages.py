@@ -161,7 +161,9 @@ def two_tower_stage(ctx: BuildContext) -> None:
     ctx.summary.update({
         "device": ctx.device, "processes": size, "weights_sha256": distributed.state_checksum(model.state_dict()),
         "epochs": len(fit["history"]), "best_epoch": fit["best_epoch"],
-        f"valid_recall@{opts.train.eval_k}": round(fit["best_valid"], 4), "valid_metric": f"recall@{opts.train.eval_k}",
+        # the kept epoch's score: the latest within one standard error of the best (recsys.retrieval.train)
+        f"valid_recall@{opts.train.eval_k}": round(fit["kept_valid"] if fit["kept_valid"] is not None else fit["best_valid"], 4),
+        "valid_best": round(fit["best_valid"], 4), "valid_metric": f"recall@{opts.train.eval_k}",
         "pretrain_loss": fit["pretrain"], "full_softmax": fit["full_softmax"], "mask_seen": fit["mask_seen"],
         "history": fit["history"]})
 

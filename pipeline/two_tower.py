@@ -59,7 +59,7 @@ def fit_two_tower(model: TwoTower, stage: StageData, everything, users, items, w
     initial = copy.deepcopy(model.state_dict())
     # a warm start continues from trained towers: no contrastive pre-training
     pre = pretrain(model, seq, cfg, say) if cfg.pretrain_epochs and not warm else []
-    fit = train(model, seq, cfg, validate if task.users.size else None, say)
+    fit = train(model, seq, cfg, validate if task.users.size else None, say, valid_users=int(task.users.size))
     model.fit_info = FitInfo(stage.parts, task.history.height)
     valid_state = None
     if holdout == "none":

@@ -5,6 +5,7 @@ Nothing here imports torch or faiss at import time; each helper imports what it 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -40,6 +41,19 @@ def autocast(device):
     import torch
 
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
+
+
+@contextlib.contextmanager
+def flush_denormals():
+    """While inside, the CPU treats denormal floats as zero. A softmax over thousands of items makes
+    many of them in its backward pass, and each one is many times slower than a normal float; the
+    difference to a trained model is nil. The default (off) is restored on the way out."""
+    import torch
+
+    try:
+        yield torch.set_flush_denormal(True)
+    finally:
+        torch.set_flush_denormal(False)
 
 
 @functools.cache

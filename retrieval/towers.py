@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import Encoder
+
 
 @dataclass(frozen=True)
 class TowerConfig:
@@ -91,13 +93,13 @@ class ItemTower(nn.Module):
         return F.normalize(torch.cat(out), dim=-1)
 
 
-def attention_mask(valid: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """(B·heads, L, L) boolean mask, True = blocked: causal, and padding keys blocked except a
-    position's own (so padded rows never become all-blocked, which would give NaN)."""
-    b, length = valid.shape
+def attention_mask(valid: torch.Tensor) -> torch.Tensor:
+    """(B, L, L) boolean mask, True = blocked: causal, and padding keys blocked except a position's
+    own (so padded rows never become all-blocked, which would give NaN)."""
+    length = valid.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=valid.device).tril()
     allowed = causal.unsqueeze(0) & (valid.unsqueeze(1) | torch.eye(length, dtype=torch.bool, device=valid.device))
-    return (~allowed).repeat_interleave(n_heads, dim=0)
+    return ~allowed
 
 
 class UserTower(nn.Module):
@@ -107,9 +109,7 @@ class UserTower(nn.Module):
         self.event = nn.Embedding(cfg.n_event_types, cfg.dim)
         self.gap = nn.Embedding(cfg.n_gap_buckets, cfg.dim)
         self.pos = nn.Embedding(cfg.max_len, cfg.dim)
-        layer = nn.TransformerEncoderLayer(cfg.dim, cfg.n_heads, 4 * cfg.dim, cfg.dropout, batch_first=True,
-                                           norm_first=True, activation="gelu")
-        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.encoder = Encoder(cfg.dim, cfg.n_heads, cfg.n_layers, cfg.dropout)
         self.norm = nn.LayerNorm(cfg.dim)
 
     def forward(self, item_vecs: torch.Tensor, events: torch.Tensor, gaps: torch.Tensor,
@@ -122,5 +122,5 @@ class UserTower(nn.Module):
         pos = torch.arange(length, device=item_vecs.device)
         x = item_vecs + self.event(events) + self.gap(gaps) + self.pos(pos + self.cfg.max_len - length)
         x = x * valid.unsqueeze(-1)
-        h = self.norm(self.encoder(x, mask=attention_mask(valid, self.cfg.n_heads)))
+        h = self.norm(self.encoder(x, attention_mask(valid)))
         return h if all_positions else h[:, -1]

@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys.device import autocast
+from recsys.device import autocast, flush_denormals
 
 from . import distributed
-from .losses import candidate_log_q, item_frequency, sampled_softmax_loss
+from .losses import candidate_log_q, in_batch_log_q, item_frequency, sampled_softmax_loss
 from .model import TwoTower, to_tensors
 from .sequences import Sequences, left_pad, training_windows
 
@@ -47,7 +47,8 @@ class TrainConfig:
     lr: float = 5e-3
     weight_decay: float = 0.0
     temperature: float = 0.1
-    n_negatives: int = 2048
+    n_negatives: int = 2048  # uniform random negatives per step (sampled softmax)
+    n_batch_negatives: int = 2048  # in-batch negatives per step: the positives of at most this many positions
     full_softmax_below: int = 20_000
     # with the full softmax, leave items already in the user's window out of each position's
     # softmax (the target stays): where seen items are never recommended (leave-one-out, temporal)
@@ -128,39 +129,44 @@ class NextItemStep(nn.Module):
         # items with no training interaction are never negatives: nothing says the user would not want them
         self.trained = torch.as_tensor(np.bincount(seq.items, minlength=n_items) > 0, device=model.device)
         self.trained_ids = torch.nonzero(self.trained).squeeze(1)
+        self.all_trained = bool(self.trained.all())
 
     def forward(self, inp: dict[str, torch.Tensor], pos: torch.Tensor, mask: torch.Tensor,
                 weight: torch.Tensor) -> torch.Tensor:
         cfg, model = self.cfg, self.model
         h = model.encode_history(inp, all_positions=True)[mask]
         if self.full:
-            logits = (h @ model.items.all_items().T / cfg.temperature).masked_fill(~self.trained, float("-inf"))
+            logits = h @ model.items.all_items().T / cfg.temperature
+            if not self.all_trained:
+                logits = logits.masked_fill(~self.trained, float("-inf"))
             if cfg.mask_seen:
-                logits = logits.masked_fill(_seen_before(inp, mask, pos, logits.shape[1]), float("-inf"))
+                logits = logits.index_put(seen_pairs(inp, mask, pos), torch.tensor(float("-inf"), device=h.device))
             ce = F.cross_entropy(logits.float(), pos, reduction="none")
             return (ce * weight).sum() / weight.sum()
         neg = self.trained_ids[torch.randint(0, self.trained_ids.numel(), (cfg.n_negatives,), device=h.device)]
-        ids = torch.cat([pos, neg])
-        cand = F.normalize(model.items(ids), dim=-1)
-        return sampled_softmax_loss(h, cand, ids, candidate_log_q(pos, neg, self.freq, self.trained_ids.numel()),
+        vecs = F.normalize(model.items(torch.cat([pos, neg])), dim=-1)
+        # in-batch negatives: every position's positive, or a random pool of them in a large batch
+        pool = torch.randperm(pos.numel(), device=h.device)[:cfg.n_batch_negatives] \
+            if pos.numel() > cfg.n_batch_negatives else torch.arange(pos.numel(), device=h.device)
+        cand = torch.cat([vecs[pool], vecs[pos.numel():]])
+        return sampled_softmax_loss(h, vecs[:pos.numel()], pos, in_batch_log_q(pos, pool.numel(), self.freq),
+                                    cand, torch.cat([pos[pool], neg]),
+                                    candidate_log_q(pos[pool], neg, self.freq, self.trained_ids.numel()),
                                     weight, cfg.temperature)
 
 
-def _seen_before(inp: dict[str, torch.Tensor], mask: torch.Tensor, pos: torch.Tensor, n_items: int) -> torch.Tensor:
-    """(rows of ``mask``, n_items): the items of the window up to each position, its target excepted.
-
-    Each item's first position in its window (``length`` when absent) is found once; a position has
-    seen the items whose first position is at or before it.
-    """
+def seen_pairs(inp: dict[str, torch.Tensor], mask: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, items): for each row of ``mask`` (a position predicting ``pos``), the items of its
+    window up to that position, its own target excepted; index pairs, so masking them costs
+    B·L² work rather than a (positions × catalogue) matrix."""
     b, length = inp["items"].shape
-    where = torch.arange(length, device=pos.device).expand(b, length)
-    where = torch.where(inp["valid"], where, torch.full_like(where, length))
-    first = torch.full((b, n_items), length, dtype=torch.long, device=pos.device)
-    first.scatter_reduce_(1, inp["items"], where, reduce="amin")
-    row = torch.arange(b, device=pos.device).unsqueeze(1).expand(b, length)[mask]
-    seen = first[row] <= where.masked_fill(~inp["valid"], -1)[mask].unsqueeze(1)
-    seen[torch.arange(pos.numel(), device=pos.device), pos] = False
-    return seen
+    row_of = torch.full((b, length), -1, dtype=torch.long, device=pos.device)
+    row_of[mask] = torch.arange(pos.numel(), device=pos.device)
+    earlier = torch.ones(length, length, dtype=torch.bool, device=pos.device).tril()
+    bb, ii, jj = torch.nonzero(mask.unsqueeze(2) & inp["valid"].unsqueeze(1) & earlier, as_tuple=True)
+    rows, items = row_of[bb, ii], inp["items"][bb, jj]
+    keep = items != pos[rows]
+    return rows[keep], items[keep]
 
 
 def _local_batches(n: int, cfg: TrainConfig, device, smallest: int = 1) -> tuple[int, int]:
@@ -173,6 +179,11 @@ def _local_batches(n: int, cfg: TrainConfig, device, smallest: int = 1) -> tuple
 
 def pretrain(model: TwoTower, seq: Sequences, cfg: TrainConfig, progress: Callable[[str], None] | None = None) -> list[float]:
     """Contrastive pre-training of both towers; returns the mean loss per epoch."""
+    with flush_denormals():
+        return _pretrain_epochs(model, seq, cfg, progress)
+
+
+def _pretrain_epochs(model: TwoTower, seq: Sequences, cfg: TrainConfig, progress: Callable[[str], None] | None) -> list[float]:
     rank, size = distributed.rank_and_size()
     rng = np.random.default_rng(cfg.seed + 1 + rank)
     users = np.flatnonzero(seq.lengths() >= 2)
@@ -209,8 +220,29 @@ def train(
     cfg: TrainConfig,
     validate: Callable[[TwoTower], float] | None = None,
     progress: Callable[[str], None] | None = None,
+    valid_users: int = 0,
 ) -> dict:
-    """Supervised next-item training with early stopping on ``validate(model)`` (higher is better)."""
+    """Supervised next-item training with early stopping on ``validate(model)`` (higher is better).
+
+    ``validate`` returns a share of ``valid_users`` users (a recall); the weights kept are those of the
+    latest epoch within one standard error, sqrt(s(1 - s) / valid_users), of the best score s: a
+    bump within the noise of a few hundred users does not bring back a barely trained model.
+    """
+    with flush_denormals():
+        return _train_epochs(model, seq, cfg, validate, progress, valid_users)
+
+
+def within_noise(best: float, valid_users: int) -> float:
+    """One standard error of a share ``best`` measured on ``valid_users`` users (0 without users).
+
+    >>> round(within_noise(0.2, 400), 4)
+    0.02
+    """
+    return math.sqrt(max(best, 0.0) * max(1.0 - best, 0.0) / valid_users) if valid_users > 0 else 0.0
+
+
+def _train_epochs(model: TwoTower, seq: Sequences, cfg: TrainConfig, validate: Callable[[TwoTower], float] | None,
+                  progress: Callable[[str], None] | None, valid_users: int) -> dict:
     rank, size = distributed.rank_and_size()
     torch.manual_seed(cfg.seed + rank)
     rng = np.random.default_rng(cfg.seed + rank)
@@ -223,7 +255,9 @@ def train(
     steps = cfg.epochs * max(1, n_batches)
     # cosine decay of the learning rate over the most epochs allowed (early stopping may end sooner)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
-    history, best, best_state, bad = [], -1.0, None, 0
+    # without validation the score is -loss (negative); ``kept``: weights of the epochs since the best
+    history, best, kept, bad = [], -math.inf, {}, 0
+    noise = valid_users if validate else 0
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
@@ -253,17 +287,20 @@ def train(
         if progress:
             progress(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, valid {score:.4f}")
         if score > best:
-            best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
+            best, kept, bad = score, {}, 0
         else:
             bad += 1
-            if bad >= cfg.patience:
-                break
+        if score >= best - within_noise(best, noise):
+            kept[epoch + 1] = copy.deepcopy(model.state_dict())
+        if bad >= cfg.patience:
+            break
         late = bool(cfg.max_train_seconds) and time.perf_counter() - start > cfg.max_train_seconds
         if distributed.broadcast_float(float(late), model.device):  # every rank stops together
             log.warning("training stopped at its time budget (%.0f s)", cfg.max_train_seconds)
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    chosen = max((e for e in kept if history[e - 1]["valid"] >= best - within_noise(best, noise)), default=0)
+    if chosen:
+        model.load_state_dict(kept[chosen])
     model.eval()
-    return {"history": history, "best_valid": best, "best_epoch": int(np.argmax([h["valid"] for h in history])) + 1
-            if history else 0, "full_softmax": step.full}
+    return {"history": history, "best_valid": best, "best_epoch": chosen, "kept_valid": history[chosen - 1]["valid"]
+            if chosen else None, "full_softmax": step.full}

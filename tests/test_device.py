@@ -1,6 +1,7 @@
 import logging
 
 import numpy as np
+import pytest
 
 from recsys.device import cuda_available, resolve_device, set_seed
 
@@ -24,3 +25,14 @@ def test_seed_makes_numpy_and_torch_repeat():
     set_seed(11)
     b = (np.random.rand(3), torch.rand(3))
     assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_denormals_are_flushed_inside_and_kept_outside():
+    import torch
+
+    from recsys.device import flush_denormals
+
+    tiny = torch.tensor([1e-39])  # below float32's smallest normal number (1.2e-38)
+    with flush_denormals():
+        assert (tiny * 1.0).item() == 0.0
+    assert (tiny * 1.0).item() == pytest.approx(1e-39, rel=1e-3)

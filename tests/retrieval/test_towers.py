@@ -76,7 +76,7 @@ def test_unseen_items_start_from_text_alone():
 
 
 def test_mask_blocks_future_and_padding():
-    m = attention_mask(torch.tensor([[False, True, True]]), n_heads=1)[0]
+    m = attention_mask(torch.tensor([[False, True, True]]))[0]
     # row 0 (a pad) sees only itself; rows 1-2 see real keys up to themselves
     assert m.tolist() == [[False, True, True], [True, False, True], [True, False, False]]
 

@@ -1,0 +1,64 @@
+"""The training loop on a sequence with a known answer: item i is always followed by item i + 1."""
+
+import numpy as np
+import pytest
+import torch
+
+from recsys.retrieval.model import TwoTower
+from recsys.retrieval.sequences import Sequences
+from recsys.retrieval.towers import TowerConfig
+from recsys.retrieval.train import TrainConfig, train
+
+N_ITEMS, N_USERS, LENGTH = 30, 60, 12
+
+
+def cycles() -> Sequences:
+    """Each user walks the cycle 0 → 1 → … → 29 → 0 from a random start."""
+    rng = np.random.default_rng(0)
+    items = np.concatenate([(rng.integers(N_ITEMS) + np.arange(LENGTH)) % N_ITEMS for _ in range(N_USERS)])
+    ones = np.ones(items.size, dtype=np.int64)
+    return Sequences(items.astype(np.int64), ones, ones, np.ones(items.size, np.float32),
+                     np.arange(0, items.size + 1, LENGTH, dtype=np.int64))
+
+
+@pytest.mark.parametrize("cfg", [
+    TrainConfig(epochs=40, pretrain_epochs=0, batch_size=8, lr=2e-2, mask_seen=False),  # full softmax
+    # sampled softmax whose in-batch pool (6 positions) is smaller than a batch's ~88 positions
+    TrainConfig(epochs=40, pretrain_epochs=0, batch_size=8, lr=2e-2, full_softmax_below=0, n_negatives=6,
+                n_batch_negatives=6),
+], ids=["full", "sampled-small-pool"])
+def test_learns_what_follows(cfg):
+    torch.manual_seed(0)
+    seq = cycles()
+    model = TwoTower(TowerConfig(dim=16, max_len=LENGTH, n_layers=1, dropout=0.0), torch.randn(N_ITEMS, 8))
+    fit = train(model, seq, cfg)
+    assert fit["full_softmax"] is (cfg.full_softmax_below > 0)
+    users = np.arange(N_USERS)
+    top = np.argmax(model.user_vectors(seq, users) @ model.item_vectors().T, axis=1)
+    last = seq.items[seq.offsets[1:] - 1]
+    assert np.mean(top == (last + 1) % N_ITEMS) >= 0.9
+
+
+def test_without_validation_the_falling_loss_keeps_training_going():
+    # the score is then -loss, which is negative: it must still count as an improvement
+    torch.manual_seed(0)
+    model = TwoTower(TowerConfig(dim=16, max_len=LENGTH, n_layers=1, dropout=0.0), torch.randn(N_ITEMS, 8))
+    fit = train(model, cycles(), TrainConfig(epochs=8, patience=2, pretrain_epochs=0, batch_size=8, lr=2e-2))
+    assert len(fit["history"]) == 8
+    assert fit["best_epoch"] == 8
+
+
+def test_the_latest_epoch_within_one_standard_error_of_the_best_is_kept():
+    scores, weights = iter([0.30, 0.20, 0.29, 0.21]), []
+
+    def validate(m):
+        weights.append(m.items.ids.weight.detach().clone())
+        return next(scores)
+
+    torch.manual_seed(0)
+    model = TwoTower(TowerConfig(dim=16, max_len=LENGTH, n_layers=1, dropout=0.0), torch.randn(N_ITEMS, 8))
+    fit = train(model, cycles(), TrainConfig(epochs=4, pretrain_epochs=0, batch_size=8, lr=2e-2), validate,
+                valid_users=400)
+    # one standard error at the best: sqrt(0.3 · 0.7 / 400) = 0.0229; 0.29 is within it, 0.21 is not
+    assert (fit["best_epoch"], fit["best_valid"], fit["kept_valid"]) == (3, 0.30, 0.29)
+    assert torch.equal(model.items.ids.weight, weights[2])
