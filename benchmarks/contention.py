@@ -2,6 +2,7 @@
 
     python benchmarks/contention.py                       # as the recsys command runs (passive OpenMP waiting)
     python benchmarks/contention.py --wait-policy ACTIVE  # as it ran before (OpenMP's spinning wait)
+    python benchmarks/contention.py --spincount 0         # passive waiting without the short spin
 
 Each build is `recsys build-index` on the embedded MovieLens-100k with a fixed number of epochs
 (`--epochs`, one pre-training epoch, no reranker), a subprocess as a user runs it. The runs:
@@ -57,12 +58,17 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--wait-policy", default=None, help="OMP_WAIT_POLICY for every process (default: the entry's).")
+    p.add_argument("--spincount", default=None, help="GOMP_SPINCOUNT for every process (default: the entry's, 1000).")
     p.add_argument("--requests", type=int, default=600, help="Requests of the idle service measurement.")
     args = p.parse_args(argv)
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     if args.wait_policy:
         env["OMP_WAIT_POLICY"] = args.wait_policy
-    policy = args.wait_policy or "PASSIVE (the recsys entry point's default)"
+    if args.spincount is not None:
+        env["GOMP_SPINCOUNT"] = args.spincount
+    policy = (f"{args.wait_policy or 'PASSIVE'}, GOMP_SPINCOUNT={args.spincount or 'default'}"
+              if args.wait_policy or args.spincount is not None else
+              "PASSIVE, GOMP_SPINCOUNT=1000 (the recsys entry point's default)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         alone = timed([build_cmd(tmp / "a", args.epochs)], env)[0]

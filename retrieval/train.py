@@ -54,7 +54,7 @@ class TrainConfig:
     # softmax (the target stays): where seen items are never recommended (leave-one-out, temporal)
     # the model then spends nothing on telling them apart; None: on unless the split keeps repeats
     mask_seen: bool | None = None
-    patience: int = 6
+    patience: int = 6  # epochs clearly below the best validation score (see train) before stopping
     window_stride: int | None = None
     eval_k: int = 10
     text_lr: float = 5e-5  # for text-encoder layers being fine-tuned (--finetune-text-layers)
@@ -140,7 +140,8 @@ class NextItemStep(nn.Module):
             if not self.all_trained:
                 logits = logits.masked_fill(~self.trained, float("-inf"))
             if cfg.mask_seen:
-                logits = logits.index_put(seen_pairs(inp, mask, pos), torch.tensor(float("-inf"), device=h.device))
+                logits = logits.index_put(seen_pairs(inp, mask, pos),
+                                          torch.tensor(float("-inf"), dtype=logits.dtype, device=h.device))
             ce = F.cross_entropy(logits.float(), pos, reduction="none")
             return (ce * weight).sum() / weight.sum()
         neg = self.trained_ids[torch.randint(0, self.trained_ids.numel(), (cfg.n_negatives,), device=h.device)]
@@ -224,9 +225,12 @@ def train(
 ) -> dict:
     """Supervised next-item training with early stopping on ``validate(model)`` (higher is better).
 
-    ``validate`` returns a share of ``valid_users`` users (a recall); the weights kept are those of the
-    latest epoch within one standard error, sqrt(s(1 - s) / valid_users), of the best score s: a
-    bump within the noise of a few hundred users does not bring back a barely trained model.
+    ``validate`` returns a share of ``valid_users`` users (a recall), whose noise is one standard
+    error, sqrt(s(1 - s) / valid_users), at the best score s. Training stops after ``patience``
+    epochs clearly below the best (more than that noise; a plateau within it goes on, up to
+    ``epochs``), and the weights kept are those of the latest epoch within the noise of the best: a
+    bump within the noise of a few hundred users neither ends training nor brings back a barely
+    trained model.
     """
     with flush_denormals():
         return _train_epochs(model, seq, cfg, validate, progress, valid_users)
@@ -288,7 +292,7 @@ def _train_epochs(model: TwoTower, seq: Sequences, cfg: TrainConfig, validate: C
             progress(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, valid {score:.4f}")
         if score > best:
             best, kept, bad = score, {}, 0
-        else:
+        elif score < best - within_noise(best, noise):  # clearly worse; an epoch within the noise is no strike
             bad += 1
         if score >= best - within_noise(best, noise):
             kept[epoch + 1] = copy.deepcopy(model.state_dict())

@@ -13,7 +13,7 @@ from recsys import threads
 
 
 def info(*args, **env) -> dict:
-    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "RECSYS_THREADS",
+    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "RECSYS_THREADS",
                                                                  "POLARS_MAX_THREADS")}
     out = subprocess.run([sys.executable, "-m", "recsys", "info", "--json", *args], env={**environ, **env},
                          capture_output=True, text=True, timeout=120)
@@ -24,7 +24,9 @@ def info(*args, **env) -> dict:
 def test_the_entry_point_sets_a_passive_wait_policy_before_torch_loads():
     t = info()
     assert t["omp_wait_policy"] == "PASSIVE" and t["wait_policy_set_before_torch"] is True
+    assert t["gomp_spincount"] == "1000"  # a short spin before sleeping
     assert info(OMP_WAIT_POLICY="ACTIVE")["omp_wait_policy"] == "ACTIVE"  # the user's own setting stands
+    assert info(GOMP_SPINCOUNT="0")["gomp_spincount"] == "0"
 
 
 def test_the_console_script_goes_through_the_same_entry():

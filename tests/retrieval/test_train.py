@@ -62,3 +62,35 @@ def test_the_latest_epoch_within_one_standard_error_of_the_best_is_kept():
     # one standard error at the best: sqrt(0.3 · 0.7 / 400) = 0.0229; 0.29 is within it, 0.21 is not
     assert (fit["best_epoch"], fit["best_valid"], fit["kept_valid"]) == (3, 0.30, 0.29)
     assert torch.equal(model.items.ids.weight, weights[2])
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["full", "sampled"])
+def test_a_step_under_bf16_autocast_mixes_dtypes_as_a_gpu_does(full):
+    # on CUDA the step runs under bf16 autocast (recsys.device.autocast); the CPU's autocast mixes the same dtypes
+    from recsys.retrieval.model import to_tensors
+    from recsys.retrieval.sequences import left_pad
+    from recsys.retrieval.train import NextItemStep
+
+    torch.manual_seed(0)
+    seq = cycles()
+    model = TwoTower(TowerConfig(dim=16, max_len=LENGTH, n_layers=1, dropout=0.2), torch.randn(N_ITEMS, 8)).train()
+    cfg = TrainConfig(mask_seen=True, full_softmax_below=10**6 if full else 0, n_negatives=6, n_batch_negatives=6)
+    w = left_pad(seq, np.arange(8), LENGTH + 1, seq.offsets[1:9])
+    inp = to_tensors({k: v[:, :-1] for k, v in w.items()}, "cpu")
+    mask = torch.as_tensor(w["valid"][:, 1:] & w["valid"][:, :-1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = NextItemStep(model, seq, cfg)(inp, torch.as_tensor(w["items"][:, 1:])[mask], mask,
+                                             torch.as_tensor(w["weights"][:, 1:])[mask])
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_epochs_within_the_noise_of_the_best_are_no_strike():
+    # best 0.30 on 400 users (noise 0.0229); 0.29 and 0.28 are within it, 0.20 and 0.21 are clearly worse
+    scores = iter([0.30, 0.29, 0.28, 0.20, 0.29, 0.21, 0.29, 0.29])
+    torch.manual_seed(0)
+    model = TwoTower(TowerConfig(dim=16, max_len=LENGTH, n_layers=1, dropout=0.0), torch.randn(N_ITEMS, 8))
+    fit = train(model, cycles(), TrainConfig(epochs=8, patience=2, pretrain_epochs=0, batch_size=8), lambda m: next(scores),
+                valid_users=400)
+    assert len(fit["history"]) == 6  # the second clear drop (epoch 6) ends it
+    assert fit["best_epoch"] == 5
