@@ -259,9 +259,10 @@ def _train_epochs(model: TwoTower, seq: Sequences, cfg: TrainConfig, validate: C
     steps = cfg.epochs * max(1, n_batches)
     # cosine decay of the learning rate over the most epochs allowed (early stopping may end sooner)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
-    # without validation the score is -loss (negative); ``kept``: weights of the epochs since the best
-    history, best, kept, bad = [], -math.inf, {}, 0
-    noise = valid_users if validate else 0
+    # without validation the score is -loss (negative). One state is kept: the latest epoch within the
+    # noise of the best so far; a new best is within its own noise, so it replaces anything earlier
+    history, best, chosen, kept, bad = [], -math.inf, 0, None, 0
+    judged_on = valid_users if validate else 0  # users behind each score (none: the training loss)
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
@@ -291,20 +292,19 @@ def _train_epochs(model: TwoTower, seq: Sequences, cfg: TrainConfig, validate: C
         if progress:
             progress(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, valid {score:.4f}")
         if score > best:
-            best, kept, bad = score, {}, 0
-        elif score < best - within_noise(best, noise):  # clearly worse; an epoch within the noise is no strike
+            best, bad = score, 0
+        elif score < best - within_noise(best, judged_on):  # clearly worse; an epoch within the noise is no strike
             bad += 1
-        if score >= best - within_noise(best, noise):
-            kept[epoch + 1] = copy.deepcopy(model.state_dict())
+        if score >= best - within_noise(best, judged_on):
+            chosen, kept = epoch + 1, copy.deepcopy(model.state_dict())
         if bad >= cfg.patience:
             break
         late = bool(cfg.max_train_seconds) and time.perf_counter() - start > cfg.max_train_seconds
         if distributed.broadcast_float(float(late), model.device):  # every rank stops together
             log.warning("training stopped at its time budget (%.0f s)", cfg.max_train_seconds)
             break
-    chosen = max((e for e in kept if history[e - 1]["valid"] >= best - within_noise(best, noise)), default=0)
-    if chosen:
-        model.load_state_dict(kept[chosen])
+    if kept is not None:
+        model.load_state_dict(kept)
     model.eval()
     return {"history": history, "best_valid": best, "best_epoch": chosen, "kept_valid": history[chosen - 1]["valid"]
             if chosen else None, "full_softmax": step.full}
