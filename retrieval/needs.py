@@ -206,19 +206,21 @@ def latent_need_hits(rec, users: np.ndarray, targets: list[np.ndarray], top: int
     """How often a user's top-``top`` latent needs contain the need of one of ``targets`` (the
     user's held-out items), for the model and for a popularity-of-needs baseline (the most
     frequent needs of the stored events, under the same latent rule). ``users``: internal
-    indices, whose stored history is what the needs are read from."""
+    indices, whose stored history is what the needs are read from. ``per_user`` holds each
+    user's hit (1/0) for both, for a paired comparison."""
     needs = rec.needs
     popular = np.bincount(needs.assign[rec.seq.items], minlength=needs.k).argsort(kind="stable")[::-1]
-    model_hits, base_hits, n = 0, 0, 0
+    model_hits, base_hits = [], []
     for at, prob, share in stored_needs(rec, users):
         want = set(needs.assign[targets[at]].tolist())
         latent = needs.split(prob, share, top, latent_share)["latent"]
         base = [int(c) for c in popular if share[c] <= latent_share][:top]
-        model_hits += bool(want & set(latent))
-        base_hits += bool(want & set(base))
-        n += 1
-    return {"users": n, "model": round(model_hits / max(n, 1), 4), "popular_needs": round(base_hits / max(n, 1), 4),
-            "needs": needs.k, "top": top, "latent_share": latent_share}
+        model_hits.append(float(bool(want & set(latent))))
+        base_hits.append(float(bool(want & set(base))))
+    n = len(model_hits)
+    return {"users": n, "model": round(sum(model_hits) / max(n, 1), 4),
+            "popular_needs": round(sum(base_hits) / max(n, 1), 4), "needs": needs.k, "top": top,
+            "latent_share": latent_share, "per_user": {"model": np.asarray(model_hits), "popular_needs": np.asarray(base_hits)}}
 
 
 def need_audience(rec, max_users: int = 5000, top: int = 3, latent_share: float = 0.05, seed: int = 0) -> dict:
