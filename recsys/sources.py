@@ -197,7 +197,7 @@ class CandidateSource:
         already loaded (``model``, ``index``)."""
         if cls.learns and folder is None:
             return None
-        out = cls(space)
+        out = cls(space, cls.saved_config(folder))  # None (no config saved): the source's defaults
         if folder is not None:
             out.fit_info = FitInfo.read(folder / layout.FIT)
         return out

@@ -80,8 +80,9 @@ def accidental_hits(positive_ids: torch.Tensor, candidate_ids: torch.Tensor) -> 
     [(0, 0), (0, 2), (1, 1), (1, 4), (2, 0), (2, 2)]
     """
     order = torch.argsort(candidate_ids, stable=True)
-    start = torch.searchsorted(candidate_ids[order], positive_ids, side="left")
-    counts = torch.searchsorted(candidate_ids[order], positive_ids, side="right") - start
+    ordered = candidate_ids[order]
+    start = torch.searchsorted(ordered, positive_ids, side="left")
+    counts = torch.searchsorted(ordered, positive_ids, side="right") - start
     rows = torch.repeat_interleave(torch.arange(positive_ids.numel(), device=positive_ids.device), counts)
     first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
     return rows, order[torch.repeat_interleave(start, counts) + torch.arange(rows.numel(), device=rows.device) - first]

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from recsys import layout
 from recsys.engagement import conversion_rates, engagement_scores
 from recsys.errors import ConfigError
 from recsys.sources import Batch, CandidateSource, FitInfo, Space, item_lists
@@ -79,11 +78,9 @@ class ReengageSource(CandidateSource):
 
     @classmethod
     def load(cls, folder: Path | None, space: Space, **_) -> ReengageSource | None:
-        if folder is None:
-            return None
-        out = cls(space, cls.saved_config(folder))
-        out.rates = np.load(folder / RATES, allow_pickle=False)
-        out.fit_info = FitInfo.read(folder / layout.FIT)
+        out = super().load(folder, space)
+        if out is not None:
+            out.rates = np.load(folder / RATES, allow_pickle=False)
         return out
 
     def add_items(self, n: int) -> bool:

@@ -17,7 +17,6 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from recsys import layout
 from recsys.cooccurrence import recent_items, transitions
 from recsys.errors import ConfigError
 from recsys.sources import Batch, CandidateSource, FitInfo, Space, empty_lists
@@ -86,11 +85,9 @@ class TransitionsSource(CandidateSource):
 
     @classmethod
     def load(cls, folder: Path | None, space: Space, **_) -> TransitionsSource | None:
-        if folder is None:
-            return None
-        out = cls(space, cls.saved_config(folder))
-        out.matrix = sp.load_npz(folder / MATRIX).tocsr()  # numpy arrays only: scipy loads without pickle
-        out.fit_info = FitInfo.read(folder / layout.FIT)
+        out = super().load(folder, space)
+        if out is not None:
+            out.matrix = sp.load_npz(folder / MATRIX).tocsr()  # numpy arrays only: scipy loads without pickle
         return out
 
     def add_items(self, n: int) -> bool:
