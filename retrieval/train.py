@@ -66,11 +66,19 @@ class TrainConfig:
 
 
 def _optimizer(model: TwoTower, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; fine-tuned text layers (if any) get their own, much smaller learning rate."""
+    """AdamW; fine-tuned text layers (if any) get their own, much smaller learning rate.
+
+    The fused kernel (one pass over all parameters; the same update to rounding) where the device
+    has one, else torch's default loop over the parameters.
+    """
     text = [p for n, p in model.named_parameters() if n.startswith("items.finetune.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("items.finetune.")]
     groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": text, "lr": cfg.text_lr}] if text else [])
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    try:
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except RuntimeError as e:  # a device without the fused kernel
+        log.debug("fused AdamW unavailable (%s); using the default", e)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def _augment(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -129,19 +137,22 @@ class NextItemStep(nn.Module):
         # items with no training interaction are never negatives: nothing says the user would not want them
         self.trained = torch.as_tensor(np.bincount(seq.items, minlength=n_items) > 0, device=model.device)
         self.trained_ids = torch.nonzero(self.trained).squeeze(1)
-        self.all_trained = bool(self.trained.all())
+        # added to every position's logits inside the matrix product: -inf on the untrained items
+        self.untrained_bias = None if bool(self.trained.all()) else \
+            torch.zeros(n_items, device=model.device).masked_fill_(~self.trained, float("-inf"))
 
     def forward(self, inp: dict[str, torch.Tensor], pos: torch.Tensor, mask: torch.Tensor,
                 weight: torch.Tensor) -> torch.Tensor:
         cfg, model = self.cfg, self.model
         h = model.encode_history(inp, all_positions=True)[mask]
         if self.full:
-            logits = h @ model.items.all_items().T / cfg.temperature
-            if not self.all_trained:
-                logits = logits.masked_fill(~self.trained, float("-inf"))
+            # the temperature scales h (positions x dim), not the logits (positions x catalogue); the
+            # masks go into the fresh logits in place (the bias inside the product): no extra pass over them
+            scaled, items = h / cfg.temperature, model.items.all_items().T
+            logits = scaled @ items if self.untrained_bias is None else torch.addmm(self.untrained_bias, scaled, items)
             if cfg.mask_seen:
-                logits = logits.index_put(seen_pairs(inp, mask, pos),
-                                          torch.tensor(float("-inf"), dtype=logits.dtype, device=h.device))
+                logits.index_put_(seen_pairs(inp, mask, pos),
+                                  torch.tensor(float("-inf"), dtype=logits.dtype, device=h.device))
             ce = F.cross_entropy(logits.float(), pos, reduction="none")
             return (ce * weight).sum() / weight.sum()
         neg = self.trained_ids[torch.randint(0, self.trained_ids.numel(), (cfg.n_negatives,), device=h.device)]

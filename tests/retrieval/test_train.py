@@ -64,23 +64,51 @@ def test_the_latest_epoch_within_one_standard_error_of_the_best_is_kept():
     assert torch.equal(model.items.ids.weight, weights[2])
 
 
-@pytest.mark.parametrize("full", [True, False], ids=["full", "sampled"])
-def test_a_step_under_bf16_autocast_mixes_dtypes_as_a_gpu_does(full):
-    # on CUDA the step runs under bf16 autocast (recsys.device.autocast); the CPU's autocast mixes the same dtypes
+def _window_batch(seq: Sequences, users: np.ndarray):
     from recsys.retrieval.model import to_tensors
     from recsys.retrieval.sequences import left_pad
+
+    w = left_pad(seq, users, LENGTH + 1, seq.offsets[users + 1])
+    inp = to_tensors({k: v[:, :-1] for k, v in w.items()}, "cpu")
+    mask = torch.as_tensor(w["valid"][:, 1:] & w["valid"][:, :-1])
+    return inp, torch.as_tensor(w["items"][:, 1:])[mask], mask, torch.as_tensor(w["weights"][:, 1:])[mask]
+
+
+def test_the_full_softmax_leaves_out_untrained_items_and_the_windows_earlier_items():
     from recsys.retrieval.train import NextItemStep
 
     torch.manual_seed(0)
-    seq = cycles()
-    model = TwoTower(TowerConfig(dim=16, max_len=LENGTH, n_layers=1, dropout=0.2), torch.randn(N_ITEMS, 8)).train()
+    seq = cycles()  # items 0..29 are trained; the catalogue's items 30 and 31 never appear
+    model = TwoTower(TowerConfig(dim=16, max_len=LENGTH, n_layers=1, dropout=0.0, id_dropout=0.0),
+                     torch.randn(N_ITEMS + 2, 8)).train()
+    cfg = TrainConfig(mask_seen=True, temperature=0.5)
+    inp, pos, mask, weight = _window_batch(seq, np.arange(4))
+    loss = NextItemStep(model, seq, cfg)(inp, pos, mask, weight)
+    # by hand: each position's softmax runs over the trained items not earlier in its window (its target kept)
+    with torch.no_grad():
+        h, items = model.encode_history(inp, all_positions=True)[mask], model.items.all_items()
+        rows = [(b, i) for b in range(mask.shape[0]) for i in range(mask.shape[1]) if mask[b, i]]
+        ce = []
+        for r, (b, i) in enumerate(rows):
+            earlier = {int(x) for x, v in zip(inp["items"][b, :i + 1], inp["valid"][b, :i + 1]) if v} - {int(pos[r])}
+            allowed = [j for j in range(N_ITEMS) if j not in earlier]
+            logits = h[r] @ items[allowed].T / 0.5
+            ce.append(torch.logsumexp(logits, 0) - h[r] @ items[pos[r]] / 0.5)
+        expected = (torch.stack(ce) * weight).sum() / weight.sum()
+    assert torch.allclose(loss, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["full", "sampled"])
+def test_a_step_under_bf16_autocast_mixes_dtypes_as_a_gpu_does(full):
+    # on CUDA the step runs under bf16 autocast (recsys.device.autocast); the CPU's autocast mixes the same dtypes
+    from recsys.retrieval.train import NextItemStep
+
+    torch.manual_seed(0)
+    seq = cycles()  # one catalogue item (30) untrained: the full softmax's bias is then mixed in too
+    model = TwoTower(TowerConfig(dim=16, max_len=LENGTH, n_layers=1, dropout=0.2), torch.randn(N_ITEMS + 1, 8)).train()
     cfg = TrainConfig(mask_seen=True, full_softmax_below=10**6 if full else 0, n_negatives=6, n_batch_negatives=6)
-    w = left_pad(seq, np.arange(8), LENGTH + 1, seq.offsets[1:9])
-    inp = to_tensors({k: v[:, :-1] for k, v in w.items()}, "cpu")
-    mask = torch.as_tensor(w["valid"][:, 1:] & w["valid"][:, :-1])
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = NextItemStep(model, seq, cfg)(inp, torch.as_tensor(w["items"][:, 1:])[mask], mask,
-                                             torch.as_tensor(w["weights"][:, 1:])[mask])
+        loss = NextItemStep(model, seq, cfg)(*_window_batch(seq, np.arange(8)))
     loss.backward()
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
