@@ -75,6 +75,9 @@ class BuildOptions:
     warm_start: str | Path | None = None  # an earlier artifact to continue training from (see recsys.retrieval.warm)
     n_needs: int | None = None  # latent needs (k-means clusters of items); None: from the catalogue's size
     hash_user_ids: bool = False  # store user ids as HMAC-SHA256 keyed by $RECSYS_ID_KEY (recsys.privacy)
+    # tower/train fields the user set ("tower.max_len", ...): kept as given; the others at their
+    # defaults may be chosen from the data (recsys.pipeline.two_tower.shape_for_data)
+    explicit: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.text_precision not in TEXT_PRECISIONS:
@@ -110,4 +113,5 @@ def build_options(config: dict, config_path: str | Path | None, *, tower: dict |
          **{k: v for k, v in (tower or {}).items() if v is not None}}
     r = {**dataclass_section(config, "train", TrainConfig, config_path),
          **{k: v for k, v in (train or {}).items() if v is not None}}
-    return BuildOptions(tower=TowerConfig(**t), train=TrainConfig(**r), **options)
+    explicit = frozenset([f"tower.{k}" for k in t] + [f"train.{k}" for k in r])
+    return BuildOptions(tower=TowerConfig(**t), train=TrainConfig(**r), explicit=explicit, **options)

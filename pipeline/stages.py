@@ -39,7 +39,6 @@ from recsys.retrieval.index import VectorIndex
 from recsys.retrieval.model import TwoTower
 from recsys.retrieval.needs import Needs
 from recsys.retrieval.recommender import SHORT
-from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.warm import WarmStart, transfer
 from recsys.schema import Dataset
 from recsys.sources import FitInfo, Space
@@ -49,7 +48,7 @@ from .provider import fit_parts, stage_data, stage_engine
 from .reranking import fit_reranker
 from .text import encode_catalogue, finetune_layers
 from .tune import serving_mode, short_history_task, tune_fusion
-from .two_tower import fit_two_tower
+from .two_tower import fit_two_tower, repeat_share, shape_for_data
 
 log = logging.getLogger(__name__)
 MODES = ("exclude_seen", "include_seen")
@@ -133,9 +132,18 @@ def text_stage(ctx: BuildContext) -> None:
 
 def two_tower_stage(ctx: BuildContext) -> None:
     """Pre-train and train the two towers, early-stopped on the validation stage; see :mod:`.two_tower`."""
-    opts, p, base = ctx.opts, ctx.prepared, ctx.base
-    sizes = base.tower if base else opts.tower
-    tower = TowerConfig(**{**sizes.to_dict(), "n_event_types": max(sizes.n_event_types, len(p.dataset.weights.names()) + 1)})
+    p, base = ctx.prepared, ctx.base
+    # the history the user tower reads and its training windows, from the data's repeats (unless set)
+    tower, cfg, why = shape_for_data(base.tower if base else ctx.opts.tower, ctx.opts.train,
+                                     repeat_share(with_indices(p.split.train, p.users, p.items)),
+                                     ctx.opts.explicit, keep_max_len=base is not None)
+    ctx.opts = opts = replace(ctx.opts, tower=tower, train=cfg)
+    ctx.writer.manifest["config"].update(tower=tower.to_dict(), train=cfg.to_dict())
+    if why["shaped"]:
+        ctx.timer.say(f"{why['rule']}: " + ", ".join(f"{k} {getattr(tower if k == 'max_len' else cfg, k)}"
+                                                    for k in why["shaped"]) + " (from the data)")
+    ctx.summary["shape"] = why
+    tower = replace(tower, n_event_types=max(tower.n_event_types, len(p.dataset.weights.names()) + 1))
     torch.manual_seed(opts.seed)
     model = TwoTower(tower, torch.as_tensor(ctx.text_vectors)).to(ctx.device)
     if base:

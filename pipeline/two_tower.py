@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
+import polars as pl
 import torch
 
 from recsys.errors import DataError
 from recsys.eval.protocols import rank, score_rankings, with_indices
 from recsys.retrieval.model import TwoTower
 from recsys.retrieval.sequences import build_sequences
+from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig, pretrain, train
 from recsys.sources import FitInfo
 
@@ -26,6 +29,60 @@ from .provider import StageData
 
 log = logging.getLogger(__name__)
 MIN_LEARNERS = 20  # users with two events or more; below this the model has next to nothing to learn from
+RARE_REPEATS = 0.1  # below this share of events that return to an item the user had, the data "never repeats"
+SHORT_HISTORY = 20  # events the user tower reads where the data never repeats
+
+
+def repeat_share(events: pl.DataFrame) -> float:
+    """Share of events whose item the same user already had: 1 - distinct (user, item) pairs / events.
+
+    >>> repeat_share(pl.DataFrame({"user_idx": [0, 0, 0, 1], "item_idx": [5, 5, 6, 5]}))
+    0.25
+    """
+    if events.height == 0:
+        return 0.0
+    return 1.0 - events.select("user_idx", "item_idx").unique().height / events.height
+
+
+def shape_for_data(tower: TowerConfig, cfg: TrainConfig, share: float, explicit: frozenset[str] = frozenset(),
+                   keep_max_len: bool = False) -> tuple[TowerConfig, TrainConfig, dict]:
+    """The user tower's history and its training windows, chosen from the data's ``share`` of repeats.
+
+    Where users rarely return to an item (share < ``RARE_REPEATS``: ratings, one-off purchases),
+    what comes next follows from the last few events: the tower reads ``SHORT_HISTORY`` events, in
+    windows that start every quarter of that, so each event is predicted from 4 contexts of
+    different lengths; the most epochs shrink by the same factor, so training sees as many
+    positions as before. Where users come back to their items, the longer default history holds
+    them. A field named in ``explicit`` ("tower.max_len", "train.window_stride", "train.epochs") or
+    set away from its default is kept as given; so is ``max_len`` with ``keep_max_len`` (a warm start).
+
+    >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(), 0.0)
+    >>> (t.max_len, c.window_stride, c.epochs)
+    (20, 5, 10)
+    >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(), 0.3)
+    >>> (t.max_len, c.window_stride, c.epochs)
+    (50, None, 40)
+    >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(epochs=40), 0.0, frozenset({"train.epochs"}))
+    >>> (t.max_len, c.window_stride, c.epochs)
+    (20, 5, 40)
+    """
+    why = {"repeat_share": round(share, 4), "rule": f"repeat share {'<' if share < RARE_REPEATS else '>='} {RARE_REPEATS}"}
+    if share >= RARE_REPEATS:
+        return tower, cfg, {**why, "shaped": []}
+
+    def free(section: str, name: str, value, default) -> bool:
+        return f"{section}.{name}" not in explicit and value == default
+
+    shaped = []
+    if not keep_max_len and free("tower", "max_len", tower.max_len, TowerConfig.max_len):
+        tower, shaped = replace(tower, max_len=SHORT_HISTORY), shaped + ["max_len"]
+    stride = cfg.window_stride
+    if free("train", "window_stride", cfg.window_stride, TrainConfig.window_stride):
+        stride, shaped = max(1, tower.max_len // 4), shaped + ["window_stride"]
+    epochs = cfg.epochs
+    if free("train", "epochs", cfg.epochs, TrainConfig.epochs):
+        epochs, shaped = max(1, math.ceil(cfg.epochs * (stride or tower.max_len) / tower.max_len)), shaped + ["epochs"]
+    return tower, replace(cfg, window_stride=stride, epochs=epochs), {**why, "shaped": shaped}
 
 
 def fit_two_tower(model: TwoTower, stage: StageData, everything, users, items, weights, cfg: TrainConfig,
