@@ -113,6 +113,9 @@ def _screen(s: dict) -> str:
         f"  text      {s['text_model']}: {s['texts_encoded']:,} texts encoded, unknown tokens {s['unk_rate']:.1%}",
         f"  training  {s['epochs']} epochs on {s['device']}{_procs(s)} (kept epoch {s['best_epoch']}), validation {s['valid_metric']} "
         f"{s['valid_' + s['valid_metric']]:.4f} (best {s.get('valid_best', s['valid_' + s['valid_metric']]):.4f}); pre-training loss {s['pretrain_loss'] or 'off'}",
+        *([f"  history   last {h['max_len']} events, windows every {h['window_stride']}, up to {h['most_epochs']} "
+           f"epoch{'s' if h['most_epochs'] != 1 else ''} "
+           f"({h['rule']}{': from the data' if h['shaped'] else ''})"] if (h := s.get("shape")) else []),
         f"  index     {s['index']}, {s['index_bytes_per_item']:.0f} bytes/item, recall@10 vs exact "
         f"{s['index_recall@10_vs_exact']}",
         f"  sources   {', '.join(s.get('sources', []))}; {s.get('needs')} latent needs",

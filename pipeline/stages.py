@@ -142,7 +142,8 @@ def two_tower_stage(ctx: BuildContext) -> None:
     if why["shaped"]:
         ctx.timer.say(f"{why['rule']}: " + ", ".join(f"{k} {getattr(tower if k == 'max_len' else cfg, k)}"
                                                     for k in why["shaped"]) + " (from the data)")
-    ctx.summary["shape"] = why
+    ctx.summary["shape"] = {**why, "max_len": tower.max_len, "window_stride": cfg.window_stride or tower.max_len,
+                            "most_epochs": cfg.epochs}
     tower = replace(tower, n_event_types=max(tower.n_event_types, len(p.dataset.weights.names()) + 1))
     torch.manual_seed(opts.seed)
     model = TwoTower(tower, torch.as_tensor(ctx.text_vectors)).to(ctx.device)

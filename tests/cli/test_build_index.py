@@ -72,6 +72,21 @@ def test_build_index_bad_input(files, tmp_path):
     assert not (tmp_path / "a").exists()  # nothing half-written
 
 
+def test_build_says_the_history_it_chose_from_the_data(files, tiny_bert, tmp_path):
+    import polars as pl
+
+    # every (user, item) pair once: a log that never repeats reads 20 events in windows every 5
+    pl.read_csv(files / "events.csv").unique(["user_id", "item_id"], keep="first", maintain_order=True) \
+        .write_csv(tmp_path / "once.csv")
+    args = ["build-index", "--events", str(tmp_path / "once.csv"), "--items", str(files / "items.csv"),
+            "--text-model", str(tiny_bert), "--epochs", "1", "--pretrain-epochs", "0", "--dim", "16",
+            "--out", str(tmp_path / "art"), "--quiet", "--no-reranker"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "  history   last 20 events, windows every 5, up to 1 epoch (repeat share < 0.1: from the data)\n" \
+        in result.output
+
+
 @pytest.fixture(scope="module")
 def art(files, tiny_bert, tmp_path_factory):
     out = tmp_path_factory.mktemp("q") / "art"
