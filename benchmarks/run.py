@@ -116,7 +116,8 @@ def run(args) -> dict:
         "data": {k: v for k, v in prepared.data_manifest().items() if k not in ("sources",)},
         "test_users": int(test.users.size), "valid_users": int(valid.users.size),
         "mean_targets": float(np.mean([len(t) for t in test.targets])) if test.targets else 0.0,
-        "prepare_s": round(prep_s, 3), "peers": rows, "engine": engine, "slices": {"cold": cold_slice(test, rows)},
+        "prepare_s": round(prep_s, 3), "peers": rows, "engine": engine, "slices": {"cold": cold_slice(test, rows),
+                                                                                 "new": cold_slice(test, rows, 0)},
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
         "packages": package_versions(), "seed": args.seed, "date": time.strftime("%Y-%m-%d"),
     }
@@ -157,7 +158,9 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
 
 def cold_slice(task, rows: dict, max_interactions: int = 5) -> dict:
     """NDCG@10 of every row over the users whose every target had at most ``max_interactions``
-    events in the history (items the collaborative models barely know: where text has to carry it)."""
+    events in the history (items the collaborative models barely know: where text has to carry it).
+    With ``max_interactions=0`` the new-item slice: targets nobody had touched before, the items
+    `recsys add-items` puts into an artifact (their vectors come from the text alone either way)."""
     counts = np.bincount(task.history["item_idx"].to_numpy(), minlength=task.n_items)
     cold = np.array([t.size > 0 and bool((counts[t] <= max_interactions).all()) for t in task.targets])
     out = {"rule": f"every target with <= {max_interactions} events in the history", "users": int(cold.sum())}
@@ -218,11 +221,12 @@ def markdown(result: dict) -> str:
                   f"NDCG@10: ×{v['ratio']:.3f} [{v['ratio_interval'][0]:.3f}, {v['ratio_interval'][1]:.3f}], "
                   f"{v['diff']:+.4f} [{v['diff_interval'][0]:+.4f}, {v['diff_interval'][1]:+.4f}] "
                   f"(paired bootstrap, 95%, {v['users']} users).", ""]
-    cold = (result.get("slices") or {}).get("cold") or {}
-    if cold.get("ndcg@10"):
-        best = sorted(cold["ndcg@10"].items(), key=lambda kv: -kv[1])
-        lines += [f"Cold slice ({cold['users']} users, {cold['rule']}), NDCG@10: "
-                  + ", ".join(f"{k} {v:.4f}" for k, v in best) + ".", ""]
+    for name, title in (("cold", "Cold slice"), ("new", "New-item slice")):
+        part = (result.get("slices") or {}).get(name) or {}
+        if part.get("ndcg@10"):
+            best = sorted(part["ndcg@10"].items(), key=lambda kv: -kv[1])
+            lines += [f"{title} ({part['users']} users, {part['rule']}), NDCG@10: "
+                      + ", ".join(f"{k} {v:.4f}" for k, v in best) + ".", ""]
     if engine.get("intervals"):
         lines += ["| engine difference (paired bootstrap, 95%) | mean | interval |", "|---|---|---|"]
         lines += [f"| {k} | {v['diff']:+.4f} | [{v['low']:+.4f}, {v['high']:+.4f}] |" for k, v in engine["intervals"].items()]

@@ -53,3 +53,8 @@ def test_versus_best_peer_and_the_cold_slice():
     cold = mod["cold_slice"](task, r)
     assert cold["users"] == 2 and cold["ndcg@10"]["engine/reranked"] == (1.0 + 0.5) / 2
     assert cold["ndcg@10"]["popularity"] == (0.0 + 0.5) / 2
+    # the new-item slice: every target absent from the history (items 0 and 2, 3 not touched: users 0 and 2)
+    history = pl.DataFrame({"user_idx": [0, 1], "item_idx": [1, 1]})
+    new = mod["cold_slice"](EvalTask("loo", np.arange(4), task.targets, history, True, 4, 5), r, 0)
+    assert new["users"] == 2 and new["rule"] == "every target with <= 0 events in the history"
+    assert new["ndcg@10"]["engine/merged"] == (1.0 + 0.5) / 2
