@@ -54,17 +54,20 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     ds = load_dataset(args.dataset, args.data_dir)
     holdout = args.holdout or {"instacart": "last_basket", "rees46": "temporal"}.get(ds.name, "loo")
-    tower = TowerConfig(**{k: v for k, v in {"max_len": args.max_len, "dim": args.dim, "n_layers": args.layers,
-                                             "dropout": args.dropout, "id_dropout": args.id_dropout}.items() if v is not None})
-    train = TrainConfig(**{k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
-                                             "seed": args.seed, "window_stride": args.stride, "lr": args.lr,
-                                             "patience": args.patience, "eval_k": args.eval_k, "batch_size": args.batch_size,
-                                             "temperature": args.temperature}.items() if v is not None})
+    tower = {k: v for k, v in {"max_len": args.max_len, "dim": args.dim, "n_layers": args.layers,
+                               "dropout": args.dropout, "id_dropout": args.id_dropout}.items() if v is not None}
+    train = {k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
+                               "window_stride": args.stride, "lr": args.lr, "patience": args.patience,
+                               "eval_k": args.eval_k, "batch_size": args.batch_size,
+                               "temperature": args.temperature}.items() if v is not None}
+    # what is given here is kept as given; the rest is chosen as build-index chooses it (from the data)
+    explicit = frozenset([f"tower.{k}" for k in tower] + [f"train.{k}" for k in train])
+    tower, train = TowerConfig(**tower), TrainConfig(**train, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = build(ds, Path(tmp) / "art", default_cleaning(ds.name),
                         BuildOptions(holdout=holdout, tower=tower, train=train, text_model=args.text_model,
-                                     seed=args.seed, show_progress=True))
+                                     seed=args.seed, show_progress=True, explicit=explicit))
         wall = time.perf_counter() - t0
         art = Artifact.open(Path(tmp) / "art")
         t = load_prepared_tables(art)
