@@ -26,14 +26,17 @@ from recsys.splits import HOLDOUTS
 @click.option("--text-precision", type=click.Choice(["auto", "int8", "fp32"]), default="auto", show_default=True,
               help="Text encoding precision: int8 (dynamic quantisation, about 3x faster on a CPU) or fp32; auto "
                    "is int8 on a CPU, fp32 on a GPU.")
-@click.option("--epochs", type=int, default=None, help="Most supervised epochs (early stopping picks the best).")
+@click.option("--epochs", type=int, default=None, help="Most supervised epochs (default 40, or 10 where the data rarely repeats an item: "
+                   "see --max-len); early stopping picks the best.")
 @click.option("--pretrain-epochs", type=int, default=None, help="Self-supervised pre-training epochs (0 = off).")
 @click.option("--batch-size", type=click.IntRange(2, 1 << 16), default=None,
               help="Training batch (default 32), split across the processes under torchrun.")
-@click.option("--max-len", type=int, default=None, help="Events of history the user tower reads.")
+@click.option("--max-len", type=int, default=None, help="Events of history the user tower reads (default 50, or 20 in windows every 5 "
+                   "where under 10% of events return to an item the user had).")
 @click.option("--dim", type=int, default=None, help="Vector size of both towers.")
 @click.option("--window-stride", type=click.IntRange(1, 10_000), default=None,
-              help="Training windows step back this many events (default: --max-len, no overlap); smaller "
+              help="Training windows step back this many events (default: --max-len, no overlap, or a quarter of it "
+                   "where the data rarely repeats an item); smaller "
                    "overlaps them, so each event is also predicted from a longer context.")
 @click.option("--index-kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default="auto", show_default=True)
 @click.option("--als-factors", type=int, default=64, show_default=True, help="ALS latent factors.")
