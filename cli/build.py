@@ -26,8 +26,8 @@ from recsys.splits import HOLDOUTS
 @click.option("--text-precision", type=click.Choice(["auto", "int8", "fp32"]), default="auto", show_default=True,
               help="Text encoding precision: int8 (dynamic quantisation, about 3x faster on a CPU) or fp32; auto "
                    "is int8 on a CPU, fp32 on a GPU.")
-@click.option("--epochs", type=int, default=None, help="Most supervised epochs (default 40, or 10 where the data rarely repeats an item: "
-                   "see --max-len); early stopping picks the best.")
+@click.option("--epochs", type=int, default=None, help="Most supervised epochs (default 40; fewer where the data rarely repeats an item and "
+                   "windows overlap: see --max-len); early stopping picks the best.")
 @click.option("--pretrain-epochs", type=int, default=None, help="Self-supervised pre-training epochs (0 = off).")
 @click.option("--batch-size", type=click.IntRange(2, 1 << 16), default=None,
               help="Training batch (default 32), split across the processes under torchrun.")

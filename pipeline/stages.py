@@ -134,8 +134,9 @@ def two_tower_stage(ctx: BuildContext) -> None:
     """Pre-train and train the two towers, early-stopped on the validation stage; see :mod:`.two_tower`."""
     p, base = ctx.prepared, ctx.base
     # the history the user tower reads and its training windows, from the data's repeats (unless set)
-    tower, cfg, why = shape_for_data(base.tower if base else ctx.opts.tower, ctx.opts.train,
-                                     repeat_share(with_indices(p.split.train, p.users, p.items)),
+    train_events = with_indices(p.split.train, p.users, p.items)
+    tower, cfg, why = shape_for_data(base.tower if base else ctx.opts.tower, ctx.opts.train, repeat_share(train_events),
+                                     np.bincount(train_events["user_idx"].to_numpy(), minlength=len(p.users)),
                                      ctx.opts.explicit, keep_max_len=base is not None)
     ctx.opts = opts = replace(ctx.opts, tower=tower, train=cfg)
     ctx.writer.manifest["config"].update(tower=tower.to_dict(), train=cfg.to_dict())

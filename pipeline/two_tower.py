@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
 import polars as pl
 import torch
 
@@ -44,27 +44,45 @@ def repeat_share(events: pl.DataFrame) -> float:
     return 1.0 - events.select("user_idx", "item_idx").unique().height / events.height
 
 
-def shape_for_data(tower: TowerConfig, cfg: TrainConfig, share: float, explicit: frozenset[str] = frozenset(),
-                   keep_max_len: bool = False) -> tuple[TowerConfig, TrainConfig, dict]:
+def predicted_positions(lengths: np.ndarray, length: int, stride: int) -> int:
+    """Positions one training epoch predicts (see :func:`recsys.retrieval.sequences.training_windows`):
+    for a user with n events, windows end at n, n - stride, ... (at least 2 events), each predicting
+    min(length, end - 1) next items.
+
+    >>> predicted_positions(np.array([11]), 50, 50), predicted_positions(np.array([11]), 20, 5)  # 10; 10 + 5
+    (10, 15)
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = 0
+    for n, count in zip(*np.unique(lengths[lengths >= 2], return_counts=True)):
+        total += int(count) * int(np.minimum(length, np.arange(n, 1, -stride) - 1).sum())
+    return total
+
+
+def shape_for_data(tower: TowerConfig, cfg: TrainConfig, share: float, lengths: np.ndarray,
+                   explicit: frozenset[str] = frozenset(), keep_max_len: bool = False) -> tuple[TowerConfig, TrainConfig, dict]:
     """The user tower's history and its training windows, chosen from the data's ``share`` of repeats.
 
     Where users rarely return to an item (share < ``RARE_REPEATS``: ratings, one-off purchases),
     what comes next follows from the last few events: the tower reads ``SHORT_HISTORY`` events, in
-    windows that start every quarter of that, so each event is predicted from 4 contexts of
-    different lengths; the most epochs shrink by the same factor, so training sees as many
-    positions as before. Where users come back to their items, the longer default history holds
-    them. A field named in ``explicit`` ("tower.max_len", "train.window_stride", "train.epochs") or
-    set away from its default is kept as given; so is ``max_len`` with ``keep_max_len`` (a warm start).
+    windows that start every quarter of that, so an event is predicted from up to 4 contexts of
+    different lengths. The most epochs shrink so that training predicts no more positions than the
+    unshaped setting would (counted from ``lengths``, the users' training events): a quarter where
+    histories are long, hardly fewer where they are shorter than a window. Where users come back to
+    their items, the longer default history holds them. A field named in ``explicit``
+    ("tower.max_len", "train.window_stride", "train.epochs") or set away from its default is kept as
+    given; so is ``max_len`` with ``keep_max_len`` (a warm start).
 
-    >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(), 0.0)
+    >>> long = np.full(10, 101)  # 100 positions a user at 50 / 50; 370 at 20 / 5: 40 * 100 / 370 -> 10 epochs
+    >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(), 0.0, long)
     >>> (t.max_len, c.window_stride, c.epochs)
     (20, 5, 10)
-    >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(), 0.3)
+    >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(), 0.3, long)
     >>> (t.max_len, c.window_stride, c.epochs)
     (50, None, 40)
-    >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(epochs=40), 0.0, frozenset({"train.epochs"}))
+    >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(), 0.0, np.full(10, 11))  # 40 * 10 / 15
     >>> (t.max_len, c.window_stride, c.epochs)
-    (20, 5, 40)
+    (20, 5, 26)
     """
     why = {"repeat_share": round(share, 4), "rule": f"repeat share {'<' if share < RARE_REPEATS else '>='} {RARE_REPEATS}"}
     if share >= RARE_REPEATS:
@@ -73,15 +91,16 @@ def shape_for_data(tower: TowerConfig, cfg: TrainConfig, share: float, explicit:
     def free(section: str, name: str, value, default) -> bool:
         return f"{section}.{name}" not in explicit and value == default
 
+    before = predicted_positions(lengths, tower.max_len, cfg.window_stride or tower.max_len)
     shaped = []
     if not keep_max_len and free("tower", "max_len", tower.max_len, TowerConfig.max_len):
         tower, shaped = replace(tower, max_len=SHORT_HISTORY), shaped + ["max_len"]
     stride = cfg.window_stride
     if free("train", "window_stride", cfg.window_stride, TrainConfig.window_stride):
         stride, shaped = max(1, tower.max_len // 4), shaped + ["window_stride"]
-    epochs = cfg.epochs
-    if free("train", "epochs", cfg.epochs, TrainConfig.epochs):
-        epochs, shaped = max(1, math.ceil(cfg.epochs * (stride or tower.max_len) / tower.max_len)), shaped + ["epochs"]
+    epochs, after = cfg.epochs, predicted_positions(lengths, tower.max_len, stride or tower.max_len)
+    if free("train", "epochs", cfg.epochs, TrainConfig.epochs) and after > 0:
+        epochs, shaped = max(1, cfg.epochs * before // after), shaped + ["epochs"]
     return tower, replace(cfg, window_stride=stride, epochs=epochs), {**why, "shaped": shaped}
 
 

@@ -1,10 +1,11 @@
 """The two-tower stage's shape from the data: the history the user tower reads and its windows."""
 
+import numpy as np
 import polars as pl
 import pytest
 
 from recsys.pipeline import build_options
-from recsys.pipeline.two_tower import repeat_share, shape_for_data
+from recsys.pipeline.two_tower import predicted_positions, repeat_share, shape_for_data
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig
 
@@ -16,15 +17,32 @@ def test_repeat_share_by_hand():
     assert repeat_share(events.head(0)) == 0.0
 
 
+LONG = np.full(10, 101)  # ten users of 101 training events
+
+
+def test_positions_an_epoch_predicts_by_hand():
+    # 101 events: windows of 50 end at 101 and 51 (50 + 50); windows of 20 every 5 end at 101, 96, ..., 6:
+    # the 17 ending at 21 or later predict 20 each, those ending at 16, 11, 6 predict 15, 10, 5
+    assert predicted_positions(LONG, 50, 50) == 10 * (50 + 50)
+    assert predicted_positions(LONG, 20, 5) == 10 * (17 * 20 + 15 + 10 + 5)
+    assert predicted_positions(np.array([0, 1, 3]), 20, 5) == 2  # a user of 3 events: one window, 2 positions
+
+
 def test_data_that_never_repeats_reads_a_short_history_in_overlapping_windows():
-    tower, cfg, why = shape_for_data(TowerConfig(), TrainConfig(), share=0.05)
-    # 20 events, windows every 20 // 4 = 5, epochs 40 · 5 / 20 = 10: as many positions as 40 epochs of 20
+    tower, cfg, why = shape_for_data(TowerConfig(), TrainConfig(), 0.05, LONG)
+    # 20 events, windows every 20 // 4 = 5, epochs 40 · 1,000 // 3,700 = 10: no more positions than before
     assert (tower.max_len, cfg.window_stride, cfg.epochs) == (20, 5, 10)
     assert why == {"repeat_share": 0.05, "rule": "repeat share < 0.1", "shaped": ["max_len", "window_stride", "epochs"]}
 
 
+def test_short_histories_keep_most_of_their_epochs():
+    # 11 events: 10 positions at 50 / 50, 10 + 5 at 20 / 5: 40 · 10 // 15 = 26 epochs, not a quarter of 40
+    _, cfg, _ = shape_for_data(TowerConfig(), TrainConfig(), 0.0, np.full(5, 11))
+    assert (cfg.window_stride, cfg.epochs) == (5, 26)
+
+
 def test_data_that_repeats_keeps_the_long_default():
-    tower, cfg, why = shape_for_data(TowerConfig(), TrainConfig(), share=0.1)
+    tower, cfg, why = shape_for_data(TowerConfig(), TrainConfig(), 0.1, LONG)
     assert (tower, cfg) == (TowerConfig(), TrainConfig())
     assert why == {"repeat_share": 0.1, "rule": "repeat share >= 0.1", "shaped": []}
 
@@ -33,13 +51,14 @@ def test_what_the_user_set_is_kept():
     # named on the command line or in a config file, even at the default's value
     opts = build_options({"train": {"epochs": 40}}, None, tower={"max_len": None}, train={"window_stride": 10})
     assert opts.explicit == frozenset({"train.epochs", "train.window_stride"})
-    tower, cfg, why = shape_for_data(opts.tower, opts.train, 0.0, opts.explicit)
+    tower, cfg, why = shape_for_data(opts.tower, opts.train, 0.0, LONG, opts.explicit)
     assert (tower.max_len, cfg.window_stride, cfg.epochs) == (20, 10, 40) and why["shaped"] == ["max_len"]
     # set away from the default in Python, or fixed by a warm start's towers
-    tower, cfg, _ = shape_for_data(TowerConfig(max_len=30), TrainConfig(epochs=12), 0.0)
+    tower, cfg, _ = shape_for_data(TowerConfig(max_len=30), TrainConfig(epochs=12), 0.0, LONG)
     assert (tower.max_len, cfg.window_stride, cfg.epochs) == (30, 7, 12)
-    tower, cfg, _ = shape_for_data(TowerConfig(), TrainConfig(), 0.0, keep_max_len=True)
-    assert (tower.max_len, cfg.window_stride, cfg.epochs) == (50, 12, 10)
+    tower, cfg, _ = shape_for_data(TowerConfig(), TrainConfig(), 0.0, LONG, keep_max_len=True)
+    # windows of 50 every 12 end at 101, 89, ..., 5: 5 · 50 + 40 + 28 + 16 + 4 = 338 positions; 40 · 100 // 338
+    assert (tower.max_len, cfg.window_stride, cfg.epochs) == (50, 12, 11)
 
 
 def test_a_build_on_data_that_never_repeats_records_the_shape_it_chose(tmp_path):
