@@ -19,12 +19,10 @@ from pathlib import Path
 from recsys.artifacts import Artifact, package_versions
 from recsys.datasets import default_cleaning, load_dataset
 from recsys.eval.protocols import make_task, rank, score_rankings
-from recsys.pipeline.options import BuildOptions
+from recsys.pipeline.options import build_options
 from recsys.pipeline.stages import build
 from recsys.prepare import load_prepared_tables
 from recsys.retrieval.recommender import load_two_tower
-from recsys.retrieval.towers import TowerConfig
-from recsys.retrieval.train import TrainConfig
 from recsys.splits import Split
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,20 +52,16 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     ds = load_dataset(args.dataset, args.data_dir)
     holdout = args.holdout or {"instacart": "last_basket", "rees46": "temporal"}.get(ds.name, "loo")
-    tower = {k: v for k, v in {"max_len": args.max_len, "dim": args.dim, "n_layers": args.layers,
-                               "dropout": args.dropout, "id_dropout": args.id_dropout}.items() if v is not None}
-    train = {k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
-                               "window_stride": args.stride, "lr": args.lr, "patience": args.patience,
-                               "eval_k": args.eval_k, "batch_size": args.batch_size,
-                               "temperature": args.temperature}.items() if v is not None}
-    # what is given here is kept as given; the rest is chosen as build-index chooses it (from the data)
-    explicit = frozenset([f"tower.{k}" for k in tower] + [f"train.{k}" for k in train])
-    tower, train = TowerConfig(**tower), TrainConfig(**train, seed=args.seed)
+    # build-index's own assembly of the options: the flags given are kept, the rest chosen from the data
+    opts = build_options({}, None, tower={"max_len": args.max_len, "dim": args.dim, "n_layers": args.layers,
+                                          "dropout": args.dropout, "id_dropout": args.id_dropout},
+                         train={"pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs, "seed": args.seed,
+                                "window_stride": args.stride, "lr": args.lr, "patience": args.patience,
+                                "eval_k": args.eval_k, "batch_size": args.batch_size, "temperature": args.temperature},
+                         holdout=holdout, text_model=args.text_model, seed=args.seed, show_progress=True)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        summary = build(ds, Path(tmp) / "art", default_cleaning(ds.name),
-                        BuildOptions(holdout=holdout, tower=tower, train=train, text_model=args.text_model,
-                                     seed=args.seed, show_progress=True, explicit=explicit))
+        summary = build(ds, Path(tmp) / "art", default_cleaning(ds.name), opts)
         wall = time.perf_counter() - t0
         art = Artifact.open(Path(tmp) / "art")
         t = load_prepared_tables(art)

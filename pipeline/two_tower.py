@@ -20,7 +20,7 @@ import torch
 from recsys.errors import DataError
 from recsys.eval.protocols import rank, score_rankings, with_indices
 from recsys.retrieval.model import TwoTower
-from recsys.retrieval.sequences import build_sequences
+from recsys.retrieval.sequences import build_sequences, predicted_positions
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig, pretrain, train
 from recsys.sources import FitInfo
@@ -42,21 +42,6 @@ def repeat_share(events: pl.DataFrame) -> float:
     if events.height == 0:
         return 0.0
     return 1.0 - events.select("user_idx", "item_idx").unique().height / events.height
-
-
-def predicted_positions(lengths: np.ndarray, length: int, stride: int) -> int:
-    """Positions one training epoch predicts (see :func:`recsys.retrieval.sequences.training_windows`):
-    for a user with n events, windows end at n, n - stride, ... (at least 2 events), each predicting
-    min(length, end - 1) next items.
-
-    >>> predicted_positions(np.array([11]), 50, 50), predicted_positions(np.array([11]), 20, 5)  # 10; 10 + 5
-    (10, 15)
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = 0
-    for n, count in zip(*np.unique(lengths[lengths >= 2], return_counts=True)):
-        total += int(count) * int(np.minimum(length, np.arange(n, 1, -stride) - 1).sum())
-    return total
 
 
 def shape_for_data(tower: TowerConfig, cfg: TrainConfig, share: float, lengths: np.ndarray,

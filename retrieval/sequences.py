@@ -107,13 +107,34 @@ def training_windows(seq: Sequences, length: int, min_len: int = 2, stride: int 
     users, ends = [], []
     lens = seq.lengths()
     for u in np.flatnonzero(lens >= min_len):
-        stop = seq.offsets[u + 1]
-        first = seq.offsets[u]
-        while stop - first >= min_len:
-            users.append(u)
-            ends.append(stop)
-            stop -= stride
-    return np.asarray(users, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+        stops = seq.offsets[u] + window_ends(int(lens[u]), stride, min_len)
+        users.append(np.full(stops.size, u, dtype=np.int64))
+        ends.append(stops)
+    if not users:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(users), np.concatenate(ends).astype(np.int64)
+
+
+def window_ends(n: int, stride: int, min_len: int = 2) -> np.ndarray:
+    """Where a user's training windows end, counted in events from the first: at the last of the
+    user's ``n`` events, then every ``stride`` events back, while a window holds ``min_len`` events.
+
+    >>> window_ends(11, 5).tolist()
+    [11, 6]
+    """
+    return np.arange(n, min_len - 1, -stride, dtype=np.int64)
+
+
+def predicted_positions(lengths: np.ndarray, length: int, stride: int) -> int:
+    """Positions one epoch of :func:`training_windows` predicts for users of ``lengths`` events:
+    each window reads up to ``length + 1`` events and predicts all but its first.
+
+    >>> predicted_positions(np.array([11]), 50, 50), predicted_positions(np.array([11]), 20, 5)  # 10; 10 + 5
+    (10, 15)
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    return sum(int(count) * int(np.minimum(length, window_ends(int(n), stride) - 1).sum())
+               for n, count in zip(*np.unique(lengths[lengths >= 2], return_counts=True)))
 
 
 def history_sequences(history, n_gap_buckets: int = 16) -> Sequences:

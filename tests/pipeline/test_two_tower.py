@@ -5,7 +5,8 @@ import polars as pl
 import pytest
 
 from recsys.pipeline import build_options
-from recsys.pipeline.two_tower import predicted_positions, repeat_share, shape_for_data
+from recsys.pipeline.two_tower import repeat_share, shape_for_data
+from recsys.retrieval.sequences import predicted_positions
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig
 
