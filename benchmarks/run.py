@@ -156,13 +156,19 @@ def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
             "intervals": f.intervals, "heads": f.heads, "reranker_served": reranker_helps(summary)}
 
 
+def slice_users(task, max_interactions: int = 5) -> np.ndarray:
+    """Which of ``task``'s users have every target with at most ``max_interactions`` events in the
+    history (a bool per user, in ``task.users``' order; a user without targets is in no slice)."""
+    counts = np.bincount(task.history["item_idx"].to_numpy(), minlength=task.n_items)
+    return np.array([t.size > 0 and bool((counts[t] <= max_interactions).all()) for t in task.targets], dtype=bool)
+
+
 def cold_slice(task, rows: dict, max_interactions: int = 5) -> dict:
     """NDCG@10 of every row over the users whose every target had at most ``max_interactions``
     events in the history (items the collaborative models barely know: where text has to carry it).
     With ``max_interactions=0`` the new-item slice: targets nobody had touched before, the items
     `recsys add-items` puts into an artifact (their vectors come from the text alone either way)."""
-    counts = np.bincount(task.history["item_idx"].to_numpy(), minlength=task.n_items)
-    cold = np.array([t.size > 0 and bool((counts[t] <= max_interactions).all()) for t in task.targets])
+    cold = slice_users(task, max_interactions)
     out = {"rule": f"every target with <= {max_interactions} events in the history", "users": int(cold.sum())}
     if cold.any():
         out["ndcg@10"] = {name: round(float(np.asarray(row["per_user"]["ndcg@10"])[cold].mean()), 4)

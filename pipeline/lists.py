@@ -53,13 +53,17 @@ def validation_cuts(rec, valid_events: pl.DataFrame) -> pl.DataFrame:
 
 
 def build_lists(rec, cuts: pl.DataFrame, include_seen: bool, horizon: dt.timedelta = dt.timedelta(hours=1),
-                batch_size: int = 512, context_items: int = 8) -> RerankLists:
+                batch_size: int = 512, context_items: int = 8, popularity_as_of_cut: bool = True) -> RerankLists:
     """Candidates, features, labels and contexts for every row of ``cuts`` (``user_idx``,
     ``n_before``, ``cut``; see :func:`sample_cuts`).
 
     ``rec`` is a :class:`~recsys.retrieval.recommender.Recommender` whose history holds the
     events both sides of the cuts (the labels are read from it too): row r's history is the user's
     first ``n_before`` events, its labels the events from there on up to ``cut + horizon``.
+    ``popularity_as_of_cut``: each candidate's popularity counts the events before its row's cut
+    (cuts inside the history, whose later events are labels); False: ``rec``'s own, for a stage's
+    lists whose popularity :meth:`~recsys.retrieval.recommender.Recommender.count_from` set to what
+    the stage's engine serves.
     """
     h = rec.history
     strong = strong_events(h, rec.weights, rec.value_kind)
@@ -78,9 +82,9 @@ def build_lists(rec, cuts: pl.DataFrame, include_seen: bool, horizon: dt.timedel
         batch = rec.prefix_batch(users[s:s + batch_size], lengths[s:s + batch_size])
         c = rec.candidates(batch, include_seen)
         f = rec.features(batch, c)
-        # popularity as it stood at each cut: the stored one counts the labels themselves
-        f[:, :, popularity] = np.log1p(popularity_as_of(h, rec.weights, c.items,
-                                                        np.array(times[s:s + batch_size], dtype=object)))
+        if popularity_as_of_cut:  # as it stood at each cut: the stored popularity counts the labels themselves
+            f[:, :, popularity] = np.log1p(popularity_as_of(h, rec.weights, c.items,
+                                                            np.array(times[s:s + batch_size], dtype=object)))
         f[c.items < 0] = 0.0
         feats = np.zeros((len(users), n, f.shape[2]), dtype=np.float32) if feats is None else feats
         items[s:s + batch_size], feats[s:s + batch_size] = c.items, f
@@ -104,9 +108,10 @@ def stage_lists(rec, stage, include_seen: bool, horizon: dt.timedelta = dt.timed
                 limit: int | None = None) -> RerankLists:
     """A stage's lists (:class:`~recsys.pipeline.provider.StageData`), as the funnel sees it: each user
     with a history, the stage's history as theirs and its targets as labels; ``rec``'s history is
-    replaced and its transitions count no target. ``rec`` should be that stage's engine
+    replaced and its popularity and transitions count no target. ``rec`` should be that stage's engine
     (:func:`~recsys.pipeline.provider.stage_engine`), whose models never learnt the targets."""
     rec.set_history(pl.concat([stage.history, stage.targets]))
-    rec.cooccurrence_from(stage.history)
+    rec.count_from(stage.history)
     cuts = validation_cuts(rec, stage.targets).filter(pl.col("n_before") > 0)
-    return build_lists(rec, cuts if limit is None else cuts.head(limit), include_seen, horizon)
+    return build_lists(rec, cuts if limit is None else cuts.head(limit), include_seen, horizon,
+                       popularity_as_of_cut=False)

@@ -84,13 +84,14 @@ def validation_lists(rec, stage: StageData, include_seen: bool, horizon: dt.time
                      rng: np.random.Generator | None = None) -> RerankLists:
     """One list per user of the validation ``stage``, cut just before their first target, from
     ``rec``, that stage's engine (at most ``max_lists``, drawn with ``rng``); ``rec``'s history is
-    replaced and its transitions count only the stage's history."""
+    replaced, and its popularity and transitions count only the stage's history, as that engine
+    serves them."""
     rec.set_history(pl.concat([stage.history, stage.targets]))
-    rec.cooccurrence_from(stage.history)  # as the models: the lists' labels are not counted
+    rec.count_from(stage.history)  # features as the stage's engine serves them: no label counted
     cuts = validation_cuts(rec, stage.targets)
     if max_lists is not None and cuts.height > max_lists:
         cuts = cuts[np.sort(rng.choice(cuts.height, max_lists, replace=False))]
-    return build_lists(rec, cuts, include_seen, horizon, context_items=context_items)
+    return build_lists(rec, cuts, include_seen, horizon, context_items=context_items, popularity_as_of_cut=False)
 
 
 def artifact_lists(art: Artifact, include_seen: bool | None = None, test_limit: int | None = None,

@@ -21,7 +21,9 @@ are drawn from the top ``valid_depth`` of each list, the candidates that reranki
 (benchmarks/README.md has what each of these choices measured.)
 
 Validation reranks the top ``valid_depth`` candidates of each validation list and measures NDCG@10
-of the click labels; the best epoch's weights are kept (epoch 0 included).
+of the click labels; the best epoch's weights are kept (epoch 0 included; with ``keep_text`` and
+``epochs`` > 0, the best of the text phase's epochs, which is how benchmarks/rerank_text.py
+measures what the text phase adds where the build would not keep it).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class RerankTrainConfig:
     feature_steps: int = 300
     feature_lr: float = 1e-2
     feature_restarts: int = 3  # phase one's random starts (the held-out lists pick among them)
+    keep_text: bool = False  # keep phase two's best epoch even where phase one ranks the held-out lists better
     max_train_seconds: float | None = None
     seed: int = 0
 
@@ -271,6 +274,8 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
                              {"params": [model.click.weight, model.purchase.weight], "lr": cfg.head_lr,
                               "weight_decay": 0.0}])
     best, best_state = ndcg, copy.deepcopy(model.state_dict())
+    if cfg.keep_text and cfg.epochs > 0:
+        best = float("-inf")  # the first text epoch replaces the feature-only start whatever it reads
     for epoch in range(cfg.epochs):
         model.train()
         order = rng.permutation(usable)

@@ -137,15 +137,19 @@ class Recommender(Explainer):
         return history_sequences(self.stored, self.model.cfg.n_gap_buckets)
 
     def cooccurrence(self):
-        """Item transitions (:mod:`recsys.cooccurrence`) of the history, or of :meth:`cooccurrence_from`'s events."""
+        """Item transitions (:mod:`recsys.cooccurrence`) of the history, or of :meth:`count_from`'s events."""
         if self._cooc is None:
             self._cooc = transitions(self.history, self.n_items)
         return self._cooc
 
-    def cooccurrence_from(self, events: pl.DataFrame) -> None:
-        """Count transitions in ``events`` only (until the next :meth:`set_history`): lists whose
-        labels are later events must not count them."""
-        self._cooc = transitions(with_indices(events, self.users, self.items), self.n_items)
+    def count_from(self, events: pl.DataFrame) -> None:
+        """Count item popularity and transitions in ``events`` only (until the next :meth:`set_history`):
+        a stage's lists hold its targets in the history, to label them, but their features must be
+        what the stage's engine serves, whose history is ``events`` (no target, no event after one)."""
+        counted = with_indices(events, self.users, self.items)
+        self._cooc = transitions(counted, self.n_items)
+        self.popular = popularity_scores(counted, self.n_items, self.weights)
+        self.stored.popular = self.popular
 
     # ---- batches of users -------------------------------------------------------------------
     def stored_batch(self, users: np.ndarray) -> Batch:

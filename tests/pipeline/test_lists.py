@@ -6,8 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recsys.artifacts import Artifact
+from recsys.eval.protocols import keeps_seen
 from recsys.fusion import candidate_features, feature_names, fuse
-from recsys.pipeline import BuildOptions, build
+from recsys.pipeline import BuildOptions, artifact_stage, build, stage_engine, stage_lists
 from recsys.pipeline.lists import build_lists, sample_cuts, validation_cuts
 from recsys.rerank.features import context_text
 from recsys.retrieval.charngram import CharNgramEncoder
@@ -22,13 +24,18 @@ FEATURES = Recommender.feature_names()
 
 
 @pytest.fixture(scope="module")
-def rec(tmp_path_factory):
+def built(tmp_path_factory):
     d = generate_synthetic(n_users=80, n_items=40, n_needs=4, seed=11)
     out = tmp_path_factory.mktemp("rr") / "art"
     build(d.dataset, out, opts=BuildOptions(holdout="temporal", tower=TowerConfig(dim=16, max_len=10, n_layers=1),
                                             train=TrainConfig(epochs=1, pretrain_epochs=0),
                                             text_encoder=CharNgramEncoder(dim=8), show_progress=False))
-    return Recommender.load(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rec(built):
+    return Recommender.load(built)
 
 
 def _label_check(rec, cuts, lists, include_seen=False, horizon=dt.timedelta(hours=1)):
@@ -120,10 +127,12 @@ def test_feature_join_by_hand():
     assert first["two_tower_inv_rank"] == 0.5 and first["two_tower_score"] == 0.5 and first["fused"] == 1.5
 
 
-def test_cooccurrence_features_count_only_what_the_lists_may_see(rec):
-    """Validation lists read transitions of the training events only: the user's own step from
-    their last training item to the validation item (the label) is not counted."""
+def test_validation_lists_count_only_the_training_events(rec):
+    """Validation lists read transitions and popularity of the training events only, as the
+    validation stage's engine serves them: the user's own step from their last training item to
+    the validation item (the label) is not counted, nor is any validation event's popularity."""
     from recsys.cooccurrence import recent_items, scores_of, transitions
+    from recsys.retrieval.personal import popularity_scores
 
     h = rec.history
     last = h.group_by("user_idx").agg(pl.col("timestamp").max())
@@ -131,11 +140,17 @@ def test_cooccurrence_features_count_only_what_the_lists_may_see(rec):
     train = h.join(valid.select("user_idx", "timestamp"), on=["user_idx", "timestamp"], how="anti")
     keep = h.drop("user_idx", "item_idx")
     try:
-        rec.cooccurrence_from(train.drop("user_idx", "item_idx"))
+        rec.count_from(train.drop("user_idx", "item_idx"))
         cuts = validation_cuts(rec, valid.drop("user_idx", "item_idx"))
-        lists = build_lists(rec, cuts, include_seen=True)  # the last event is often on an item seen before
+        lists = build_lists(rec, cuts, include_seen=True, popularity_as_of_cut=False)  # the last event is often seen
         trans = transitions(train, rec.n_items)
         col = FEATURES.index("cooc_score")
+        served = np.log1p(popularity_scores(train, rec.n_items, rec.weights))
+        with_valid = np.log1p(popularity_scores(h, rec.n_items, rec.weights))
+        ok = lists.items >= 0
+        got = lists.features[..., FEATURES.index("log_popularity")][ok]
+        assert np.allclose(got, served[lists.items[ok]], atol=1e-5)
+        assert not np.allclose(got, with_valid[lists.items[ok]], atol=1e-5)  # the validation events would change it
         leaked = 0
         for r in range(len(lists)):
             u = int(lists.users[r])
@@ -149,3 +164,18 @@ def test_cooccurrence_features_count_only_what_the_lists_may_see(rec):
         assert leaked > 0  # counting the validation events would have raised some labels' scores
     finally:
         rec.set_history(keep)
+
+
+def test_a_stages_lists_hold_the_features_its_engine_serves(built):
+    """What the reranker learns from is what it is served: a stage's lists (whose history holds the
+    targets, to label them) carry the very candidates and features the stage's engine serves."""
+    art = Artifact.open(built)
+    stage = artifact_stage(art, "test")
+    seen = keeps_seen(stage.protocol)
+    lists = stage_lists(stage_engine(art, stage), stage, seen)
+    serving = stage_engine(art, stage)  # history: the stage's, no target in it
+    batch = serving.stored_batch(lists.users)
+    c = serving.candidates(batch, seen)
+    assert len(lists) > 0 and np.array_equal(c.items, lists.items)
+    ok = c.items >= 0
+    assert np.allclose(serving.features(batch, c)[ok], lists.features[ok], atol=1e-6)

@@ -85,3 +85,22 @@ def test_phase_one_keeps_the_fused_order_when_the_features_mislead(tiny_bert):
     assert step == 0
     titles = [f"item {i}" for i in range(40)]
     assert np.array_equal(rerank_lists(r, held, titles, depth=6), held.items)  # the fused order, unchanged
+
+
+@pytest.mark.parametrize("keep_text", [False, True])
+def test_keep_text_keeps_a_text_epoch_that_loses_to_the_features(tiny_bert, keep_text):
+    torch.manual_seed(0)
+    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(features=FEATURES, max_length=16))
+    lists = _lists()  # the 'seen' feature finds every positive: phase one reads NDCG@10 1.0, no epoch can beat it
+    titles = [f"item {i}" for i in range(40)]
+    hidden = r.model.bert.config.hidden_size
+    fit = train_reranker(r, lists, lists, titles, RerankTrainConfig(epochs=2, feature_steps=100, lr=1e-3, head_lr=1e-2,
+                                                                   lists_per_step=4, keep_text=keep_text))
+    history = fit["history"]
+    assert history[0]["valid_ndcg@10"] == pytest.approx(1.0)
+    if keep_text:  # the best of epochs 1-2 is kept, and its text columns have learnt something
+        assert fit["best_valid_ndcg@10"] == max(h["valid_ndcg@10"] for h in history[1:])
+        assert torch.count_nonzero(r.model.click.weight[:, :hidden]) > 0
+    else:  # the feature-only start is kept: the text columns are still silent
+        assert fit["best_valid_ndcg@10"] == pytest.approx(1.0)
+        assert torch.count_nonzero(r.model.click.weight[:, :hidden]) == 0
