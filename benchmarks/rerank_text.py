@@ -10,8 +10,8 @@ on the artifact's validation stage, default options), twice from the same start:
 - **text phase**: phase two's best epoch kept even where phase one ranked the early-stopping lists
   better (``keep_text``), so its worth is measured where the build would not keep it.
 
-Both rerank the test stage's fused candidates (history: training + validation events; models that
-never saw the test events; the text phase int8 on a CPU, as served), and every list is scored by
+Both rerank the test stage's fused candidates as served (history: training + validation events;
+models that never saw the test events; int8 on a CPU), and every list is scored by
 NDCG@10 against all of the user's test targets over the full catalogue, as ``recsys evaluate``
 scores ``merged`` and ``reranked``. Slices as in benchmarks/run.py: cold = every target with at
 most 5 events in the history, new = every target without one (what ``add-items`` brings in).
@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
     from recsys.eval.protocols import keeps_seen
     from recsys.pipeline import RerankOptions, artifact_stage, stage_engine, stage_lists
     from recsys.pipeline.reranking import fit_reranker
-    from recsys.rerank.train import RerankTrainConfig, rank_by_features, rerank_lists
+    from recsys.rerank.train import RerankTrainConfig, rerank_lists
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifacts", required=True)
@@ -84,12 +84,8 @@ def main(argv=None) -> dict:
     for name, epochs in (("feature phase", 0), ("text phase", args.epochs)):
         opts = RerankOptions(train=RerankTrainConfig(epochs=epochs, keep_text=epochs > 0, seed=args.seed))
         reranker, fits[name] = fit_reranker(valid_rec, valid_stage, opts, include_seen=seen, progress=print)
-        if name == "feature phase":  # the text columns are silent: the feature part alone ranks as the model does
-            ranked = rank_by_features(reranker.model, test)
-        else:
-            served = reranker.quantized() if reranker.cfg.int8_on_cpu else reranker
-            ranked = rerank_lists(served, test, test_rec.titles, RERANK_DEPTH)
-        per_user[name] = per_list(ranked, test.users, targets)
+        served = reranker.quantized() if reranker.cfg.int8_on_cpu else reranker
+        per_user[name] = per_list(rerank_lists(served, test, test_rec.titles, RERANK_DEPTH), test.users, targets)
         print(name, round(float(per_user[name].mean()), 4), flush=True)
     choice = served_phase(fits)
     table = {}

@@ -96,6 +96,21 @@ class CrossEncoder(nn.Module):
         x = (features - self.feat_mean) / self.feat_std
         return torch.cat([self.features(x), x], dim=-1)
 
+    def feature_logits(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both heads' logits from the non-text inputs alone: the text columns are skipped, as if
+        the pair's vector were zero (the reranker's first training phase, and what it serves when
+        those columns stayed silent)."""
+        f, t = self.feature_part(features), self.text_dim
+        click, buy = (nn.functional.linear(f, h.weight[:, t:], h.bias).squeeze(-1) for h in (self.click, self.purchase))
+        return click, buy
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether a head reads the text at all: a reranker kept at its feature phase has every text
+        column at zero, so no text can change its scores and the encoder need not run."""
+        t = self.text_dim
+        return bool(self.click.weight[:, :t].any() or self.purchase.weight[:, :t].any())
+
     @property
     def text_dim(self) -> int:
         return self.click.in_features - self.features[0].out_features - self.features[0].in_features
@@ -222,8 +237,13 @@ class Reranker:
             if not isinstance(p, (tuple, list)) or len(p) != 2:
                 raise ConfigError(f"pairs[{i}]: {p!r} is not a (context, candidate) pair of two texts")
         feats = self._features(features, n, feature_names)
-        out = np.zeros((n, 2), dtype=np.float32)
+        w = np.array([self.cfg.click_weight, self.cfg.purchase_weight], dtype=np.float32)
         self.model.eval()
+        if not self.model.reads_text:  # the same scores as the whole model's, without running the encoder
+            with torch.inference_mode():
+                out = torch.sigmoid(torch.stack(self.model.feature_logits(feats), -1).float()).cpu().numpy()
+            return out if heads else out @ w
+        out = np.zeros((n, 2), dtype=np.float32)
         ids = self.candidate_ids([p[1] for p in pairs])
         groups: dict[str, list[int]] = {}
         for i, p in enumerate(pairs):
@@ -245,7 +265,7 @@ class Reranker:
                     click, buy = self.model(tokens, feats[torch.as_tensor(b, device=feats.device)], enc)
                     out[b, 0] = torch.sigmoid(click.float()).cpu().numpy()
                     out[b, 1] = torch.sigmoid(buy.float()).cpu().numpy()
-        return out if heads else out @ np.array([self.cfg.click_weight, self.cfg.purchase_weight], dtype=np.float32)
+        return out if heads else out @ w
 
     def rank(self, context: str, candidates: Sequence[str], features: np.ndarray | None = None,
              batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:

@@ -134,13 +134,6 @@ def list_loss(logit: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, kind
     return (-(logp * label).sum(1)[has] / label.sum(1)[has]).mean()
 
 
-def _feature_logits(model, x: torch.Tensor) -> list[torch.Tensor]:
-    """Both heads' logits from the non-text inputs alone (text columns skipped: they read zeros)."""
-    f = model.feature_part(x)
-    t = model.text_dim
-    return [F.linear(f, h.weight[:, t:], h.bias).squeeze(-1) for h in (model.click, model.purchase)]
-
-
 def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainConfig,
                  held: RerankLists | None = None, every: int = 25) -> tuple[float, int]:
     """Phase one (see the module doc) on every candidate of ``rows``: the heads start as the fused
@@ -175,7 +168,7 @@ def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainCo
     for restart in range(max(1, cfg.feature_restarts) if held is not None else 1):
         opt = start(restart) if restart else opt
         for step in range(1, cfg.feature_steps + 1):
-            logit = _feature_logits(model, x)
+            logit = model.feature_logits(x)
             loss = list_loss(logit[0], click, mask, cfg.loss) + list_loss(logit[1], buy, mask, cfg.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -195,7 +188,7 @@ def rank_by_features(model, lists: RerankLists) -> np.ndarray:
     doc): (L, n) item ids, -1 pad."""
     dev = model.feat_mean.device
     with torch.no_grad():
-        logit = _feature_logits(model, torch.as_tensor(lists.features, device=dev))
+        logit = model.feature_logits(torch.as_tensor(lists.features, device=dev))
         w = torch.tensor([model.cfg.click_weight, model.cfg.purchase_weight], device=dev)
         score = (torch.stack([torch.sigmoid(z) for z in logit], -1) @ w).cpu().numpy()
     score = np.where(lists.items >= 0, score, -np.inf)

@@ -150,3 +150,30 @@ def test_a_reranker_with_fewer_features_reads_its_own_columns(tiny_bert):
             p.add_(0.1 * torch.randn_like(p))
     full = np.random.default_rng(0).random((len(PAIRS), len(FEATURES))).astype(np.float32)
     assert np.allclose(r.predict(PAIRS, full, feature_names=FEATURES), r.predict(PAIRS, full[:, :len(older)]), atol=1e-6)
+
+
+def test_a_reranker_that_reads_no_text_scores_as_the_whole_model_without_its_encoder(tiny_bert, monkeypatch):
+    torch.manual_seed(0)
+    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(features=FEATURES, max_length=32))
+    with torch.no_grad():
+        for p in r.model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        t = r.model.text_dim
+        for head in (r.model.click, r.model.purchase):  # kept at its feature phase: the text columns are zero
+            head.weight[:, :t] = 0.0
+    f = np.random.default_rng(0).normal(size=(len(PAIRS), len(FEATURES))).astype(np.float32)
+    assert not r.model.reads_text
+    with monkeypatch.context() as m:  # the whole model: BERT runs, its output multiplied by zeros
+        m.setattr(type(r.model), "reads_text", property(lambda self: True))
+        whole = r.predict(PAIRS, f, heads=True)
+
+    def no_encoder(*args, **kwargs):
+        raise AssertionError("the encoder ran")
+
+    monkeypatch.setattr(r.model.encoder, "candidates", no_encoder)
+    assert np.allclose(r.predict(PAIRS, f, heads=True), whole, atol=1e-6)
+    with torch.no_grad():
+        r.model.click.weight[0, 0] = 0.5  # one text column speaks: the encoder must run
+    assert r.model.reads_text
+    with pytest.raises(AssertionError, match="the encoder ran"):
+        r.predict(PAIRS, f)
