@@ -5,7 +5,8 @@
 
 Variants: fp32 and int8 (dynamic quantisation of the encoder's linear layers, one scale per
 output channel), with all layers and with the first 3 only, at the config's token budgets and
-at a few others; with ``--artifacts`` a last row times the reranker as ``query`` loads it. With ``--artifacts``
+at a few others; with ``--artifacts`` a last row times the reranker as ``query`` loads it (only that
+row where the reranker was kept at its feature phase: it scores without the encoder). With ``--artifacts``
 the pairs are real (the artifact's users, contexts and fused candidates) and each variant's
 NDCG@10 on the test lists is compared with fp32's. Writes ``results/rerank_speed.json``
 and ``.md`` (``rerank_speed_trained.*`` with ``--artifacts``).
@@ -91,6 +92,8 @@ def main(argv=None) -> dict:
             (3, True, 48, 16)]
     if args.device != "cpu":  # int8 dynamic quantisation is a CPU kernel; on a GPU bf16 autocast does the work
         grid = [g for g in grid if not g[1]] + [(0, False, 64, 24)]
+    if not base.model.reads_text:  # kept at its feature phase: every variant would score without the encoder
+        grid = []
     done = set()
     for layers, int8, max_length, cand_length in grid:
         key = (min(layers or n_layers, n_layers), int8, max_length, cand_length)
@@ -134,6 +137,10 @@ def main(argv=None) -> dict:
         lines.append(f"| {r['layers']} | {'yes' if r['int8'] else 'no'} | {r['max_length']} | {r['candidate_length']} | "
                      f"{r['p50_ms']} | "
                      f"{r['p99_ms']} | {r['pairs_per_s']} |" + (f" {r['test_ndcg@10']} |" if valid else ""))
+    if not base.model.reads_text:
+        lines.append("\nThis reranker was kept at its feature phase (its heads' text columns are zero), so it scores "
+                     "from the retrieval features without running the encoder, and the encoder variants are not "
+                     "timed; time them without --artifacts, or on an artifact whose reranker kept its text phase.")
     if valid is not None:
         lines.append("\nNDCG@10 of the click labels on the first 300 test users' lists (top 30 candidates reranked), "
                      "so that every speed-up's cost in quality is read against fp32 on data no model saw.")
