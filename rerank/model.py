@@ -104,6 +104,10 @@ class CrossEncoder(nn.Module):
         click, buy = (nn.functional.linear(f, h.weight[:, t:], h.bias).squeeze(-1) for h in (self.click, self.purchase))
         return click, buy
 
+    def feature_probs(self, features: torch.Tensor) -> torch.Tensor:
+        """P(click), P(purchase) from the non-text inputs alone (:meth:`feature_logits`): (..., 2)."""
+        return torch.sigmoid(torch.stack(self.feature_logits(features), -1).float())
+
     @property
     def reads_text(self) -> bool:
         """Whether a head reads the text at all: a reranker kept at its feature phase has every text
@@ -241,7 +245,7 @@ class Reranker:
         self.model.eval()
         if not self.model.reads_text:  # the same scores as the whole model's, without running the encoder
             with torch.inference_mode():
-                out = torch.sigmoid(torch.stack(self.model.feature_logits(feats), -1).float()).cpu().numpy()
+                out = self.model.feature_probs(feats).cpu().numpy()
             return out if heads else out @ w
         out = np.zeros((n, 2), dtype=np.float32)
         ids = self.candidate_ids([p[1] for p in pairs])

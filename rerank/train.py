@@ -188,9 +188,8 @@ def rank_by_features(model, lists: RerankLists) -> np.ndarray:
     doc): (L, n) item ids, -1 pad."""
     dev = model.feat_mean.device
     with torch.no_grad():
-        logit = model.feature_logits(torch.as_tensor(lists.features, device=dev))
         w = torch.tensor([model.cfg.click_weight, model.cfg.purchase_weight], device=dev)
-        score = (torch.stack([torch.sigmoid(z) for z in logit], -1) @ w).cpu().numpy()
+        score = (model.feature_probs(torch.as_tensor(lists.features, device=dev)) @ w).cpu().numpy()
     score = np.where(lists.items >= 0, score, -np.inf)
     return np.take_along_axis(lists.items, np.argsort(-score, axis=1, kind="stable"), axis=1)
 
