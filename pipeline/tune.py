@@ -58,48 +58,22 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
         return ndcg_many(union.top(weights, k), sub.targets, k)
 
     default = float(ndcg({n: 1.0 for n in names}).mean())
-    per_user, weights, evidence = earned_search(ndcg, grids, [n for n in names if rec.sources[n].must_earn])
+    per_user, weights = search(ndcg, grids)
+    evidence = {}
+    for name in names:  # a source that must earn its place keeps its weight only with a paired interval above zero
+        if not rec.sources[name].must_earn or weights[name] == 0.0 or 0.0 not in grids[name]:
+            continue
+        without = ndcg({**weights, name: 0.0})
+        d = paired_bootstrap(without, per_user)
+        evidence[name] = {"diff": round(d["diff"], 4), "interval": [round(d["low"], 4), round(d["high"], 4)],
+                          "kept": bool(d["low"] > 0)}
+        if d["low"] <= 0:
+            weights, per_user = {**weights, name: 0.0}, without
     best = float(per_user.mean())
     log.info("fusion weights (%s): %s, validation NDCG@%d %.4f (all 1: %.4f)",
              "seen kept" if include_seen else "seen excluded", weights, k, best, default)
     return {"weights": weights, f"valid_ndcg@{k}": round(best, 4), f"default_ndcg@{k}": round(default, 4),
             "users": int(sub.users.size), "evidence": evidence, "per_user": per_user}
-
-
-def earned_search(score, grids: dict[str, tuple[float, ...]], must_earn: list[str]):
-    """:func:`search`, where each source of ``must_earn`` keeps a non-zero weight only when the best
-    weighting with it beats the best weighting without it (the others searched again: the weights
-    that suit it need not suit its absence) by a paired bootstrap interval above zero. A source
-    that fails is fixed at 0 and the rest are judged again against the new best, until every
-    remaining one has earned its place. Returns (per_user, weights, evidence: {source: {"diff",
-    "interval", "kept"}}).
-
-    >>> f = lambda w: np.ones(50) * (1.0 + w["a"] - abs(w["b"] - 2 + w["a"]))
-    >>> per_user, w, e = earned_search(f, {"a": (0.0, 1.0), "b": (0.0, 1.0, 2.0)}, ["a"])
-    >>> w, e["a"]["diff"], e["a"]["kept"]  # with a, b = 1 reads 2; without a, b = 2 reads 1
-    ({'a': 1.0, 'b': 1.0}, 1.0, True)
-    >>> g = lambda w: f(w) - w["a"] * (0.99 - 0.4 * (np.arange(50) % 2 - 0.5))  # a: +0.01 ± 0.2 a user
-    >>> per_user, w, e = earned_search(g, {"a": (0.0, 1.0), "b": (0.0, 1.0, 2.0)}, ["a"])
-    >>> w, e["a"]["kept"]  # against b = 1 without a (0 a user) a would look worth +1.01
-    ({'a': 0.0, 'b': 2.0}, False)
-    """
-    grids = dict(grids)
-    per_user, weights = search(score, grids)
-    evidence: dict[str, dict] = {}
-    judged: set[str] = set()
-    while True:
-        name = next((n for n in must_earn if n not in judged and weights.get(n, 0.0) != 0.0 and 0.0 in grids[n]), None)
-        if name is None:
-            return per_user, weights, evidence
-        judged.add(name)
-        alone = {**grids, name: (0.0,)}
-        without, without_weights = search(score, alone)
-        d = paired_bootstrap(without, per_user)
-        evidence[name] = {"diff": round(d["diff"], 4), "interval": [round(d["low"], 4), round(d["high"], 4)],
-                          "kept": bool(d["low"] > 0)}
-        if d["low"] <= 0:  # fixed at 0; the ones kept so far are judged again against the new best
-            grids, per_user, weights = alone, without, without_weights
-            judged = {n for n in judged if grids[n] == (0.0,)}
 
 
 def search(score, grids: dict[str, tuple[float, ...]], exhaustive: int = 256, rounds: int = 3):
