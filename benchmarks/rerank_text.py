@@ -37,10 +37,10 @@ DIFFS = (("feature phase", "fused order"), ("text phase", "fused order"), ("text
 
 
 def per_list(ranked: np.ndarray, users: np.ndarray, targets: dict) -> np.ndarray:
-    """NDCG@10 of each list's ranking against its user's test targets."""
-    from recsys.eval.metrics import ndcg_at_k
+    """NDCG@10 of each list's ranking (-1 pads) against its user's test targets."""
+    from recsys.eval.metrics import ndcg_many
 
-    return np.array([ndcg_at_k(ranked[r][ranked[r] >= 0], targets[int(u)], 10) for r, u in enumerate(users)])
+    return ndcg_many(ranked, [targets[int(u)] for u in users], 10)
 
 
 def served_phase(fits: dict) -> str:
