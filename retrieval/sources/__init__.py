@@ -14,6 +14,7 @@ from recsys.sources import CandidateSource
 from .als import ALSSource
 from .popular import PopularSource
 from .reengage import ReengageSource
+from .reorder import ReorderSource
 from .repeat import RepeatSource
 from .similar import SimilarSource
 from .transitions import TransitionsSource
@@ -24,6 +25,7 @@ SOURCES: list[type[CandidateSource]] = [
     ALSSource,
     SimilarSource,
     RepeatSource,
+    ReorderSource,
     ReengageSource,
     TransitionsSource,
     PopularSource,

@@ -164,7 +164,7 @@ def test_query_errors(art, tmp_path):
                              "write ITEM or ITEM:EVENT, e.g. i00001:purchase\n")
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "--fusion-weights", "bm25=1"])
     assert (result.exit_code, result.output) == (
-        2, "Error: --fusion-weights 'bm25=1': write SOURCE=WEIGHT pairs, SOURCE one of two_tower, als, similar, repeat, "
+        2, "Error: --fusion-weights 'bm25=1': write SOURCE=WEIGHT pairs, SOURCE one of two_tower, als, similar, repeat, reorder, "
            "reengage, transitions, popular "
            "and WEIGHT a number >= 0, e.g. als=0.5,repeat=2\n")
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", "x", "--context", "colour=red"])

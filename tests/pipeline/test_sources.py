@@ -47,7 +47,7 @@ def test_a_registered_source_is_fused_tuned_reranked_and_scored(toy, tiny_bert, 
                                                train=RerankTrainConfig(epochs=1, feature_steps=10)),
                         show_progress=False)
     summary = build(d.dataset, tmp_path / "art", opts=opts)
-    assert summary["sources"] == ["two_tower", "als", "similar", "repeat", "reengage", "transitions", "popular", "first_items"]
+    assert summary["sources"] == ["two_tower", "als", "similar", "repeat", "reorder", "reengage", "transitions", "popular", "first_items"]
     assert set(summary["fusion"]["exclude_seen"]["weights"]) == {"als", "similar", "transitions", "first_items"}  # tuned on its grid
     rec = load(tmp_path / "art", rerank="always")
     assert rec.reranker.cfg.features[-8:-5] == ("first_items_inv_rank", "first_items_score", "first_items_present")
@@ -70,8 +70,8 @@ def test_the_command_line_names_the_registered_sources(toy):
     importlib.reload(query)  # the help text is made from the registry when the module loads
     try:
         out = CliRunner().invoke(query.query, ["--help"]).output
-        assert "(sources: two_tower, als, similar, repeat, reengage, transitions, popular, first_items)" in " ".join(out.split())
-        with pytest.raises(DataError, match="SOURCE one of two_tower, als, similar, repeat, reengage, transitions, popular, first_items and"):
+        assert "(sources: two_tower, als, similar, repeat, reorder, reengage, transitions, popular, first_items)" in " ".join(out.split())
+        with pytest.raises(DataError, match="SOURCE one of two_tower, als, similar, repeat, reorder, reengage, transitions, popular, first_items and"):
             query.parse_fusion_weights("nope=1")
         assert query.parse_fusion_weights("first_items=0.5") == (("first_items", 0.5),)
     finally:

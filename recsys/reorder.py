@@ -1,0 +1,171 @@
+"""Which of a user's own items they buy again: per-item repeat features, and a logistic model of
+them learnt from the history itself.
+
+A user's history is a sequence of *baskets* (visits, keyed as by :func:`recsys.baskets.visit_key`),
+with ages 0 (the newest) to n - 1. For each item the user has, :func:`repeat_features` reads:
+
+- ``baskets`` / ``share``: how many baskets hold it, and that count over n;
+- ``since``: the age of the newest basket holding it; ``first``: of the oldest;
+- ``share_since_first``: baskets holding it over the baskets since it first appeared;
+- ``gap``: the mean number of baskets between its purchases; ``since_over_gap``: since / gap (an
+  item due again reads near 1);
+- ``days_since``: days from the newest basket holding it to the user's newest basket;
+- ``decay_9`` / ``decay_7`` / ``decay_5``: Σ r ** age over the baskets holding it (r = 0.9, 0.7,
+  0.5); ``in_3`` / ``in_10``: the baskets holding it among the newest 3 / 10;
+- ``history``: n; ``log_popularity``: log(1 + baskets holding it, over every user).
+
+:func:`training_rows` cuts each user's history before each of their last ``max_back`` baskets
+(keeping at least ``min_history`` baskets before the cut): the features as of the cut, labelled 1
+when the item is in the basket that follows. :class:`RepeatModel` is a logistic regression of
+those labels on the features and their logarithms, standardised, fitted by Newton's method with
+an L2 penalty: the same inputs give the same weights. Nothing it reads lies after a cut, so it
+learns from the history alone and no held-out event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy.special import expit
+
+from .baskets import visit_ages, visit_key
+from .errors import ConfigError
+
+FEATURES = ("baskets", "share", "since", "first", "share_since_first", "gap", "since_over_gap", "days_since",
+            "decay_9", "decay_7", "decay_5", "in_3", "in_10", "history", "log_popularity")
+
+
+def basket_rows(events: pl.DataFrame, visit: pl.Expr | None = None) -> pl.DataFrame:
+    """One row per (``user_idx``, basket, ``item_idx``) of ``events``: the basket's ``_age`` (0 = the
+    newest), ``_n`` (the user's baskets) and ``_day`` (its first event, in days)."""
+    df = events.select("user_idx", "item_idx", "timestamp",
+                       (visit if visit is not None else visit_key(events)).alias("_v"))
+    start = df.group_by("user_idx", "_v").agg((pl.col("timestamp").min().dt.epoch("s") / 86400.0).alias("_day"))
+    ages = visit_ages(df).join(start, on=["user_idx", "_v"])
+    return (df.select("user_idx", "_v", "item_idx").unique().join(ages, on=["user_idx", "_v"])
+            .select("user_idx", "item_idx", "_age", "_n", "_day").sort("user_idx", "item_idx", "_age"))
+
+
+def repeat_features(rows: pl.DataFrame, popularity: np.ndarray) -> pl.DataFrame:
+    """``user_idx``, ``item_idx`` and the :data:`FEATURES` (see the module doc) of each item in the
+    baskets ``rows`` (as :func:`basket_rows` gives them), sorted by user then item; ``popularity``:
+    baskets holding each item, over every user.
+
+    >>> rows = pl.DataFrame({"user_idx": [0, 0, 0], "item_idx": [5, 5, 6], "_age": [0, 2, 1],
+    ...                      "_n": [3, 3, 3], "_day": [10.0, 3.0, 7.0]})
+    >>> f = repeat_features(rows, np.zeros(7))
+    >>> f.select("item_idx", "baskets", "share", "since", "gap", "days_since", "decay_5").rows()
+    [(5, 2, 0.6666666666666666, 0, 2.0, 0.0, 1.25), (6, 1, 0.3333333333333333, 1, 0.0, 3.0, 0.5)]
+    """
+    # a fixed order: the float sums below must not depend on how the joins and groupings came out
+    rows = rows.sort("user_idx", "item_idx", "_age")
+    newest = rows.filter(pl.col("_age") == 0).group_by("user_idx").agg(pl.col("_day").max().alias("_now"))
+    age = pl.col("_age")
+    f = (rows.group_by("user_idx", "item_idx", maintain_order=True).agg(
+        pl.len().alias("baskets"), age.min().alias("since"), age.max().alias("first"),
+        pl.col("_n").first().alias("history"), pl.col("_day").max().alias("_last"),
+        *[(r ** age).sum().alias(name) for r, name in ((0.9, "decay_9"), (0.7, "decay_7"), (0.5, "decay_5"))],
+        (age < 3).sum().alias("in_3"), (age < 10).sum().alias("in_10"),
+    ).join(newest, on="user_idx", how="left"))
+    gap = (pl.col("first") - pl.col("since")) / pl.max_horizontal(pl.col("baskets") - 1, 1)
+    f = f.with_columns(
+        (pl.col("baskets") / pl.col("history")).alias("share"),
+        (pl.col("baskets") / (pl.col("first") + 1)).alias("share_since_first"),
+        gap.cast(pl.Float64).alias("gap"),
+        (pl.col("_now") - pl.col("_last")).fill_null(0.0).alias("days_since"),
+    ).with_columns((pl.col("since") / pl.max_horizontal(pl.col("gap"), 0.5)).alias("since_over_gap"))
+    f = f.sort("user_idx", "item_idx")
+    pop = np.log1p(np.asarray(popularity, dtype=np.float64)[f["item_idx"].to_numpy()])
+    return f.with_columns(pl.Series("log_popularity", pop)).select("user_idx", "item_idx", *FEATURES)
+
+
+def training_rows(rows: pl.DataFrame, popularity: np.ndarray, max_back: int = 8,
+                  min_history: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)``: each user's history cut before each of their last ``max_back`` baskets, keeping
+    at least ``min_history`` baskets before the cut; X holds the :data:`FEATURES` of every item
+    before the cut, y is 1 where the next basket holds it.
+
+    >>> rows = pl.DataFrame({"user_idx": [0, 0, 0, 0], "item_idx": [5, 5, 6, 5], "_age": [0, 1, 1, 2],
+    ...                      "_n": [3] * 4, "_day": [9.0, 5.0, 5.0, 1.0]})
+    >>> X, y = training_rows(rows, np.zeros(7), max_back=2)
+    >>> y.tolist()  # cut before basket 0: items 5 and 6, and 5 is bought next
+    [1.0, 0.0]
+    """
+    xs, ys = [], []
+    for back in range(1, max_back + 1):
+        cut = rows.filter(pl.col("_n") - back >= min_history)
+        if cut.height == 0:
+            break
+        before = (cut.filter(pl.col("_age") >= back)
+                  .with_columns(pl.col("_age") - back, pl.col("_n") - back))
+        bought = cut.filter(pl.col("_age") == back - 1).select("user_idx", "item_idx", pl.lit(1.0).alias("_y"))
+        f = (repeat_features(before, popularity).join(bought, on=["user_idx", "item_idx"], how="left")
+             .sort("user_idx", "item_idx"))
+        xs.append(f.select(FEATURES).to_numpy().astype(np.float64))
+        ys.append(f["_y"].fill_null(0.0).to_numpy())
+    if not xs:
+        return np.zeros((0, len(FEATURES))), np.zeros(0)
+    return np.vstack(xs), np.concatenate(ys)
+
+
+def expand(x: np.ndarray) -> np.ndarray:
+    """The model's inputs: the features and log(1 + |feature|)."""
+    return np.hstack([x, np.log1p(np.abs(x))])
+
+
+@dataclass
+class RepeatModel:
+    """A logistic regression of "bought again in the next basket" on the repeat features (see the
+    module doc); ``mean`` / ``scale`` standardise the expanded inputs."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 25) -> RepeatModel | None:
+        """Newton's method on the mean log-loss + ``l2`` / 2 · |coef|² / rows; None where ``y`` holds
+        a single class (nothing to learn)."""
+        if x.shape[0] == 0 or y.min() == y.max():
+            return None
+        z = expand(x)
+        mean, scale = z.mean(axis=0), z.std(axis=0)
+        scale[scale == 0] = 1.0
+        a = np.hstack([(z - mean) / scale, np.ones((z.shape[0], 1))])
+        w = np.zeros(a.shape[1])
+        reg = np.full(a.shape[1], l2)
+        reg[-1] = 0.0  # the intercept is not penalised
+        for _ in range(iterations):
+            p = expit(a @ w)
+            grad = a.T @ (p - y) + reg * w
+            hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(reg) + 1e-9 * np.eye(a.shape[1])
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        return cls(mean, scale, w[:-1], float(w[-1]))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """P(bought again in the next basket) of each row of features."""
+        logits = ((expand(x) - self.mean) / self.scale) @ self.coef + self.intercept
+        return expit(logits)
+
+    def to_dict(self) -> dict:
+        return {"features": list(FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept}
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict()) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> RepeatModel:
+        d = json.loads(path.read_text())
+        if tuple(d.get("features", ())) != FEATURES:
+            raise ConfigError(f"{path}: a repeat model of features {d.get('features')}, not {list(FEATURES)}; "
+                              "rebuild the artifact with this version (`recsys build-index`)")
+        return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["coef"]), float(d["intercept"]))

@@ -1,0 +1,81 @@
+"""Repeat features and the bought-again model (recsys.reorder), worked out by hand."""
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recsys.errors import ConfigError
+from recsys.reorder import FEATURES, RepeatModel, basket_rows, repeat_features, training_rows
+
+D = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+
+
+def events():
+    # user 0: basket a on day 0 holds items 5 and 6, b on day 4 item 5, c on day 8 items 5 and 7
+    return pl.DataFrame({
+        "user_idx": [0, 0, 0, 0, 0],
+        "item_idx": [5, 6, 5, 5, 7],
+        "timestamp": [D, D, D + dt.timedelta(days=4), D + dt.timedelta(days=8), D + dt.timedelta(days=8, minutes=1)],
+        "session_id": ["a", "a", "b", "c", "c"],
+    })
+
+
+def test_features_by_hand():
+    f = repeat_features(basket_rows(events()), np.array([0, 0, 0, 0, 0, 3, 1, 1]))
+    assert f["item_idx"].to_list() == [5, 6, 7]
+    got = {c: f[c].to_list() for c in FEATURES}
+    assert got["baskets"] == [3, 1, 1] and got["history"] == [3, 3, 3]
+    assert got["share"] == pytest.approx([3 / 3, 1 / 3, 1 / 3])
+    assert got["since"] == [0, 2, 0] and got["first"] == [2, 2, 0]
+    assert got["share_since_first"] == pytest.approx([3 / 3, 1 / 3, 1 / 1])
+    assert got["gap"] == pytest.approx([(2 - 0) / 2, 0.0, 0.0])
+    assert got["since_over_gap"] == pytest.approx([0 / 1, 2 / 0.5, 0 / 0.5])
+    assert got["days_since"] == pytest.approx([0.0, 8.0, 0.0])
+    assert got["decay_9"] == pytest.approx([1 + 0.9 + 0.81, 0.81, 1.0])
+    assert got["decay_7"] == pytest.approx([1 + 0.7 + 0.49, 0.49, 1.0])
+    assert got["decay_5"] == pytest.approx([1 + 0.5 + 0.25, 0.25, 1.0])
+    assert got["in_3"] == [3, 1, 1] and got["in_10"] == [3, 1, 1]
+    assert got["log_popularity"] == pytest.approx([np.log(4), np.log(2), np.log(2)])
+
+
+def test_training_rows_cut_before_each_of_the_last_baskets():
+    x, y = training_rows(basket_rows(events()), np.zeros(8), max_back=3, min_history=1)
+    # cut before c: history a, b holds 5 and 6, and c holds 5; cut before b: history a, b holds 5;
+    # a cut before a would keep no basket
+    assert y.tolist() == [1.0, 0.0, 1.0, 0.0]
+    col = {c: i for i, c in enumerate(FEATURES)}
+    assert x[:, col["history"]].tolist() == [2, 2, 1, 1]
+    assert x[:, col["baskets"]].tolist() == [2, 1, 1, 1]  # nothing from c leaks into the first cut
+    assert x[:, col["since"]].tolist() == [0, 1, 0, 0]
+    assert training_rows(basket_rows(events()), np.zeros(8), max_back=3, min_history=3)[0].shape == (0, len(FEATURES))
+
+
+def test_the_model_learns_which_signal_predicts_a_repeat():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 5, size=(4000, len(FEATURES)))
+    since = x[:, FEATURES.index("since")]
+    y = (rng.uniform(size=4000) < 1 / (1 + np.exp(2 * (since - 2.5)))).astype(float)  # recent items come back
+    m = RepeatModel.fit(x, y)
+    probe = np.full((3, len(FEATURES)), 2.5)
+    probe[:, FEATURES.index("since")] = [0.0, 2.5, 5.0]
+    p = m.predict(probe)
+    assert p[0] > 0.8 and p[2] < 0.2 and abs(p[1] - 0.5) < 0.1
+    again = RepeatModel.fit(x, y)
+    assert np.array_equal(again.coef, m.coef)  # Newton's method from zero: the same weights every time
+    assert RepeatModel.fit(x, np.zeros(4000)) is None  # one class: nothing to learn
+
+
+def test_saved_model_answers_the_same_and_checks_its_features(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(200, len(FEATURES)))
+    m = RepeatModel.fit(x, (x[:, 0] > 0.5).astype(float))
+    m.save(tmp_path / "m.json")
+    assert np.array_equal(RepeatModel.load(tmp_path / "m.json").predict(x), m.predict(x))
+    d = m.to_dict()
+    d["features"] = ["baskets"]
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    with pytest.raises(ConfigError, match=r"old.json: a repeat model of features \['baskets'\], not \['baskets', 'share'"):
+        RepeatModel.load(tmp_path / "old.json")
