@@ -83,11 +83,13 @@ def repeat_features(rows: pl.DataFrame, popularity: np.ndarray) -> pl.DataFrame:
     return f.with_columns(pl.Series("log_popularity", pop)).select("user_idx", "item_idx", *FEATURES)
 
 
-def training_rows(rows: pl.DataFrame, popularity: np.ndarray, max_back: int = 8,
-                  min_history: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def training_rows(rows: pl.DataFrame, popularity: np.ndarray, max_back: int = 8, min_history: int = 2,
+                  max_rows: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)``: each user's history cut before each of their last ``max_back`` baskets, keeping
     at least ``min_history`` baskets before the cut; X holds the :data:`FEATURES` of every item
-    before the cut, y is 1 where the next basket holds it.
+    before the cut, y is 1 where the next basket holds it. At most ``max_rows`` rows: the newest
+    cuts first, and the cut that would pass the bound keeps whole users, in a fixed pseudo-random
+    order, while they fit (so memory stays bounded on a large history).
 
     >>> rows = pl.DataFrame({"user_idx": [0, 0, 0, 0], "item_idx": [5, 5, 6, 5], "_age": [0, 1, 1, 2],
     ...                      "_n": [3] * 4, "_day": [9.0, 5.0, 5.0, 1.0]})
@@ -95,21 +97,36 @@ def training_rows(rows: pl.DataFrame, popularity: np.ndarray, max_back: int = 8,
     >>> y.tolist()  # cut before basket 0: items 5 and 6, and 5 is bought next
     [1.0, 0.0]
     """
-    xs, ys = [], []
+    xs, ys, total = [], [], 0
     for back in range(1, max_back + 1):
         cut = rows.filter(pl.col("_n") - back >= min_history)
-        if cut.height == 0:
+        if cut.height == 0 or total >= max_rows:
             break
         before = (cut.filter(pl.col("_age") >= back)
                   .with_columns(pl.col("_age") - back, pl.col("_n") - back))
         bought = cut.filter(pl.col("_age") == back - 1).select("user_idx", "item_idx", pl.lit(1.0).alias("_y"))
         f = (repeat_features(before, popularity).join(bought, on=["user_idx", "item_idx"], how="left")
              .sort("user_idx", "item_idx"))
+        full = f.height
+        if full > max_rows - total:
+            f = f.filter(pl.col("user_idx").is_in(users_that_fit(f, max_rows - total).implode()))
+        total += f.height
         xs.append(f.select(FEATURES).to_numpy().astype(np.float64))
         ys.append(f["_y"].fill_null(0.0).to_numpy())
+        if f.height < full:  # the bound is reached: no older cut
+            break
     if not xs:
         return np.zeros((0, len(FEATURES))), np.zeros(0)
     return np.vstack(xs), np.concatenate(ys)
+
+
+def users_that_fit(f: pl.DataFrame, room: int) -> pl.Series:
+    """The users of ``f`` whose rows, taken whole in a fixed pseudo-random order of users
+    (Knuth's multiplicative hash of ``user_idx``), add up to at most ``room``."""
+    per = (f.group_by("user_idx").len()
+           .with_columns(((pl.col("user_idx").cast(pl.Int64) * 2654435761) % 4294967296).alias("_h"))
+           .sort("_h", "user_idx"))
+    return per.filter(pl.col("len").cum_sum() <= room)["user_idx"]
 
 
 def expand(x: np.ndarray) -> np.ndarray:

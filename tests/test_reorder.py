@@ -79,3 +79,16 @@ def test_saved_model_answers_the_same_and_checks_its_features(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps(d))
     with pytest.raises(ConfigError, match=r"old.json: a repeat model of features \['baskets'\], not \['baskets', 'share'"):
         RepeatModel.load(tmp_path / "old.json")
+
+
+def test_training_rows_stop_at_max_rows_with_whole_users():
+    # three users with user 0's history; each cut gives 2 rows a user (items 5 and 6)
+    ev = pl.concat([events().with_columns(pl.lit(u).alias("user_idx")) for u in range(3)])
+    rows = basket_rows(ev)
+    x, y = training_rows(rows, np.zeros(8), max_back=3, min_history=1)
+    assert len(y) == 3 * 2 + 3 * 2  # two cuts, three users, two items each
+    x, y = training_rows(rows, np.zeros(8), max_back=3, min_history=1, max_rows=9)
+    # the first cut (6 rows) fits; of the second only one whole user (2 rows) fits in the 3 left
+    assert len(y) == 8 and y.tolist() == [1.0, 0.0] * 4
+    x, y = training_rows(rows, np.zeros(8), max_back=3, min_history=1, max_rows=6)
+    assert len(y) == 6  # the bound met exactly: no older cut

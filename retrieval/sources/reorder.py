@@ -30,16 +30,19 @@ POPULARITY = "basket_popularity.npy"
 @dataclass(frozen=True)
 class ReorderConfig:
     """``max_back``: the cuts per user (before each of their last ``max_back`` baskets);
-    ``min_history``: the baskets a cut keeps before it at least; ``l2``: the model's penalty."""
+    ``min_history``: the baskets a cut keeps before it at least; ``l2``: the model's penalty;
+    ``max_rows``: the most training rows (item × cut), which bounds the fit's memory (about
+    1 kB a row)."""
 
     max_back: int = 8
     min_history: int = 2
     l2: float = 1.0
+    max_rows: int = 1_000_000
 
     def __post_init__(self) -> None:
-        if self.max_back < 1 or self.min_history < 1 or self.l2 < 0:
-            raise ConfigError(f"reorder max_back={self.max_back}, min_history={self.min_history}, l2={self.l2}: "
-                              "give max_back ≥ 1, min_history ≥ 1 and l2 ≥ 0")
+        if self.max_back < 1 or self.min_history < 1 or self.l2 < 0 or self.max_rows < 1:
+            raise ConfigError(f"reorder max_back={self.max_back}, min_history={self.min_history}, l2={self.l2}, "
+                              f"max_rows={self.max_rows}: give max_back ≥ 1, min_history ≥ 1, l2 ≥ 0 and max_rows ≥ 1")
 
 
 class ReorderSource(CandidateSource):
@@ -61,7 +64,7 @@ class ReorderSource(CandidateSource):
         self.model = None
         if rows is not None:
             self.popularity = np.bincount(rows["item_idx"].to_numpy(), minlength=self.space.n_items).astype(np.float64)
-            x, y = training_rows(rows, self.popularity, c.max_back, c.min_history)
+            x, y = training_rows(rows, self.popularity, c.max_back, c.min_history, c.max_rows)
             self.model = RepeatModel.fit(x, y, c.l2)
         self.fit_info = FitInfo(tuple(parts), events.height)
         return self

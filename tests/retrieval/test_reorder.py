@@ -69,7 +69,7 @@ def test_saved_and_loaded_it_answers_the_same(tmp_path):
 
 
 def test_bad_config_names_the_knob():
-    with pytest.raises(ConfigError, match=r"reorder max_back=0, min_history=2, l2=1.0: give max_back ≥ 1"):
+    with pytest.raises(ConfigError, match=r"reorder max_back=0, min_history=2, l2=1.0, max_rows=1000000: give max_back ≥ 1"):
         ReorderConfig(max_back=0)
 
 
