@@ -47,7 +47,7 @@ def basket_rows(events: pl.DataFrame, visit: pl.Expr | None = None) -> pl.DataFr
     start = df.group_by("user_idx", "_v").agg((pl.col("timestamp").min().dt.epoch("s") / 86400.0).alias("_day"))
     ages = visit_ages(df).join(start, on=["user_idx", "_v"])
     return (df.select("user_idx", "_v", "item_idx").unique().join(ages, on=["user_idx", "_v"])
-            .select("user_idx", "item_idx", "_age", "_n", "_day").sort("user_idx", "item_idx", "_age"))
+            .select("user_idx", "item_idx", "_age", "_n", "_day"))
 
 
 def repeat_features(rows: pl.DataFrame, popularity: np.ndarray) -> pl.DataFrame:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from recsys.errors import ConfigError
 from recsys.reorder import FEATURES, RepeatModel, basket_rows, repeat_features, training_rows
@@ -76,24 +77,19 @@ class ReorderSource(CandidateSource):
         return self.model.predict(features.select(FEATURES).to_numpy().astype(np.float64))
 
     def candidates(self, batch: Batch, n: int, include_seen: bool, allowed=None) -> tuple[np.ndarray, np.ndarray]:
-        feats = batch.history.view("reorder_scores", lambda h: self.scored(h.events))
-        rows = np.full(batch.history.n_rows, -1, dtype=np.int64)
-        rows[batch.rows] = np.arange(len(batch.rows))
-        r = rows[feats["user_idx"].to_numpy()]
-        mine = r >= 0
-        scores = np.zeros((len(batch.rows), self.space.n_items), dtype=np.float64)
-        scores[r[mine], feats["item_idx"].to_numpy()[mine]] = feats["_score"].to_numpy()[mine]
+        scores = batch.history.view("reorder_scores", lambda h: self.score_matrix(h.events, h.n_rows))
+        scores = scores[batch.rows].toarray()
         if allowed is not None:
             scores[:, ~np.asarray(allowed, dtype=bool)] = 0.0
         return top_n(scores, n, None if include_seen else batch.seen())
 
-    def scored(self, events: pl.DataFrame) -> pl.DataFrame:
-        """``user_idx``, ``item_idx`` and ``_score`` of every item in ``events``' histories."""
+    def score_matrix(self, events: pl.DataFrame, n_rows: int) -> sp.csr_matrix:
+        """Rows (``user_idx``) × items: the source's score of every item in ``events``' histories."""
         if events.height == 0:
-            return pl.DataFrame({"user_idx": [], "item_idx": [], "_score": []},
-                                schema={"user_idx": pl.Int64, "item_idx": pl.Int64, "_score": pl.Float64})
+            return sp.csr_matrix((n_rows, self.space.n_items), dtype=np.float64)
         feats = repeat_features(basket_rows(events), self.popularity)
-        return feats.select("user_idx", "item_idx").with_columns(pl.Series("_score", self.scores_of(feats)))
+        return sp.csr_matrix((self.scores_of(feats), (feats["user_idx"].to_numpy(), feats["item_idx"].to_numpy())),
+                             shape=(n_rows, self.space.n_items))
 
     def save(self, folder: Path) -> None:
         self.save_config(folder)

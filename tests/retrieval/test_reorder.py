@@ -79,4 +79,4 @@ def test_the_same_events_in_another_order_give_the_same_scores_to_the_bit():
     a = ReorderSource(space).fit(ev)
     b = ReorderSource(space).fit(ev.sample(fraction=1.0, shuffle=True, seed=3))
     assert np.array_equal(a.model.coef, b.model.coef) and a.model.intercept == b.model.intercept
-    assert a.scored(ev).equals(b.scored(ev.reverse()))
+    assert (a.score_matrix(ev, 30) != b.score_matrix(ev.reverse(), 30)).nnz == 0
