@@ -15,6 +15,7 @@ retrieval does not import it.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,26 @@ class Recommender(Explainer):
         for src in self.sources.values():
             src.set_history(self.stored)
         self._cooc = None
+
+    def warm_up(self) -> float:
+        """Compute now what the first request would otherwise compute over the whole stored history:
+        each view the serving mode's sources keep of it (sequences, baskets, learnt repeat scores, ...),
+        the seen items, and the transitions the reranker's features read. Views are built for every
+        stored user at once, so on millions of events the first request would wait seconds for them;
+        ``recsys serve`` calls this when it loads an artifact, before it serves it. A request that
+        overrides the serving mode (``include_seen``) still builds that mode's views once. Returns the
+        seconds it took."""
+        start = time.perf_counter()
+        users = np.flatnonzero(self.stored.counts() > 0)[:1]
+        if users.size:  # one stored user with events: every view covers all of them
+            batch = self.stored_batch(users)
+            self.source_lists(batch, self.serves_seen)
+            batch.seen()
+            if self.reranker is not None:
+                self.cooccurrence()
+        took = time.perf_counter() - start
+        log.info("stored history's views built in %.2f s", took)
+        return took
 
     @property
     def seq(self):

@@ -42,6 +42,7 @@ class Served:
         since = dt.datetime.strptime(built, "%Y-%m-%dT%H:%M:%SZ").replace(
             tzinfo=dt.timezone.utc).timestamp()
         _ = rec.needs  # fitted or loaded now, not during a request
+        rec.warm_up()  # the stored history's views too: the first request after a (re)load pays nothing
         return Current(rec, UserIds(rec.art.manifest), since, Path(artifacts))
 
     def swap(self, artifacts: Path) -> bool:

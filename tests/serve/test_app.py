@@ -153,3 +153,33 @@ def test_the_inspectors_views_are_computed_at_start_and_after_a_reload(shop, tmp
         _views_ready()
         assert client.get("/ui/needs").status_code == 200
     assert calls == ["inspector-views", "inspector-views"]  # once per artifact, never in a request
+
+
+def _count_views(monkeypatch) -> list[str]:
+    """The keys of the history views computed from now on (each source's view of a whole history)."""
+    from recsys.sources import History
+
+    built, real = [], History.view
+
+    def counting(self, key, make):
+        return real(self, key, lambda h: built.append(key) or make(h))
+
+    monkeypatch.setattr(History, "view", counting)
+    return built
+
+
+def test_the_first_request_after_a_load_builds_no_view_of_the_stored_history(shop, tmp_path, monkeypatch):
+    from recsys.pipeline import load
+
+    art, d = shop
+    user = d.users["user_id"][0]
+    built = _count_views(monkeypatch)
+    load(art, rerank=False).explain_one(user)  # an engine not warmed up builds its views on the first request
+    assert built
+    built.clear()
+    with TestClient(create_app(art, tmp_path / "events.sqlite", rerank=False), base_url=LOCAL) as client:
+        _views_ready()  # the inspector's own, computed beside the service
+        assert built  # at load
+        built.clear()
+        assert client.get("/recommend", params={"user": user, "k": 5}).status_code == 200
+    assert built == []
