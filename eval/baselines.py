@@ -128,7 +128,7 @@ class TIFUKNN(Peer):
     def scores(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
         neigh = neighbour_mean(self.vec[users], self.vec, self.unit, self.n_neighbors, self_rows=users)
-        return self.alpha * self.vec[users].toarray() + (1 - self.alpha) * neigh
+        return self.alpha * self.vec[users].toarray() + (1 - self.alpha) * neigh.toarray()
 
 
 class ImplicitPeer(Peer):

@@ -100,21 +100,21 @@ def unit_rows(m: sp.csr_matrix) -> sp.csr_matrix:
 def neighbour_mean(own: sp.csr_matrix, others: sp.csr_matrix, others_unit: sp.csr_matrix, k: int,
                    self_rows: np.ndarray | None = None) -> np.ndarray:
     """For each row of ``own`` (rows × items), the mean of the ``k`` rows of ``others`` nearest to it
-    by cosine (``others_unit``: ``others`` by :func:`unit_rows`), as a dense (rows, items) array;
+    by cosine (``others_unit``: ``others`` by :func:`unit_rows`), as a sparse (rows, items) matrix;
     ``self_rows[r]`` (≥ 0) is row r's own row in ``others``, never its neighbour. Ties go to the
     smaller row index; a mean always divides by ``k`` (TIFU-KNN), so fewer than ``k`` similar users
     weigh less.
 
     >>> others = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
-    >>> neighbour_mean(sp.csr_matrix(np.array([[1.0, 0.0]])), others, unit_rows(others), 2, np.array([0])).tolist()
+    >>> neighbour_mean(sp.csr_matrix(np.array([[1.0, 0.0]])), others, unit_rows(others), 2, np.array([0])).toarray().tolist()
     [[0.5, 1.0]]
     """
     rows, n_others = own.shape[0], others.shape[0]
-    out = np.zeros((rows, others.shape[1]), dtype=np.float32)
     k = min(k, n_others - 1 if self_rows is not None else n_others)
     if rows == 0 or k <= 0:
-        return out
+        return sp.csr_matrix((rows, others.shape[1]), dtype=np.float32)
     own_unit = unit_rows(own.tocsr().astype(np.float32))
+    parts = []
     for s in range(0, rows, 256):
         sims = np.asarray((own_unit[s:s + 256] @ others_unit.T).todense(), dtype=np.float64)
         if self_rows is not None:
@@ -123,8 +123,8 @@ def neighbour_mean(own: sp.csr_matrix, others: sp.csr_matrix, others_unit: sp.cs
             sims[hit, mine[hit]] = -np.inf
         r, c = nearest(sims, k)
         mix = sp.csr_matrix((np.full(r.size, 1.0 / k, dtype=np.float32), (r, c)), shape=(sims.shape[0], n_others))
-        out[s:s + sims.shape[0]] = (mix @ others).toarray()
-    return out
+        parts.append((mix @ others).astype(np.float32))
+    return sp.vstack(parts, format="csr")
 
 
 def nearest(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

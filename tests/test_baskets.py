@@ -48,8 +48,8 @@ def test_neighbours_are_the_k_most_similar_and_never_the_user():
     others = sp.csr_matrix(np.array([[2.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.0, 0.1]]))
     unit = unit_rows(others)
     own = others[[0]]
-    got = neighbour_mean(own, others, unit, 2, np.array([0]))
+    got = neighbour_mean(own, others, unit, 2, np.array([0])).toarray()
     assert got[0].tolist() == pytest.approx([(1 + 1) / 2, 1 / 2, 0.1 / 2])  # rows 3 (cos ≈ 0.995) and 1 (≈ 0.707)
     # without a stored row of its own, the user is its own nearest neighbour
-    assert neighbour_mean(own, others, unit, 1)[0].tolist() == pytest.approx([2.0, 0.0, 0.0])
+    assert neighbour_mean(own, others, unit, 1).toarray()[0].tolist() == pytest.approx([2.0, 0.0, 0.0])
     assert nearest(np.array([[0.0, 0.0, 0.0]]), 2)[1].tolist() == [0, 1]  # ties: the smaller index first

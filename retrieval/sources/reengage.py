@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from recsys.engagement import conversion_rates, engagement_scores
 from recsys.errors import ConfigError
 from recsys.sources import Batch, CandidateSource, FitInfo, Space, item_lists
 
-from ..personal import top_n
+from ..personal import top_n_sparse
 
 RATES = "conversion_rates.npy"
 
@@ -65,11 +66,9 @@ class ReengageSource(CandidateSource):
                                                                                 s.weights, c.decay, c.step_decay))
         bought = batch.history.view("bought", lambda h: item_lists(h.events.filter(pl.col("event") == c.purchase),
                                                                    h.n_rows))
-        scores = interest[batch.rows].toarray() * self.rates[None, :]
-        if allowed is not None:
-            scores[:, ~np.asarray(allowed, dtype=bool)] = 0.0
+        scores = interest[batch.rows] @ sp.diags(self.rates)
         exclude = [bought[int(r)] for r in batch.rows] if include_seen else batch.seen()
-        return top_n(scores, n, exclude)
+        return top_n_sparse(scores, n, exclude, allowed)
 
     def save(self, folder: Path) -> None:
         self.save_config(folder)

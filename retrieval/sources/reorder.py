@@ -22,7 +22,7 @@ from recsys.errors import ConfigError
 from recsys.reorder import FEATURES, RepeatModel, basket_rows, repeat_features, training_rows
 from recsys.sources import Batch, CandidateSource, FitInfo, Space
 
-from ..personal import top_n
+from ..personal import top_n_sparse
 
 MODEL = "repeat_model.json"
 POPULARITY = "basket_popularity.npy"
@@ -78,10 +78,7 @@ class ReorderSource(CandidateSource):
 
     def candidates(self, batch: Batch, n: int, include_seen: bool, allowed=None) -> tuple[np.ndarray, np.ndarray]:
         scores = batch.history.view("reorder_scores", lambda h: self.score_matrix(h.events, h.n_rows))
-        scores = scores[batch.rows].toarray()
-        if allowed is not None:
-            scores[:, ~np.asarray(allowed, dtype=bool)] = 0.0
-        return top_n(scores, n, None if include_seen else batch.seen())
+        return top_n_sparse(scores[batch.rows], n, None if include_seen else batch.seen(), allowed)
 
     def score_matrix(self, events: pl.DataFrame, n_rows: int) -> sp.csr_matrix:
         """Rows (``user_idx``) × items: the source's score of every item in ``events``' histories."""

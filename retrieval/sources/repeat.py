@@ -22,7 +22,7 @@ from recsys.baskets import basket_counts, basket_vectors, neighbour_mean, unit_r
 from recsys.errors import ConfigError
 from recsys.sources import Batch, CandidateSource, FitInfo, Space
 
-from ..personal import top_n
+from ..personal import top_n_sparse
 
 VECTORS = "basket_vectors.npz"
 
@@ -83,15 +83,16 @@ class RepeatSource(CandidateSource):
     def candidates(self, batch: Batch, n: int, include_seen: bool, allowed=None) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
         own = batch.history.view("baskets", lambda h: self.vectors_of(h.events, h.n_rows))[batch.rows]
-        scores = c.alpha * own.toarray()
+        scores = c.alpha * own
         baskets = batch.history.view("basket_counts", lambda h: basket_counts(h.events, h.n_rows))[batch.rows]
         blend = np.flatnonzero(baskets >= c.min_baskets)
         if self.vectors is not None and c.alpha < 1.0 and c.n_neighbors > 0 and blend.size:
-            scores[blend] += (1.0 - c.alpha) * neighbour_mean(own[blend], self.vectors, self.unit, c.n_neighbors,
-                                                              batch.users[blend])
-        if allowed is not None:
-            scores[:, ~np.asarray(allowed, dtype=bool)] = 0.0
-        return top_n(scores, n, None if include_seen else batch.seen())
+            neighbours = (1.0 - c.alpha) * neighbour_mean(own[blend], self.vectors, self.unit, c.n_neighbors,
+                                                          batch.users[blend])
+            into_rows = sp.csr_matrix((np.ones(blend.size, dtype=neighbours.dtype), (blend, np.arange(blend.size))),
+                                      shape=(len(batch), blend.size))
+            scores = scores + into_rows @ neighbours
+        return top_n_sparse(scores, n, None if include_seen else batch.seen(), allowed)
 
     def save(self, folder: Path) -> None:
         self.save_config(folder)

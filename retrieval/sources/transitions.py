@@ -21,7 +21,7 @@ from recsys.cooccurrence import recent_items, transitions
 from recsys.errors import ConfigError
 from recsys.sources import Batch, CandidateSource, FitInfo, Space, empty_lists
 
-from ..personal import top_n
+from ..personal import top_n_sparse
 
 MATRIX = "transitions.npz"
 
@@ -72,10 +72,8 @@ class TransitionsSource(CandidateSource):
                 cols += its
                 w += [c.decay ** a for a in range(len(its))]
             weights = sp.csr_matrix((np.asarray(w, dtype=np.float32), (r, cols)), shape=(rows.size, self.space.n_items))
-            dense = (weights @ self.matrix).toarray()
-            if allowed is not None:
-                dense[:, ~np.asarray(allowed, dtype=bool)] = 0.0
-            ids[s:s + rows.size], scores[s:s + rows.size] = top_n(dense, n, None if seen is None else seen[s:s + 256])
+            ids[s:s + rows.size], scores[s:s + rows.size] = top_n_sparse(
+                weights @ self.matrix, n, None if seen is None else seen[s:s + 256], allowed)
         return ids, scores
 
     def save(self, folder: Path) -> None:

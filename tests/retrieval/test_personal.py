@@ -5,8 +5,9 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse as sp
 
-from recsys.retrieval.personal import popularity_scores, top_n
+from recsys.retrieval.personal import popularity_scores, top_n, top_n_sparse
 from recsys.schema import EventWeights
 
 D = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
@@ -25,3 +26,28 @@ def test_top_n_orders_excludes_and_pads():
     assert scores[0].tolist() == [3.0, 3.0, 1.0] and np.isneginf(scores[1]).all()
     ids, _ = top_n(np.ones((1, 2)), 4)
     assert ids.tolist() == [[0, 1, -1, -1]]
+
+
+def test_sparse_top_n_answers_as_the_dense_one():
+    rng = np.random.default_rng(0)
+    dense = np.where(rng.random((40, 300)) < 0.05, rng.random((40, 300)) - 0.2, 0.0)  # some negative entries too
+    dense[3, [7, 9, 11]] = 0.9  # ties inside the top n: the smaller id first
+    exclude = [rng.choice(300, 4, replace=False) for _ in range(40)]
+    allowed = rng.random(300) < 0.8
+    for n in (3, 5, 30):  # the three tied items fit inside every cut
+        ids, scores = top_n_sparse(sp.csr_matrix(dense), n, exclude, allowed)
+        want_ids, want_scores = top_n(np.where(allowed, dense, 0.0), n, exclude)
+        assert ids.tolist() == want_ids.tolist()
+        assert scores.tolist() == want_scores.tolist()
+    assert top_n_sparse(sp.csr_matrix(dense), 5)[0][3, :3].tolist() == [7, 9, 11]
+
+
+def test_sparse_top_n_keeps_the_smaller_ids_at_a_tie_across_the_cut_and_pads():
+    m = sp.csr_matrix(np.array([[0.0, 1.0, 1.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0, 0.0]]))
+    ids, scores = top_n_sparse(m, 3)
+    assert ids.tolist() == [[4, 1, 2], [-1, -1, -1]]
+    assert scores[0].tolist() == [2.0, 1.0, 1.0] and np.isneginf(scores[1]).all()
+    ids, _ = top_n_sparse(sp.csr_matrix((0, 5)), 3)
+    assert ids.shape == (0, 3)
+    ids, _ = top_n_sparse(m, 7, [np.array([4]), np.array([], dtype=np.int64)])  # more places than items
+    assert ids[0].tolist() == [1, 2, 3, -1, -1, -1, -1]
