@@ -1,9 +1,10 @@
 """Helpers of the load benchmarks (``serve_load.py``, ``contention.py``): a free port, waiting for
-``recsys serve`` to answer, and keep-alive clients that time ``GET /recommend``."""
+``recsys serve`` to answer (and for its inspector's views), and keep-alive clients that time ``GET /recommend``."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import random
 import socket
 import subprocess
@@ -31,6 +32,19 @@ def wait_until_up(port: int, proc: subprocess.Popen) -> None:
                 raise SystemExit("server exited: " + proc.stderr.read().decode()[-2000:]) from None
             time.sleep(0.2)
     raise SystemExit("server did not start")
+
+
+def wait_until_ready(port: int, timeout: float = 300.0) -> None:
+    """Until ``/health`` says the inspector's views are computed (a thread beside the service that
+    would otherwise share the cores with the requests being timed)."""
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/health")
+        if json.loads(c.getresponse().read()).get("inspector_ready", True):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"the inspector's views were not ready after {timeout:.0f} s")
 
 
 def load(port: int, users: list[str], requests: int, clients: int, seed: int) -> dict:

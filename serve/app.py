@@ -129,7 +129,7 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
         return {"status": "ok", "artifact": str(cur.path), "created_at": rec.art.manifest.get("created_at"),
                 "users": rec.n_users, "items": rec.n_items, "reranker": rec.reranker is not None,
                 "seen_items": "kept" if rec.serves_seen else "excluded",
-                "events_in_store": events.count()}
+                "events_in_store": events.count(), "inspector_ready": inspector.ready}
 
     @app.get("/recommend")
     def recommend(user: Annotated[str, Query(min_length=1, max_length=256)],

@@ -92,6 +92,12 @@ class Inspector:
         self.env.globals["bar_chart"] = bar_chart
         self._views: dict[int, Views] = {}
         self._views_lock = threading.Lock()
+        self._preparing: threading.Thread | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the served artifact's views are computed (:meth:`prepare` has finished)."""
+        return self._preparing is None or not self._preparing.is_alive()
 
     def prepare(self) -> threading.Thread:
         """Compute the served artifact's views in the background (a daemon thread holding one
@@ -107,6 +113,7 @@ class Inspector:
 
         thread = threading.Thread(target=work, name="inspector-views", daemon=True)
         thread.start()
+        self._preparing = thread
         return thread
 
     def views(self, cur: Current) -> Views:

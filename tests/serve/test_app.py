@@ -183,3 +183,16 @@ def test_the_first_request_after_a_load_builds_no_view_of_the_stored_history(sho
         built.clear()
         assert client.get("/recommend", params={"user": user, "k": 5}).status_code == 200
     assert built == []
+
+
+def test_health_says_when_the_inspectors_views_are_ready(shop, tmp_path, monkeypatch):
+    import recsys.serve.inspector as inspector
+
+    art, _ = shop
+    gate, real = threading.Event(), inspector.need_audience
+    monkeypatch.setattr(inspector, "need_audience", lambda rec: gate.wait(30) and real(rec))
+    with TestClient(create_app(art, tmp_path / "events.sqlite", rerank=False), base_url=LOCAL) as client:
+        assert client.get("/health").json()["inspector_ready"] is False
+        gate.set()
+        _views_ready()
+        assert client.get("/health").json()["inspector_ready"] is True
