@@ -21,9 +21,11 @@ are drawn from the top ``valid_depth`` of each list, the candidates that reranki
 (benchmarks/README.md has what each of these choices measured.)
 
 Validation reranks the top ``valid_depth`` candidates of each validation list and measures NDCG@10
-of the click labels; the best epoch's weights are kept (epoch 0 included; with ``keep_text`` and
-``epochs`` > 0, the best of the text phase's epochs, which is how benchmarks/rerank_text.py
-measures what the text phase adds where the build would not keep it).
+of the click labels. The text phase's best epoch replaces the feature phase only where it ranks
+those lists better with a paired bootstrap interval above zero (:func:`text_earns`): a reranker
+that reads text runs the encoder on everything it serves. With ``keep_text`` (and ``epochs`` > 0)
+the text phase's best epoch is kept whatever, which is how benchmarks/rerank_text.py measures what
+the text phase adds where the build would not keep it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import torch.nn.functional as F
 
 from recsys.device import autocast
 from recsys.errors import ConfigError
-from recsys.eval.metrics import ndcg_at_k
+from recsys.eval.metrics import ndcg_at_k, paired_bootstrap
 
 from .lists import RerankLists
 from .model import Reranker
@@ -249,7 +251,9 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
     model.train()
     feature_loss, step = fit_features(model, train, usable, cfg, held=valid)
     model.eval()
-    ndcg = list_ndcg(rerank_lists(reranker, valid, titles, cfg.valid_depth), valid)
+    labelled = valid.click.sum(1) > 0
+    features_lists = per_list_ndcg(rerank_lists(reranker, valid, titles, cfg.valid_depth), valid)[labelled]
+    ndcg = float(features_lists.mean()) if labelled.any() else 0.0
     history = [{"epoch": 0, "loss": round(feature_loss, 4), "valid_ndcg@10": round(ndcg, 4), "feature_steps": step,
                 "seconds": round(time.perf_counter() - start, 1)}]
     if progress:
@@ -265,9 +269,8 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
     opt = torch.optim.AdamW([{"params": bert, "lr": cfg.lr, "weight_decay": 0.01},
                              {"params": [model.click.weight, model.purchase.weight], "lr": cfg.head_lr,
                               "weight_decay": 0.0}])
-    best, best_state = ndcg, copy.deepcopy(model.state_dict())
-    if cfg.keep_text and cfg.epochs > 0:
-        best = float("-inf")  # the first text epoch replaces the feature-only start whatever it reads
+    features_state, features_ndcg = copy.deepcopy(model.state_dict()), ndcg
+    best, best_state, best_lists = float("-inf"), None, None  # the text phase's best epoch
     for epoch in range(cfg.epochs):
         model.train()
         order = rng.permutation(usable)
@@ -289,14 +292,15 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
             steps += 1
             if cfg.max_train_seconds and time.perf_counter() - start > cfg.max_train_seconds:
                 break
-        ndcg = list_ndcg(rerank_lists(reranker, valid, titles, cfg.valid_depth), valid)
+        got = per_list_ndcg(rerank_lists(reranker, valid, titles, cfg.valid_depth), valid)[labelled]
+        ndcg = float(got.mean()) if labelled.any() else 0.0
         history.append({"epoch": epoch + 1, "loss": round(total / max(steps, 1), 4), "valid_ndcg@10": round(ndcg, 4),
                         "seconds": round(time.perf_counter() - start, 1)})
         if progress:
             progress(f"reranker epoch {epoch + 1}: loss {history[-1]['loss']}, valid NDCG@10 {ndcg:.4f} "
                      f"(fused order: {before:.4f})")
         if ndcg > best:
-            best, best_state = ndcg, copy.deepcopy(model.state_dict())
+            best, best_state, best_lists = ndcg, copy.deepcopy(model.state_dict()), got
         if cfg.max_train_seconds and time.perf_counter() - start > cfg.max_train_seconds:
             log.warning("reranker training stopped at its time budget (%.0f s)", cfg.max_train_seconds)
             break
@@ -304,8 +308,32 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
         hook.remove()
     for p in frozen:
         p.requires_grad_(True)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    text = text_earns(features_lists, best_lists, cfg.keep_text)
+    if not text["kept"]:
+        best, best_state = features_ndcg, features_state
+    model.load_state_dict(best_state)
     model.eval()
     return {"history": history, "best_valid_ndcg@10": round(best, 4), "fused_valid_ndcg@10": round(before, 4),
-            "train_lists": int(usable.size), "valid_lists": len(valid), "heads": list(model.cfg.heads)}
+            "train_lists": int(usable.size), "valid_lists": len(valid), "heads": list(model.cfg.heads),
+            "text_phase": text}
+
+
+def text_earns(features: np.ndarray, text: np.ndarray | None, keep_text: bool = False) -> dict:
+    """Whether the text phase's best epoch replaces the feature phase, from their NDCG@10 on each
+    early-stopping list (``text`` None: no text epoch ran). A reranker that reads text runs the
+    encoder on every candidate it serves (tens of milliseconds for 100 on a CPU, against well under
+    one without), so the text must earn that: its lists must beat the feature phase's with a paired
+    bootstrap interval above zero. ``keep_text`` keeps it whatever (benchmarks/rerank_text.py).
+
+    >>> text_earns(np.array([0.5, 0.5, 0.0, 1.0]), np.array([1.0, 0.5, 0.0, 1.0]))["kept"]  # one list of four
+    False
+    >>> text_earns(np.zeros(40), np.full(40, 0.5))["kept"]
+    True
+    """
+    if text is None or len(features) == 0:
+        return {"kept": bool(keep_text and text is not None), "reason": "no text epoch or no labelled list"}
+    d = paired_bootstrap(features, text)
+    kept = bool(keep_text or d["low"] > 0)
+    return {"kept": kept, "diff": round(d["diff"], 4), "interval": [round(d["low"], 4), round(d["high"], 4)],
+            "lists": int(d["n"]), "reason": "kept_text" if keep_text else
+            f"text phase {'beat' if d['low'] > 0 else 'did not beat'} the feature phase on the early-stopping lists"}

@@ -98,6 +98,7 @@ def test_keep_text_keeps_a_text_epoch_that_loses_to_the_features(tiny_bert, keep
                                                                    lists_per_step=4, keep_text=keep_text))
     history = fit["history"]
     assert history[0]["valid_ndcg@10"] == pytest.approx(1.0)
+    assert fit["text_phase"]["kept"] is keep_text
     if keep_text:  # the best of epochs 1-2 is kept, and its text columns have learnt something
         assert fit["best_valid_ndcg@10"] == max(h["valid_ndcg@10"] for h in history[1:])
         assert torch.count_nonzero(r.model.click.weight[:, :hidden]) > 0
