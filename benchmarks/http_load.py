@@ -41,7 +41,9 @@ def wait_until_ready(port: int, timeout: float = 300.0) -> None:
     while time.perf_counter() < end:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         c.request("GET", "/health")
-        if json.loads(c.getresponse().read()).get("inspector_ready", True):
+        ready = json.loads(c.getresponse().read()).get("inspector_ready", True)
+        c.close()
+        if ready:
             return
         time.sleep(0.2)
     raise SystemExit(f"the inspector's views were not ready after {timeout:.0f} s")

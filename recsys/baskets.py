@@ -98,7 +98,7 @@ def unit_rows(m: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def neighbour_mean(own: sp.csr_matrix, others: sp.csr_matrix, others_unit: sp.csr_matrix, k: int,
-                   self_rows: np.ndarray | None = None) -> np.ndarray:
+                   self_rows: np.ndarray | None = None) -> sp.csr_matrix:
     """For each row of ``own`` (rows × items), the mean of the ``k`` rows of ``others`` nearest to it
     by cosine (``others_unit``: ``others`` by :func:`unit_rows`), as a sparse (rows, items) matrix;
     ``self_rows[r]`` (≥ 0) is row r's own row in ``others``, never its neighbour. Ties go to the
