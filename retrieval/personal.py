@@ -73,40 +73,24 @@ def popularity_as_of(events: pl.DataFrame, weights: EventWeights, items: np.ndar
 
 
 def top_n(scores: np.ndarray, n: int, exclude: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``n`` ids and scores of each row of a dense ``scores`` (rows, items), best first; ids in
-    ``exclude[row]`` and non-positive scores are left out; rows are padded with -1 / -inf.
+    """Top-``n`` ids and scores of each row of a dense ``scores`` (rows, items), best first, ties by
+    the smaller id; ids in ``exclude[row]`` and non-positive scores are left out; rows are padded
+    with -1 / -inf (:func:`top_n_sparse` of its non-zero entries).
 
     >>> ids, scores = top_n(np.array([[0.5, 2.0, 0.0, 1.0]]), 3, [np.array([3])])
     >>> ids.tolist(), scores.tolist()
     ([[1, 0, -1]], [[2.0, 0.5, -inf]])
     """
-    scores = np.array(scores, dtype=np.float64, copy=True)
-    if exclude is not None:
-        for r, ex in enumerate(exclude):
-            scores[r, np.asarray(ex, dtype=np.int64)] = 0.0
-    rows, items = scores.shape
-    n_eff = min(n, items)
-    ids = np.full((rows, n), -1, dtype=np.int64)
-    out = np.full((rows, n), -np.inf, dtype=np.float32)
-    if n_eff == 0 or rows == 0:
-        return ids, out
-    part = np.argpartition(-scores, n_eff - 1, axis=1)[:, :n_eff]
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)  # best first, ties by the smaller id
-    part, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
-    keep = vals > 0
-    ids[:, :n_eff] = np.where(keep, part, -1)
-    out[:, :n_eff] = np.where(keep, vals, -np.inf)
-    return ids, out
+    return top_n_sparse(sp.csr_matrix(np.asarray(scores, dtype=np.float64)), n, exclude)
 
 
 def top_n_sparse(scores: sp.spmatrix, n: int, exclude: list[np.ndarray] | None = None,
                  allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`top_n` of a sparse ``scores`` (rows, items), in time and memory that grow with the
-    stored entries instead of rows × catalogue (a batch of 1,024 users over a million items would be
-    an 8 GB dense array). The same answer, ties by the smaller id, also where tied scores straddle
-    the n-th place (:func:`top_n`'s partition keeps any of them there). Only stored positive
-    entries can be proposed; ``allowed`` (bool over items), when given, restricts them.
+    """Top-``n`` ids and scores of each row of a sparse ``scores`` (rows, items), best first, ties by
+    the smaller id (also where tied scores straddle the n-th place); ids in ``exclude[row]`` and
+    non-positive scores are left out; rows are padded with -1 / -inf. Time and memory grow with the
+    stored entries, not rows × catalogue (a batch of 1,024 users over a million items would be an
+    8 GB dense array). ``allowed`` (bool over items), when given, restricts the items.
 
     >>> m = sp.csr_matrix(np.array([[0.5, 2.0, 0.0, 1.0], [0.0, 0.0, 3.0, 3.0]]))
     >>> ids, scores = top_n_sparse(m, 3, [np.array([3]), np.array([], dtype=np.int64)])

@@ -28,18 +28,30 @@ def test_top_n_orders_excludes_and_pads():
     assert ids.tolist() == [[0, 1, -1, -1]]
 
 
-def test_sparse_top_n_answers_as_the_dense_one():
+def _by_sorting(dense: np.ndarray, n: int, exclude, allowed):
+    """The reference: each row's positive, allowed, not excluded scores sorted by (-score, id)."""
+    ids = np.full((dense.shape[0], n), -1)
+    scores = np.full((dense.shape[0], n), -np.inf, dtype=np.float32)
+    for r, row in enumerate(dense):
+        best = sorted((-v, i) for i, v in enumerate(row) if v > 0 and allowed[i] and i not in set(exclude[r]))[:n]
+        ids[r, :len(best)] = [i for _, i in best]
+        scores[r, :len(best)] = [-v for v, _ in best]
+    return ids, scores
+
+
+def test_sparse_top_n_answers_as_sorting_each_row():
     rng = np.random.default_rng(0)
     dense = np.where(rng.random((40, 300)) < 0.05, rng.random((40, 300)) - 0.2, 0.0)  # some negative entries too
     dense[3, [7, 9, 11]] = 0.9  # ties inside the top n: the smaller id first
     exclude = [rng.choice(300, 4, replace=False) for _ in range(40)]
     allowed = rng.random(300) < 0.8
-    for n in (3, 5, 30):  # the three tied items fit inside every cut
+    for n in (1, 3, 5, 30):
         ids, scores = top_n_sparse(sp.csr_matrix(dense), n, exclude, allowed)
-        want_ids, want_scores = top_n(np.where(allowed, dense, 0.0), n, exclude)
+        want_ids, want_scores = _by_sorting(dense, n, exclude, allowed)
         assert ids.tolist() == want_ids.tolist()
         assert scores.tolist() == want_scores.tolist()
     assert top_n_sparse(sp.csr_matrix(dense), 5)[0][3, :3].tolist() == [7, 9, 11]
+    assert top_n(dense, 5, exclude)[0].tolist() == top_n_sparse(sp.csr_matrix(dense), 5, exclude)[0].tolist()
 
 
 def test_sparse_top_n_keeps_the_smaller_ids_at_a_tie_across_the_cut_and_pads():
