@@ -47,7 +47,7 @@ def main(argv=None) -> dict:
     from recsys.artifacts import Artifact, package_versions
     from recsys.eval.metrics import paired_bootstrap
     from recsys.pipeline import artifact_lists
-    from recsys.rerank.train import per_list_ndcg
+    from recsys.rerank.lists import per_list_ndcg
     from recsys.retrieval.recommender import Recommender
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -3,8 +3,9 @@
     python benchmarks/rerank_loss.py --artifacts artifacts/bench-instacart
     python benchmarks/rerank_loss.py --artifacts artifacts/bench-movielens-100k
 
-The reranker's first phase (:func:`recsys.rerank.train.fit_features`: the heads on the retrieval
-features, starting from the fused order, step kept on the held-out fifth) is trained with each
+The reranker's first phase (:func:`recsys.rerank.feature_phase.fit_features`: the heads on the
+retrieval features, starting from the fused order, its steps chosen as the build chooses them) is
+trained with each
 loss on the artifact's validation lists, exactly as ``recsys train-reranker`` builds them, and
 both are scored on the test lists (history: training + validation events; candidates from the
 served models, which never saw the test events; labels: the test events). The text phase is left
@@ -32,8 +33,10 @@ def main(argv=None) -> dict:
     from recsys.artifacts import Artifact, package_versions
     from recsys.eval.metrics import paired_bootstrap
     from recsys.pipeline import artifact_lists
+    from recsys.rerank.config import RerankTrainConfig
+    from recsys.rerank.feature_phase import fit_features, rank_by_features
+    from recsys.rerank.lists import per_list_ndcg
     from recsys.rerank.model import CrossEncoder, RerankerConfig
-    from recsys.rerank.train import RerankTrainConfig, fit_features, per_list_ndcg, rank_by_features
     from recsys.retrieval.recommender import Recommender
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

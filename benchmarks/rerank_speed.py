@@ -104,7 +104,8 @@ def main(argv=None) -> dict:
         row = {"layers": layers or len(base.model.bert.encoder.layer), "int8": int8, "max_length": max_length,
                "candidate_length": cand_length, **timing(r, pairs, args.repeats)}
         if valid is not None:
-            from recsys.rerank.train import list_ndcg, rerank_lists
+            from recsys.rerank.lists import list_ndcg
+            from recsys.rerank.train import rerank_lists
 
             lists, titles = valid
             row["test_ndcg@10"] = round(list_ndcg(rerank_lists(r, lists, titles, 30), lists), 4)
@@ -115,7 +116,8 @@ def main(argv=None) -> dict:
         row = {"layers": f"{len(served.model.bert.encoder.layer)} (as served)", "int8": served.cfg.int8_on_cpu,
                "max_length": served.cfg.max_length, "candidate_length": served.cfg.candidate_length,
                **timing(served, pairs, args.repeats)}
-        from recsys.rerank.train import list_ndcg, rerank_lists
+        from recsys.rerank.lists import list_ndcg
+        from recsys.rerank.train import rerank_lists
 
         row["test_ndcg@10"] = round(list_ndcg(rerank_lists(served, valid[0], valid[1], 30), valid[0]), 4)
         rows.append(row)

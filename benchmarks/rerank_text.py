@@ -16,8 +16,9 @@ NDCG@10 against all of the user's test targets over the full catalogue, as ``rec
 scores ``merged`` and ``reranked``. Slices as in benchmarks/run.py: cold = every target with at
 most 5 events in the history, new = every target without one (what ``add-items`` brings in).
 Each difference has a paired bootstrap 95% interval. The last row is what the build's rules
-would serve from these two: the phase with the better early-stopping NDCG@10, served only if it
-beats the fused order on the deciding lists. Writes ``results/rerank_text_<dataset>.{json,md}``.
+would serve from these two: the text phase only where it beat the feature phase on the
+early-stopping lists with an interval above zero, either served only if it beats the fused order
+on the deciding lists. Writes ``results/rerank_text_<dataset>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ def per_list(ranked: np.ndarray, users: np.ndarray, targets: dict) -> np.ndarray
 
 
 def served_phase(fits: dict) -> str:
-    """What the build's rules serve from the two fits: the phase with the better early-stopping
-    NDCG@10 (the feature phase on a tie), if it beats the fused order on the deciding lists."""
+    """What the build's rules serve from the two fits: the text phase where its early-stopping lists
+    beat the feature phase's with a paired interval above zero (:func:`recsys.rerank.train.text_earns`),
+    else the feature phase; either only if it beats the fused order on the deciding lists."""
     from recsys.pipeline.reranking import reranker_helps
 
-    text = fits["text phase"]["history"]
-    phase = "text phase" if max(h["valid_ndcg@10"] for h in text[1:]) > text[0]["valid_ndcg@10"] else "feature phase"
+    interval = fits["text phase"]["text_phase"].get("interval")
+    phase = "text phase" if interval and interval[0] > 0 else "feature phase"
     return phase if reranker_helps({"reranker": fits[phase]}) else "fused order"
 
 
@@ -60,7 +62,8 @@ def main(argv=None) -> dict:
     from recsys.eval.protocols import keeps_seen
     from recsys.pipeline import RerankOptions, artifact_stage, stage_engine, stage_lists
     from recsys.pipeline.reranking import fit_reranker
-    from recsys.rerank.train import RerankTrainConfig, rerank_lists
+    from recsys.rerank.config import RerankTrainConfig
+    from recsys.rerank.train import rerank_lists
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifacts", required=True)

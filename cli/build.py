@@ -73,7 +73,7 @@ def build_index(holdout, out, text_model, finetune_text_layers, text_precision, 
 
     configure(threads)
     from recsys.pipeline import RerankOptions, build, build_options
-    from recsys.rerank.train import RerankTrainConfig
+    from recsys.rerank.config import RerankTrainConfig
     from recsys.retrieval.als import ALSConfig
 
     data = pop_data_options(kwargs)

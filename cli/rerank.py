@@ -45,8 +45,8 @@ def train_reranker(artifacts: Path, reranker_model, epochs, loss, layers, max_le
     from recsys.device import resolve_device
     from recsys.pipeline import RerankOptions
     from recsys.pipeline import train_reranker as add_reranker
+    from recsys.rerank.config import RerankTrainConfig
     from recsys.rerank.model import RerankerConfig
-    from recsys.rerank.train import RerankTrainConfig
     from recsys.threads import configure
 
     configure(threads)

@@ -13,8 +13,8 @@ from typing import Any
 from recsys.config import dataclass_section
 from recsys.defaults import DEFAULT_HOLDOUT, DEFAULT_TEXT_MODEL
 from recsys.errors import ConfigError
+from recsys.rerank.config import RerankTrainConfig
 from recsys.rerank.model import RerankerConfig
-from recsys.rerank.train import RerankTrainConfig
 from recsys.retrieval import sources as registry
 from recsys.retrieval.towers import TowerConfig
 from recsys.retrieval.train import TrainConfig

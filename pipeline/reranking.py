@@ -26,9 +26,9 @@ import polars as pl
 
 from recsys.artifacts import Artifact
 from recsys.eval.protocols import keeps_seen
-from recsys.rerank.lists import RerankLists
+from recsys.rerank.lists import RerankLists, list_ndcg
 from recsys.rerank.model import Reranker
-from recsys.rerank.train import list_ndcg, rerank_lists, train_reranker
+from recsys.rerank.train import rerank_lists, train_reranker
 
 from .lists import build_lists, sample_cuts, stage_lists, validation_cuts
 from .options import RerankOptions

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsys.eval.metrics import ndcg_at_k
+
 
 @dataclass
 class RerankLists:
@@ -31,3 +33,15 @@ class RerankLists:
         return RerankLists(self.users[rows], [self.cuts[r] for r in rows], [self.contexts[r] for r in rows],
                            self.items[rows], self.features[rows], self.click[rows], self.purchase[rows],
                            self.feature_names)
+
+
+def per_list_ndcg(ranked: np.ndarray, lists: RerankLists, k: int = 10) -> np.ndarray:
+    """NDCG@k of ``ranked`` (L, ≥k) against each list's click labels (0 for a list without one)."""
+    return np.array([ndcg_at_k(ranked[r], lists.items[r][lists.click[r] > 0], k) if (lists.click[r] > 0).any()
+                     else 0.0 for r in range(len(lists))])
+
+
+def list_ndcg(ranked: np.ndarray, lists: RerankLists, k: int = 10) -> float:
+    """Mean NDCG@k of ``ranked`` (L, ≥k) against each list's click labels (lists with a label only)."""
+    labelled = lists.click.sum(1) > 0
+    return float(per_list_ndcg(ranked, lists, k)[labelled].mean()) if labelled.any() else 0.0

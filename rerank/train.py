@@ -8,16 +8,12 @@ negatives (unlabelled candidates of the same list) become pairs. Loss, per head:
 - ``listwise``: per list, softmax cross-entropy of the head's logits, averaged over the list's
   positives (lists with no positive for a head add nothing to it).
 
-Two phases. First the heads learn from the retrieval features alone (full lists, full batch,
-up to ``feature_steps`` Adam steps), with the heads' text inputs held at zero. They start as the
-fused order itself (every weight zero but the wide one on the fused score), and the step kept is
-the one that ranks the early-stopping lists best, step 0 included, over ``feature_restarts``
-random starts of the feature MLP: with few lists a free MLP over the features overfits, and which
-start does best depends on its seed, so the held-out lists choose, and the fused order itself
-stays a choice. Then, for ``epochs``, BERT and the heads' text columns learn a correction from the
-text while the feature part stays frozen (fine-tuned jointly, the text's gradients pull the
-feature part away from what phase one found). The feature-only start counts as epoch 0. Negatives
-are drawn from the top ``valid_depth`` of each list, the candidates that reranking reorders.
+Two phases. First the heads learn from the retrieval features alone, with the heads' text inputs
+held at zero (:mod:`.feature_phase`). Then, for ``epochs``, BERT and the heads' text columns learn
+a correction from the text while the feature part stays frozen (fine-tuned jointly, the text's
+gradients pull the feature part away from what phase one found). The feature-only start counts as
+epoch 0. Negatives are drawn from the top ``valid_depth`` of each list, the candidates that
+reranking reorders.
 (benchmarks/README.md has what each of these choices measured.)
 
 Validation reranks the top ``valid_depth`` candidates of each validation list and measures NDCG@10
@@ -34,7 +30,6 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -42,37 +37,14 @@ import torch.nn.functional as F
 
 from recsys.device import autocast
 from recsys.errors import ConfigError
-from recsys.eval.metrics import ndcg_at_k, paired_bootstrap
+from recsys.eval.metrics import paired_bootstrap
 
-from .lists import RerankLists
+from .config import RerankTrainConfig
+from .feature_phase import fit_features
+from .lists import RerankLists, list_ndcg, per_list_ndcg
 from .model import Reranker
 
 log = logging.getLogger(__name__)
-LOSSES = ("pointwise", "listwise")
-
-
-@dataclass(frozen=True)
-class RerankTrainConfig:
-    epochs: int = 2
-    lr: float = 3e-5
-    head_lr: float = 1e-3
-    lists_per_step: int = 8
-    negatives: int = 7
-    loss: str = "listwise"  # against pointwise: benchmarks/rerank_loss.py
-    valid_depth: int = 30
-    feature_steps: int = 300
-    feature_lr: float = 1e-2
-    feature_restarts: int = 3  # phase one's random starts (the held-out lists pick among them)
-    keep_text: bool = False  # keep phase two's best epoch even where phase one ranks the held-out lists better
-    max_train_seconds: float | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ConfigError(f"reranker loss {self.loss!r}: use one of {', '.join(LOSSES)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _pairs(lists: RerankLists, rows: np.ndarray, titles: list[str], negatives: int, rng: np.random.Generator,
@@ -118,84 +90,6 @@ def pair_loss(click_logit: torch.Tensor, buy_logit: torch.Tensor, click: torch.T
     return total
 
 
-def list_loss(logit: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
-    """One head's loss on padded lists (L, n) (``mask`` marks real candidates), as in :func:`pair_loss`.
-
-    >>> m = torch.tensor([[True, True, False]])
-    >>> round(list_loss(torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0]]), m, "listwise").item(), 4)  # -log(1/2)
-    0.6931
-    >>> round(list_loss(torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0]]), m, "pointwise").item(), 4)  # -log(sigmoid(0))
-    0.6931
-    """
-    if kind == "pointwise":
-        return F.binary_cross_entropy_with_logits(logit[mask], label[mask])
-    has = (label * mask).sum(1) > 0
-    if not has.any():
-        return logit.new_zeros(())
-    logp = F.log_softmax(logit.masked_fill(~mask, float("-inf")), dim=1).masked_fill(~mask, 0.0)
-    return (-(logp * label).sum(1)[has] / label.sum(1)[has]).mean()
-
-
-def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainConfig,
-                 held: RerankLists | None = None, every: int = 25) -> tuple[float, int]:
-    """Phase one (see the module doc) on every candidate of ``rows``: the heads start as the fused
-    order (all weights zero but the one on the normalised fused score) and take ``feature_steps``
-    full-batch Adam steps, from ``feature_restarts`` random starts of the feature MLP; with
-    ``held`` lists, the (start, step) — a multiple of ``every``, step 0 included — with the best
-    NDCG@10 there is kept. Returns (last loss, step kept)."""
-    wide = model.text_dim + model.features[0].out_features + model.cfg.features.index("fused")
-    dev = model.feat_mean.device
-    x = torch.as_tensor(lists.features[rows], device=dev)
-    mask = torch.as_tensor(lists.items[rows] >= 0, device=dev)
-    click = torch.as_tensor(lists.click[rows], device=dev)
-    buy = torch.as_tensor(lists.purchase[rows], device=dev)
-
-    def start(restart: int) -> torch.optim.Optimizer:
-        torch.manual_seed(cfg.seed + restart)
-        with torch.no_grad():
-            model.features[0].reset_parameters()
-            for head in (model.click, model.purchase):
-                head.weight.zero_()
-                head.bias.zero_()
-                head.weight[0, wide] = 1.0
-        params = [*model.features.parameters(), *model.click.parameters(), *model.purchase.parameters()]
-        return torch.optim.Adam(params, lr=cfg.feature_lr)
-
-    def held_ndcg() -> float:
-        return list_ndcg(rank_by_features(model, held), held)
-
-    opt = start(0)
-    kept = (held_ndcg(), 0, copy.deepcopy(model.state_dict())) if held is not None else None
-    loss = torch.zeros(())
-    for restart in range(max(1, cfg.feature_restarts) if held is not None else 1):
-        opt = start(restart) if restart else opt
-        for step in range(1, cfg.feature_steps + 1):
-            logit = model.feature_logits(x)
-            loss = list_loss(logit[0], click, mask, cfg.loss) + list_loss(logit[1], buy, mask, cfg.loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if kept is not None and step % every == 0:
-                ndcg = held_ndcg()
-                if ndcg > kept[0]:
-                    kept = (ndcg, step, copy.deepcopy(model.state_dict()))
-    if kept is None:
-        return float(loss.item()), cfg.feature_steps
-    model.load_state_dict(kept[2])
-    return float(loss.item()), kept[1]
-
-
-def rank_by_features(model, lists: RerankLists) -> np.ndarray:
-    """Each list's candidates ordered by the heads' feature part alone (phase one; see the module
-    doc): (L, n) item ids, -1 pad."""
-    dev = model.feat_mean.device
-    with torch.no_grad():
-        w = torch.tensor([model.cfg.click_weight, model.cfg.purchase_weight], device=dev)
-        score = (model.feature_probs(torch.as_tensor(lists.features, device=dev)) @ w).cpu().numpy()
-    score = np.where(lists.items >= 0, score, -np.inf)
-    return np.take_along_axis(lists.items, np.argsort(-score, axis=1, kind="stable"), axis=1)
-
-
 def rerank_lists(reranker: Reranker, lists: RerankLists, titles: list[str], depth: int, batch_size: int = 256) -> np.ndarray:
     """Each list's top ``depth`` candidates reordered by the reranker: (L, depth) item ids, -1 pad."""
     out = np.full((len(lists), depth), -1, dtype=np.int64)
@@ -215,18 +109,6 @@ def rerank_lists(reranker: Reranker, lists: RerankLists, titles: list[str], dept
         order = [j for _, j in sorted(cand)]
         out[r, :len(order)] = lists.items[r, order]
     return out
-
-
-def per_list_ndcg(ranked: np.ndarray, lists: RerankLists, k: int = 10) -> np.ndarray:
-    """NDCG@k of ``ranked`` (L, ≥k) against each list's click labels (0 for a list without one)."""
-    return np.array([ndcg_at_k(ranked[r], lists.items[r][lists.click[r] > 0], k) if (lists.click[r] > 0).any()
-                     else 0.0 for r in range(len(lists))])
-
-
-def list_ndcg(ranked: np.ndarray, lists: RerankLists, k: int = 10) -> float:
-    """Mean NDCG@k of ``ranked`` (L, ≥k) against each list's click labels (lists with a label only)."""
-    labelled = lists.click.sum(1) > 0
-    return float(per_list_ndcg(ranked, lists, k)[labelled].mean()) if labelled.any() else 0.0
 
 
 def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, titles: list[str],

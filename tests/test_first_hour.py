@@ -161,8 +161,8 @@ def test_because_items_are_alike_and_read_right(shop):
 
 def test_a_build_without_purchases_does_not_claim_a_purchase_head(tiny_bert, tmp_path):
     from recsys.pipeline import BuildOptions, RerankOptions, build, load
+    from recsys.rerank.config import RerankTrainConfig
     from recsys.rerank.model import RerankerConfig
-    from recsys.rerank.train import RerankTrainConfig
     from recsys.retrieval.charngram import CharNgramEncoder
     from recsys.retrieval.towers import TowerConfig
     from recsys.retrieval.train import TrainConfig

@@ -8,8 +8,8 @@ import pytest
 from recsys.artifacts import Artifact
 from recsys.errors import ArtifactError
 from recsys.pipeline import BuildOptions, RerankOptions, build, evaluate_artifact, provider, stage_data
+from recsys.rerank.config import RerankTrainConfig
 from recsys.rerank.model import RerankerConfig
-from recsys.rerank.train import RerankTrainConfig
 from recsys.retrieval import recommender
 from recsys.retrieval import sources as registry
 from recsys.retrieval.charngram import CharNgramEncoder

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from recsys.artifacts import Artifact
 from recsys.pipeline import BuildOptions, RerankOptions, build, evaluate_artifact, load
+from recsys.rerank.config import RerankTrainConfig
 from recsys.rerank.model import RerankerConfig
-from recsys.rerank.train import RerankTrainConfig
 from recsys.retrieval import sources as registry
 from recsys.retrieval.charngram import CharNgramEncoder
 from recsys.retrieval.towers import TowerConfig

@@ -81,7 +81,7 @@ def test_both_heads_learn():
     # listwise: group 1 has no purchase, so the purchase head's gradient there is zero
     assert torch.equal(y.grad[2:], torch.zeros(2))
     with pytest.raises(ConfigError, match="reranker loss 'pairwise': use one of pointwise, listwise"):
-        from recsys.rerank.train import RerankTrainConfig
+        from recsys.rerank.config import RerankTrainConfig
 
         RerankTrainConfig(loss="pairwise")
 

@@ -27,8 +27,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here: inst
 def shop(tmp_path_factory, tiny_bert):
     """A synthetic shop built with a tiny reranker, evaluated (so the model page has a funnel)."""
     from recsys.pipeline import BuildOptions, RerankOptions, build
+    from recsys.rerank.config import RerankTrainConfig
     from recsys.rerank.model import RerankerConfig
-    from recsys.rerank.train import RerankTrainConfig
     from recsys.retrieval.charngram import CharNgramEncoder
     from recsys.retrieval.towers import TowerConfig
     from recsys.retrieval.train import TrainConfig

@@ -98,8 +98,8 @@ def test_forget_leaves_the_id_in_no_file(tmp_path, tiny_bert):
     is found in no file afterwards, decoded."""
     from recsys.cleaning import CleaningConfig
     from recsys.pipeline import BuildOptions, RerankOptions, build
+    from recsys.rerank.config import RerankTrainConfig
     from recsys.rerank.model import RerankerConfig
-    from recsys.rerank.train import RerankTrainConfig
     from recsys.retrieval.charngram import CharNgramEncoder
     from recsys.retrieval.towers import TowerConfig
     from recsys.retrieval.train import TrainConfig
