@@ -62,7 +62,7 @@ def main(argv=None) -> dict:
         model.feat_mean.copy_(torch.as_tensor(x.mean(0)))
         model.feat_std.copy_(torch.as_tensor(x.std(0) + 1e-6))
         usable = np.flatnonzero(train_l.click.sum(1) > 0)
-        _, step = fit_features(model, train_l, usable, RerankTrainConfig(loss=loss, seed=args.seed), held=held_l)
+        step = fit_features(model, train_l, usable, RerankTrainConfig(loss=loss, seed=args.seed), held=held_l).step
         got = per_loss[loss] = per_list_ndcg(rank_by_features(model, test), test)
         rows[loss] = {"test_ndcg@10": round(float(got.mean()), 4), "steps_kept": step,
                       "held_out_ndcg@10": round(float(per_list_ndcg(rank_by_features(model, held_l), held_l).mean()), 4),

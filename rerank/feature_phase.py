@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,6 +25,16 @@ from .config import RerankTrainConfig
 from .lists import RerankLists, list_ndcg, per_list_ndcg
 
 log = logging.getLogger(__name__)
+
+
+class PhaseOne(NamedTuple):
+    """What phase one did: its last training loss, the step it kept (0: the fused order), and, where
+    cross-validation chose the steps, its record (folds, steps chosen, their NDCG@10 on the folds
+    and the fused order's)."""
+
+    loss: float
+    step: int
+    folds: dict | None = None
 
 
 def list_loss(logit: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
@@ -45,14 +56,14 @@ def list_loss(logit: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, kind
 
 
 def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainConfig,
-                 held: RerankLists | None = None, every: int = 25) -> tuple[float, int]:
+                 held: RerankLists | None = None, every: int = 25) -> PhaseOne:
     """Phase one (see the module doc) on every candidate of ``rows``: the heads start as the fused
     order (all weights zero but the one on the normalised fused score) and take full-batch Adam
     steps. Without ``held`` lists: ``feature_steps`` of them. With them: the number of steps that
     cross-validation on ``rows`` chooses (a multiple of ``every``), from each of
     ``feature_restarts`` random starts, and the held lists keep the best start or the fused order;
     where ``feature_folds`` ≤ 1 or ``rows`` are too few to fold, the held lists choose the
-    (start, step) themselves. Returns (last loss, step kept)."""
+    (start, step) themselves."""
     if held is not None and cfg.feature_folds > 1 and rows.size >= 2 * cfg.feature_folds:
         return _fit_features_cv(model, lists, rows, cfg, held, every)
     opt_of = _feature_start(model, cfg)
@@ -73,9 +84,9 @@ def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainCo
                 if ndcg > kept[0]:
                     kept = (ndcg, step, copy.deepcopy(model.state_dict()))
     if kept is None:
-        return float(loss.item()), cfg.feature_steps
+        return PhaseOne(float(loss.item()), cfg.feature_steps)
     model.load_state_dict(kept[2])
-    return float(loss.item()), kept[1]
+    return PhaseOne(float(loss.item()), kept[1])
 
 
 def _feature_tensors(model, lists: RerankLists, rows: np.ndarray):
@@ -131,7 +142,7 @@ def cross_validated_steps(model, lists: RerankLists, rows: np.ndarray, cfg: Rera
 
 
 def _fit_features_cv(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainConfig, held: RerankLists,
-                     every: int) -> tuple[float, int]:
+                     every: int) -> PhaseOne:
     """Phase one's steps from :func:`cross_validated_steps` (the first of the best), then one fit
     per start on every training list for that many steps; the held lists choose among those
     starts and the fused order itself."""
@@ -149,10 +160,10 @@ def _fit_features_cv(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTra
         ndcg = list_ndcg(rank_by_features(model, held), held)
         if ndcg > kept[0]:
             kept = (ndcg, steps, copy.deepcopy(model.state_dict()))
-    log.info("reranker feature phase: %d steps by %d-fold cross-validation (NDCG@10 %.4f against %.4f at step 0); "
-             "kept %d", steps, cfg.feature_folds, curve.max(), curve[0], kept[1])
     model.load_state_dict(kept[2])
-    return float(loss.item()), kept[1]
+    folds = {"folds": cfg.feature_folds, "steps": steps, "fold_ndcg@10": round(float(curve.max()), 4),
+             "fold_fused_ndcg@10": round(float(curve[0]), 4)}
+    return PhaseOne(float(loss.item()), kept[1], folds)
 
 
 def rank_by_features(model, lists: RerankLists) -> np.ndarray:

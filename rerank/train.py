@@ -131,15 +131,21 @@ def train_reranker(reranker: Reranker, train: RerankLists, valid: RerankLists, t
     before = list_ndcg(valid.items[:, :cfg.valid_depth], valid)
     start = time.perf_counter()
     model.train()
-    feature_loss, step = fit_features(model, train, usable, cfg, held=valid)
+    phase_one = fit_features(model, train, usable, cfg, held=valid)
+    feature_loss, step = phase_one.loss, phase_one.step
     model.eval()
     labelled = valid.click.sum(1) > 0
     features_lists = per_list_ndcg(rerank_lists(reranker, valid, titles, cfg.valid_depth), valid)[labelled]
     ndcg = float(features_lists.mean()) if labelled.any() else 0.0
     history = [{"epoch": 0, "loss": round(feature_loss, 4), "valid_ndcg@10": round(ndcg, 4), "feature_steps": step,
                 "seconds": round(time.perf_counter() - start, 1)}]
+    if phase_one.folds:
+        history[0]["cross_validation"] = phase_one.folds
     if progress:
-        progress(f"reranker features only ({step} steps kept): valid NDCG@10 {ndcg:.4f} (fused order: {before:.4f})")
+        folds = phase_one.folds
+        by = (f"; {folds['folds']}-fold cross-validation chose {folds['steps']} steps, NDCG@10 {folds['fold_ndcg@10']:.4f} "
+              f"on the training lists against {folds['fold_fused_ndcg@10']:.4f} for the fused order") if folds else ""
+        progress(f"reranker features only ({step} steps kept{by}): valid NDCG@10 {ndcg:.4f} (fused order: {before:.4f})")
     # phase two learns a correction from the text: the feature part stays as phase one left it
     text_cols = torch.zeros_like(model.click.weight)
     text_cols[:, :model.text_dim] = 1.0

@@ -36,9 +36,10 @@ def test_phase_one_keeps_the_fused_order_when_the_features_mislead(tiny_bert, fo
     held.click[:] = 0.0
     held.click[:, 0] = 1.0  # ...in the held-out lists it is never, and the fused order is already perfect
     normalise(r.model, train)
-    _, step = fit_features(r.model, train, np.arange(len(train)), RerankTrainConfig(feature_steps=100, feature_folds=folds),
-                           held=held)
-    assert step == 0
+    fit = fit_features(r.model, train, np.arange(len(train)), RerankTrainConfig(feature_steps=100, feature_folds=folds),
+                       held=held)
+    assert fit.step == 0
+    assert (fit.folds is None) is (folds == 1)
     assert np.array_equal(rerank_lists(r, held, TITLES, depth=6), held.items)  # the fused order, unchanged
 
 
@@ -52,8 +53,10 @@ def test_phase_one_counts_its_steps_on_the_training_lists_by_cross_validation(ti
     assert curve.shape == (5,)  # steps 0, 25, 50, 75, 100
     assert curve[0] == pytest.approx(1 / np.log2(7))  # the fused order: each positive at rank 6 of 6
     assert curve.max() == pytest.approx(1.0)  # what the other folds learnt ('seen') ranks each fold's lists
-    _, step = fit_features(r.model, train, np.arange(len(train)), cfg, held=hand_lists(seed=1))
-    assert step == 25 * int(np.argmax(curve)) > 0
+    fit = fit_features(r.model, train, np.arange(len(train)), cfg, held=hand_lists(seed=1))
+    assert fit.step == 25 * int(np.argmax(curve)) > 0
+    assert fit.folds == {"folds": 3, "steps": fit.step, "fold_ndcg@10": 1.0,
+                         "fold_fused_ndcg@10": round(1 / np.log2(7), 4)}  # 0.3562, as the build summary records it
     held = hand_lists(seed=1)
     assert list_ndcg(rerank_lists(r, held, TITLES, depth=6), held) == pytest.approx(1.0)
 
@@ -67,7 +70,8 @@ def test_phase_one_keeps_the_fused_order_when_the_other_folds_gain_nothing(tiny_
     train.purchase[:] = train.click
     normalise(r.model, train)
     held = hand_lists(seed=1)  # where 'seen' would win: the held lists do not choose the steps
-    _, step = fit_features(r.model, train, np.arange(len(train)), RerankTrainConfig(feature_steps=100, feature_folds=3),
-                           held=held)
-    assert step == 0
+    fit = fit_features(r.model, train, np.arange(len(train)), RerankTrainConfig(feature_steps=100, feature_folds=3),
+                       held=held)
+    assert fit.step == 0
+    assert fit.folds == {"folds": 3, "steps": 0, "fold_ndcg@10": 1.0, "fold_fused_ndcg@10": 1.0}
     assert np.array_equal(rerank_lists(r, held, TITLES, depth=6), held.items)

@@ -1,5 +1,6 @@
 """Reranker training, phase two: the text learns a correction; it is kept only where it earns it."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,3 +54,14 @@ def test_keep_text_keeps_a_text_epoch_that_loses_to_the_features(tiny_bert, keep
     else:  # the feature-only start is kept: the text columns are still silent
         assert fit["best_valid_ndcg@10"] == pytest.approx(1.0)
         assert torch.count_nonzero(r.model.click.weight[:, :hidden]) == 0
+
+
+def test_the_summary_says_what_cross_validation_chose(tiny_bert):
+    torch.manual_seed(0)
+    r = Reranker.from_pretrained(str(tiny_bert), RerankerConfig(features=FEATURES, max_length=16))
+    said = []
+    fit = train_reranker(r, hand_lists(), hand_lists(seed=1), TITLES,
+                         RerankTrainConfig(epochs=0, feature_steps=50, feature_folds=3), said.append)
+    cv = fit["history"][0]["cross_validation"]
+    assert cv["folds"] == 3 and cv["fold_fused_ndcg@10"] == round(1 / np.log2(7), 4)  # each positive at rank 6 of 6
+    assert f"3-fold cross-validation chose {cv['steps']} steps, NDCG@10 {cv['fold_ndcg@10']:.4f}" in said[0]
