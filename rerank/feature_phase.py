@@ -64,29 +64,38 @@ def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainCo
     ``feature_restarts`` random starts, and the held lists keep the best start or the fused order;
     where ``feature_folds`` ≤ 1 or ``rows`` are too few to fold, the held lists choose the
     (start, step) themselves."""
-    if held is not None and cfg.feature_folds > 1 and rows.size >= 2 * cfg.feature_folds:
-        return _fit_features_cv(model, lists, rows, cfg, held, every)
-    opt_of = _feature_start(model, cfg)
+    start = _feature_start(model, cfg)
+    folds, last = None, cfg.feature_steps
+    if held is None:
+        checks: tuple[int, ...] = ()
+    elif cfg.feature_folds > 1 and rows.size >= 2 * cfg.feature_folds:
+        curve = cross_validated_steps(model, lists, rows, cfg, every)
+        steps = every * int(np.argmax(curve))  # the first of the best
+        checks, last = (steps,) if steps else (), steps
+        folds = {"folds": cfg.feature_folds, "steps": steps, "fold_ndcg@10": round(float(curve.max()), 4),
+                 "fold_fused_ndcg@10": round(float(curve[0]), 4)}
+    else:
+        checks = tuple(range(every, cfg.feature_steps + 1, every))
     x, mask, click, buy = _feature_tensors(model, lists, rows)
 
     def held_ndcg() -> float:
         return list_ndcg(rank_by_features(model, held), held)
 
-    opt = opt_of(cfg.seed)
+    opt = start(cfg.seed)
     kept = (held_ndcg(), 0, copy.deepcopy(model.state_dict())) if held is not None else None
     loss = torch.zeros(())
     for restart in range(max(1, cfg.feature_restarts) if held is not None else 1):
-        opt = opt_of(cfg.seed + restart) if restart else opt
-        for step in range(1, cfg.feature_steps + 1):
+        opt = start(cfg.seed + restart) if restart else opt
+        for step in range(1, last + 1):
             loss = _feature_step(model, opt, x, mask, click, buy, cfg.loss)
-            if kept is not None and step % every == 0:
+            if step in checks:
                 ndcg = held_ndcg()
                 if ndcg > kept[0]:
                     kept = (ndcg, step, copy.deepcopy(model.state_dict()))
     if kept is None:
         return PhaseOne(float(loss.item()), cfg.feature_steps)
     model.load_state_dict(kept[2])
-    return PhaseOne(float(loss.item()), kept[1])
+    return PhaseOne(float(loss.item()), kept[1], folds)
 
 
 def _feature_tensors(model, lists: RerankLists, rows: np.ndarray):
@@ -139,31 +148,6 @@ def cross_validated_steps(model, lists: RerankLists, rows: np.ndarray, cfg: Rera
             if step % every == 0:
                 total[step // every] += per_list_ndcg(rank_by_features(model, out), out).sum()
     return total / rows.size
-
-
-def _fit_features_cv(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainConfig, held: RerankLists,
-                     every: int) -> PhaseOne:
-    """Phase one's steps from :func:`cross_validated_steps` (the first of the best), then one fit
-    per start on every training list for that many steps; the held lists choose among those
-    starts and the fused order itself."""
-    curve = cross_validated_steps(model, lists, rows, cfg, every)
-    steps = every * int(np.argmax(curve))
-    start = _feature_start(model, cfg)
-    x, mask, click, buy = _feature_tensors(model, lists, rows)
-    start(cfg.seed)
-    kept = (list_ndcg(rank_by_features(model, held), held), 0, copy.deepcopy(model.state_dict()))
-    loss = torch.zeros(())
-    for restart in range(max(1, cfg.feature_restarts) if steps else 0):
-        opt = start(cfg.seed + restart)
-        for _ in range(steps):
-            loss = _feature_step(model, opt, x, mask, click, buy, cfg.loss)
-        ndcg = list_ndcg(rank_by_features(model, held), held)
-        if ndcg > kept[0]:
-            kept = (ndcg, steps, copy.deepcopy(model.state_dict()))
-    model.load_state_dict(kept[2])
-    folds = {"folds": cfg.feature_folds, "steps": steps, "fold_ndcg@10": round(float(curve.max()), 4),
-             "fold_fused_ndcg@10": round(float(curve[0]), 4)}
-    return PhaseOne(float(loss.item()), kept[1], folds)
 
 
 def rank_by_features(model, lists: RerankLists) -> np.ndarray:
