@@ -137,14 +137,14 @@ def two_tower_stage(ctx: BuildContext) -> None:
     train_events = with_indices(p.split.train, p.users, p.items)
     tower, cfg, why = shape_for_data(base.tower if base else ctx.opts.tower, ctx.opts.train, repeat_share(train_events),
                                      np.bincount(train_events["user_idx"].to_numpy(), minlength=len(p.users)),
-                                     ctx.opts.explicit, keep_max_len=base is not None)
+                                     ctx.opts.explicit, keep_tower=base is not None)
     ctx.opts = opts = replace(ctx.opts, tower=tower, train=cfg)
     ctx.writer.manifest["config"].update(tower=tower.to_dict(), train=cfg.to_dict())
     if why["shaped"]:
-        ctx.timer.say(f"{why['rule']}: " + ", ".join(f"{k} {getattr(tower if k == 'max_len' else cfg, k)}"
+        ctx.timer.say(f"{why['rule']}: " + ", ".join(f"{k} {getattr(tower if k in ('max_len', 'dropout') else cfg, k)}"
                                                     for k in why["shaped"]) + " (from the data)")
     ctx.summary["shape"] = {**why, "max_len": tower.max_len, "window_stride": cfg.window_stride or tower.max_len,
-                            "most_epochs": cfg.epochs}
+                            "most_epochs": cfg.epochs, "dropout": tower.dropout}
     tower = replace(tower, n_event_types=max(tower.n_event_types, len(p.dataset.weights.names()) + 1))
     torch.manual_seed(opts.seed)
     model = TwoTower(tower, torch.as_tensor(ctx.text_vectors)).to(ctx.device)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MIN_LEARNERS = 20  # users with two events or more; below this the model has next to nothing to learn from
 RARE_REPEATS = 0.1  # below this share of events that return to an item the user had, the data "never repeats"
 SHORT_HISTORY = 20  # events the user tower reads where the data never repeats
+SHORT_HISTORY_DROPOUT = 0.4  # the user tower's dropout there: overlapping windows already vary each event's context
 
 
 def repeat_share(events: pl.DataFrame) -> float:
@@ -45,23 +46,25 @@ def repeat_share(events: pl.DataFrame) -> float:
 
 
 def shape_for_data(tower: TowerConfig, cfg: TrainConfig, share: float, lengths: np.ndarray,
-                   explicit: frozenset[str] = frozenset(), keep_max_len: bool = False) -> tuple[TowerConfig, TrainConfig, dict]:
+                   explicit: frozenset[str] = frozenset(), keep_tower: bool = False) -> tuple[TowerConfig, TrainConfig, dict]:
     """The user tower's history and its training windows, chosen from the data's ``share`` of repeats.
 
     Where users rarely return to an item (share < ``RARE_REPEATS``: ratings, one-off purchases),
     what comes next follows from the last few events: the tower reads ``SHORT_HISTORY`` events, in
     windows that start every quarter of that, so an event is predicted from up to 4 contexts of
-    different lengths. The most epochs shrink so that training predicts no more positions than the
-    unshaped setting would (counted from ``lengths``, the users' training events): a quarter where
-    histories are long, hardly fewer where they are shorter than a window. Where users come back to
-    their items, the longer default history holds them. A field named in ``explicit``
-    ("tower.max_len", "train.window_stride", "train.epochs") or set away from its default is kept as
-    given; so is ``max_len`` with ``keep_max_len`` (a warm start).
+    different lengths, and the tower's dropout is ``SHORT_HISTORY_DROPOUT`` (those contexts already
+    vary what each event is read with). The most epochs shrink so that training predicts no more
+    positions than the unshaped setting would (counted from ``lengths``, the users' training
+    events): a quarter where histories are long, hardly fewer where they are shorter than a window.
+    Where users come back to their items, the longer default history holds them. A field named in
+    ``explicit`` ("tower.max_len", "tower.dropout", "train.window_stride", "train.epochs") or set
+    away from its default is kept as given; so are the tower's ``max_len`` and ``dropout`` with
+    ``keep_tower`` (a warm start continues the towers it was given).
 
     >>> long = np.full(10, 101)  # 100 positions a user at 50 / 50; 370 at 20 / 5: 40 * 100 / 370 -> 10 epochs
     >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(), 0.0, long)
-    >>> (t.max_len, c.window_stride, c.epochs)
-    (20, 5, 10)
+    >>> (t.max_len, t.dropout, c.window_stride, c.epochs)
+    (20, 0.4, 5, 10)
     >>> t, c, why = shape_for_data(TowerConfig(), TrainConfig(), 0.3, long)
     >>> (t.max_len, c.window_stride, c.epochs)
     (50, None, 40)
@@ -78,8 +81,10 @@ def shape_for_data(tower: TowerConfig, cfg: TrainConfig, share: float, lengths: 
 
     before = predicted_positions(lengths, tower.max_len, cfg.window_stride or tower.max_len)
     shaped = []
-    if not keep_max_len and free("tower", "max_len", tower.max_len, TowerConfig.max_len):
+    if not keep_tower and free("tower", "max_len", tower.max_len, TowerConfig.max_len):
         tower, shaped = replace(tower, max_len=SHORT_HISTORY), shaped + ["max_len"]
+    if not keep_tower and free("tower", "dropout", tower.dropout, TowerConfig.dropout):
+        tower, shaped = replace(tower, dropout=SHORT_HISTORY_DROPOUT), shaped + ["dropout"]
     stride = cfg.window_stride
     if free("train", "window_stride", cfg.window_stride, TrainConfig.window_stride):
         stride, shaped = max(1, tower.max_len // 4), shaped + ["window_stride"]

@@ -32,8 +32,9 @@ def test_positions_an_epoch_predicts_by_hand():
 def test_data_that_never_repeats_reads_a_short_history_in_overlapping_windows():
     tower, cfg, why = shape_for_data(TowerConfig(), TrainConfig(), 0.05, LONG)
     # 20 events, windows every 20 // 4 = 5, epochs 40 · 1,000 // 3,700 = 10: no more positions than before
-    assert (tower.max_len, cfg.window_stride, cfg.epochs) == (20, 5, 10)
-    assert why == {"repeat_share": 0.05, "rule": "repeat share < 0.1", "shaped": ["max_len", "window_stride", "epochs"]}
+    assert (tower.max_len, tower.dropout, cfg.window_stride, cfg.epochs) == (20, 0.4, 5, 10)
+    assert why == {"repeat_share": 0.05, "rule": "repeat share < 0.1",
+                   "shaped": ["max_len", "dropout", "window_stride", "epochs"]}
 
 
 def test_short_histories_keep_most_of_their_epochs():
@@ -50,16 +51,18 @@ def test_data_that_repeats_keeps_the_long_default():
 
 def test_what_the_user_set_is_kept():
     # named on the command line or in a config file, even at the default's value
-    opts = build_options({"train": {"epochs": 40}}, None, tower={"max_len": None}, train={"window_stride": 10})
-    assert opts.explicit == frozenset({"train.epochs", "train.window_stride"})
+    opts = build_options({"train": {"epochs": 40}, "tower": {"dropout": 0.5}}, None, tower={"max_len": None},
+                         train={"window_stride": 10})
+    assert opts.explicit == frozenset({"train.epochs", "train.window_stride", "tower.dropout"})
     tower, cfg, why = shape_for_data(opts.tower, opts.train, 0.0, LONG, opts.explicit)
-    assert (tower.max_len, cfg.window_stride, cfg.epochs) == (20, 10, 40) and why["shaped"] == ["max_len"]
+    assert (tower.max_len, tower.dropout, cfg.window_stride, cfg.epochs) == (20, 0.5, 10, 40)
+    assert why["shaped"] == ["max_len"]
     # set away from the default in Python, or fixed by a warm start's towers
     tower, cfg, _ = shape_for_data(TowerConfig(max_len=30), TrainConfig(epochs=12), 0.0, LONG)
     assert (tower.max_len, cfg.window_stride, cfg.epochs) == (30, 7, 12)
-    tower, cfg, _ = shape_for_data(TowerConfig(), TrainConfig(), 0.0, LONG, keep_max_len=True)
+    tower, cfg, _ = shape_for_data(TowerConfig(), TrainConfig(), 0.0, LONG, keep_tower=True)
     # windows of 50 every 12 end at 101, 89, ..., 5: 5 · 50 + 40 + 28 + 16 + 4 = 338 positions; 40 · 100 // 338
-    assert (tower.max_len, cfg.window_stride, cfg.epochs) == (50, 12, 11)
+    assert (tower.max_len, tower.dropout, cfg.window_stride, cfg.epochs) == (50, 0.5, 12, 11)
 
 
 def test_a_build_on_data_that_never_repeats_records_the_shape_it_chose(tmp_path):
@@ -74,8 +77,10 @@ def test_a_build_on_data_that_never_repeats_records_the_shape_it_chose(tmp_path)
     opts = BuildOptions(holdout="loo", tower=TowerConfig(dim=16, n_layers=1), show_progress=False,
                         train=TrainConfig(epochs=2, pretrain_epochs=0), text_encoder=CharNgramEncoder(dim=16))
     summary = build(d.dataset, tmp_path / "art", opts=opts)
-    assert summary["shape"]["repeat_share"] == 0.0 and summary["shape"]["shaped"] == ["max_len", "window_stride"]
+    assert summary["shape"]["repeat_share"] == 0.0
+    assert summary["shape"]["shaped"] == ["max_len", "dropout", "window_stride"] and summary["shape"]["dropout"] == 0.4
     art = Artifact.open(tmp_path / "art")
     config = art.manifest["config"]
-    assert (config["tower"]["max_len"], config["train"]["window_stride"], config["train"]["epochs"]) == (20, 5, 2)
+    assert (config["tower"]["max_len"], config["tower"]["dropout"], config["train"]["window_stride"],
+            config["train"]["epochs"]) == (20, 0.4, 5, 2)
     assert art.load_json(layout.MODEL_CONFIG)["max_len"] == 20
