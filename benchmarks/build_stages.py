@@ -54,6 +54,7 @@ def reference(dataset: str, path: Path | None = None) -> dict:
 
 def run_variant(name: str, extra: list[str], args) -> dict:
     out = REPO / "artifacts" / f"stages-{args.dataset}-{name.replace(' ', '-')}"
+    out.parent.mkdir(exist_ok=True)  # a fresh clone has no artifacts/ folder yet
     build = [sys.executable, "-m", "recsys", "build-index", "--dataset", args.dataset, "--data-dir", args.data_dir,
              "--out", str(out), "--quiet", "--json", *(["--no-reranker"] if args.no_reranker else []), *extra]
     log = Path(f"{out}.build.json")

@@ -46,13 +46,13 @@ def export(args, work: Path) -> None:
 
     from recsys.datasets import default_cleaning, load_dataset
     from recsys.prepare import prepare
-    from recsys.splits import chronological
+    from recsys.splits import held_out_order
 
     ds = load_dataset(args.dataset, args.data_dir)
     prep = prepare(ds, default_cleaning(ds.name), holdout="loo")
     ev = pl.concat([prep.split.train, prep.split.valid, prep.split.test])
-    # recsys's split order (recsys.splits.chronological); RecBole sorts by time, so the row rank is the time
-    ev = chronological(ev).with_row_index("_ord")
+    # recsys's leave-one-out order (recsys.splits.held_out_order); RecBole sorts by time, so the row rank is the time
+    ev = held_out_order(ev).with_row_index("_ord")
     inter = ev.select(pl.col("user_id").alias("user_id:token"), pl.col("item_id").alias("item_id:token"),
                       (pl.col("_ord").cast(pl.Float64)).alias("timestamp:float"))
     folder = work / "data" / ds.name

@@ -1,7 +1,10 @@
 """Train / validation / test splits that leak nothing from the held-out period into training.
 
-- :func:`leave_one_out` — per user, sorted by time (ties by item id): the last event is the test
-  target, the second-to-last the validation target (the field's standard protocol).
+- :func:`leave_one_out` — per user, sorted by time: the last event is the test target, the
+  second-to-last the validation target (the field's standard protocol). Events of a user at the
+  same time come in an order drawn from a hash of (user, item) (:func:`held_out_order`): ordered by
+  id, the held-out events would be those with the largest ids, which in a catalogue numbered as it
+  grew are the newest and least known items.
 - :func:`temporal_split` — one global cut: every event at or after it is held out.
 - :func:`last_basket` — per user, the last session (order) is the test basket, the one before it
   the validation basket (next-basket protocol for groceries).
@@ -12,9 +15,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from .errors import ConfigError, DataError
@@ -48,12 +53,44 @@ def chronological(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def stable_hash(values: pl.Series) -> np.ndarray:
+    """A uint64 per value: the first 8 bytes of BLAKE2b of its text, the same on every machine and
+    with every polars version (``Series.hash`` is not); each distinct value is hashed once.
+
+    >>> h = stable_hash(pl.Series(["a", "b", "a"]))
+    >>> int(h[0]), bool(h[0] == h[2]), bool(h[0] != h[1])
+    (3405396810240292928, True, True)
+    """
+    text = values.cast(pl.String)
+    uniq = text.unique(maintain_order=True)
+    codes = [int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little") for v in uniq.to_list()]
+    return text.replace_strict(uniq, pl.Series(codes, dtype=pl.UInt64), return_dtype=pl.UInt64).to_numpy()
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: every input bit moves every output bit (uint64 arithmetic wraps)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def held_out_order(events: pl.DataFrame) -> pl.DataFrame:
+    """:func:`chronological`, except that a user's events at the same time are ordered by a hash of
+    (user, item), not by item id: which of them is held out does not follow the catalogue's
+    numbering (the largest ids), and the same events always give the same order.
+    """
+    df = chronological(events)
+    key = _mix(stable_hash(df["user_id"]) ^ _mix(stable_hash(df["item_id"])))
+    return (df.with_columns(pl.Series("_tie", key, dtype=pl.UInt64))
+            .sort(["user_id", "timestamp", "_tie"], nulls_last=True, maintain_order=True).drop("_tie"))
+
+
 def leave_one_out(events: pl.DataFrame, min_events: int = 3) -> Split:
-    """Last event per user -> test, second-to-last -> validation; users with fewer than
-    ``min_events`` events stay wholly in training."""
+    """Last event per user -> test, second-to-last -> validation (events at the same time in
+    :func:`held_out_order`); users with fewer than ``min_events`` events stay wholly in training."""
     if min_events < 3:
         raise ConfigError(f"min_events={min_events}: leave-one-out needs at least 3 (train, valid, test)")
-    df = chronological(events).with_columns(
+    df = held_out_order(events).with_columns(
         (pl.len().over("user_id") - 1 - pl.int_range(pl.len()).over("user_id")).alias("_from_end"),
         (pl.len().over("user_id") >= min_events).alias("_eligible"),
     )

@@ -28,17 +28,29 @@ def ev(rows):
 ROWS = [
     ("u1", "5", 30), ("u1", "3", 10), ("u1", "9", 20), ("u1", "10", 40),
     ("u2", "7", 5), ("u2", "2", 5),  # only two events: stays in training
-    ("u3", "1", 1), ("u3", "12", 2), ("u3", "4", 2),  # tie at t=2: ordered by item id, 4 before 12
+    ("u3", "1", 1), ("u3", "12", 2), ("u3", "4", 2),  # tie at t=2: the (user, item) hash puts 12 before 4
 ]
 
 
 def test_leave_one_out_by_hand():
     s = leave_one_out(ev(ROWS))
-    assert sorted(zip(s.test["user_id"], s.test["item_id"])) == [("u1", "10"), ("u3", "12")]
-    assert sorted(zip(s.valid["user_id"], s.valid["item_id"])) == [("u1", "5"), ("u3", "4")]
+    assert sorted(zip(s.test["user_id"], s.test["item_id"])) == [("u1", "10"), ("u3", "4")]
+    assert sorted(zip(s.valid["user_id"], s.valid["item_id"])) == [("u1", "5"), ("u3", "12")]
     assert s.train.filter(pl.col("user_id") == "u1")["item_id"].to_list() == ["3", "9"]
     assert s.train.filter(pl.col("user_id") == "u2").height == 2
     assert s.train.height + s.valid.height + s.test.height == len(ROWS)
+
+
+def test_leave_one_out_holds_out_tied_events_whatever_their_ids():
+    # 400 users rate item "1" first, then "2" and "999" in the same second: ordered by id, "999" was
+    # every user's test target; by the (user, item) hash, about half of them
+    rows = [(f"u{u}", item, t) for u in range(400) for item, t in (("1", 0), ("2", 5), ("999", 5))]
+    s = leave_one_out(ev(rows))
+    share = (s.test["item_id"] == "999").mean()
+    assert 0.4 < share < 0.6 and set(s.valid["item_id"]) == {"2", "999"}
+    # the same events in another row order give the same split
+    again = leave_one_out(ev(rows[::-1]))
+    assert again.test.sort("user_id").equals(s.test.sort("user_id"))
 
 
 def test_leave_one_out_needs_three():
