@@ -141,7 +141,7 @@ def two_tower_stage(ctx: BuildContext) -> None:
     ctx.opts = opts = replace(ctx.opts, tower=tower, train=cfg)
     ctx.writer.manifest["config"].update(tower=tower.to_dict(), train=cfg.to_dict())
     if why["shaped"]:
-        ctx.timer.say(f"{why['rule']}: " + ", ".join(f"{k} {getattr(tower if k in ('max_len', 'dropout') else cfg, k)}"
+        ctx.timer.say(f"{why['rule']}: " + ", ".join(f"{k} {getattr(tower if hasattr(tower, k) else cfg, k)}"
                                                     for k in why["shaped"]) + " (from the data)")
     ctx.summary["shape"] = {**why, "max_len": tower.max_len, "window_stride": cfg.window_stride or tower.max_len,
                             "most_epochs": cfg.epochs, "dropout": tower.dropout}
