@@ -1,4 +1,4 @@
-"""Readers, column mapping and timestamps."""
+"""Readers and column mapping; timestamps as files give them (parsing: tests/test_timestamps.py)."""
 
 import json
 from datetime import datetime, timezone
@@ -9,7 +9,8 @@ import pytest
 from recsys.catalog import catalog_from_events, complete_catalog, item_text
 from recsys.datasets import dataset_from_files
 from recsys.errors import ConfigError, DataError
-from recsys.io import load_events, load_items, parse_mapping, parse_timestamps
+from recsys.io import load_events, load_items, parse_mapping
+from recsys.timestamps import parse_timestamps
 
 from .conftest import write
 
@@ -54,29 +55,6 @@ def test_one_event_type_for_every_row(tmp_path):
     path = write(tmp_path / "orders.csv", "user_id,item_id,timestamp\nu1,a,2024-01-01\n")
     events, _ = load_events(path, event_type="purchase")
     assert events["event"].to_list() == ["purchase"]
-
-
-@pytest.mark.parametrize(
-    "value, unit, expected",
-    [
-        ("2019-10-01 00:00:00 UTC", None, _utc(2019, 10, 1)),
-        ("2019-10-01T02:00:00+02:00", None, _utc(2019, 10, 1)),
-        ("2019-10-01T00:00:00.250Z", None, _utc(2019, 10, 1, 0, 0, 0, 250000)),
-        ("2019-10-01", None, _utc(2019, 10, 1)),
-        ("1569888000", None, _utc(2019, 10, 1)),
-        ("1569888000000", None, _utc(2019, 10, 1)),
-        ("1569888000", "s", _utc(2019, 10, 1)),
-        ("1569888000000", "ms", _utc(2019, 10, 1)),
-    ],
-)
-def test_timestamp_forms(value, unit, expected):
-    assert parse_timestamps(pl.Series([value]), unit).to_list() == [expected]
-
-
-def test_numeric_timestamps_and_garbage_become_null():
-    out = parse_timestamps(pl.Series(["2019-10-01", "soon", None]))
-    assert out.to_list() == [_utc(2019, 10, 1), None, None]
-    assert parse_timestamps(pl.Series([1569888000, 1569888060])).to_list() == [_utc(2019, 10, 1), _utc(2019, 10, 1, 0, 1)]
 
 
 def test_float_typed_integer_ids(tmp_path):
