@@ -84,7 +84,8 @@ def fit_features(model, lists: RerankLists, rows: np.ndarray, cfg: RerankTrainCo
     opt = start(cfg.seed)
     kept = (held_ndcg(), 0, copy.deepcopy(model.state_dict())) if held is not None else None
     loss = torch.zeros(())
-    for restart in range(max(1, cfg.feature_restarts) if held is not None else 1):
+    restarts = max(1, cfg.feature_restarts) if held is not None and last > 0 else 1  # no steps: nothing to restart
+    for restart in range(restarts):
         opt = start(cfg.seed + restart) if restart else opt
         for step in range(1, last + 1):
             loss = _feature_step(model, opt, x, mask, click, buy, cfg.loss)
