@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+KS = (1, 2, 5, 10, 20, 50, 100)  # benchmarks/run.py's cut-offs
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 VENV_PY = HERE.parent / ".venv-recbole" / "bin" / "python"
@@ -128,12 +129,26 @@ def score(args, work: Path, models: list[str]) -> dict:
             idx = prep.items.to_internal(lists.get(str(ext), []), missing="ignore")
             idx = idx[(idx >= 0) & ~np.isin(idx, seen.get(int(u), []))][:100]  # seen items excluded, as for every peer
             ranked[r, :idx.size] = idx
-        m, _ = score_rankings(task, ranked, ks=(10, 20, 100))
+        m, per = score_rankings(task, ranked, ks=KS)
         out[model] = {"ndcg@10": round(m["ndcg@10"], 4), "recall@10": round(m["recall@10"], 4),
                       "recall@100": round(m["recall@100"], 4), "fit_seconds": round(got["fit_seconds"], 1),
                       "config": got["config"]}
         print(model, out[model], flush=True)
+        # what benchmarks/run.py --peer-lists reads: every metric, and the per-user figures in the test users' order
+        out[model].update(test=m, per_user={k: per[k].round(6).tolist() for k in ("ndcg@10", "recall@10", "recall@100")},
+                          fingerprint=prep.fingerprint())
     return out
+
+
+def markdown(result: dict) -> str:
+    """The result as a Markdown table, one row per model."""
+    lines = [f"### RecBole {result['recbole']} peers — {result['dataset']}, {result['protocol']} "
+             f"(seen items masked), {result['date']}", "",
+             "| model | NDCG@10 | Recall@10 | Recall@100 | fit s |", "|---|---|---|---|---|"]
+    for name, m in sorted(result["models"].items(), key=lambda kv: -kv[1]["ndcg@10"]):
+        lines.append(f"| {name} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['recall@100']:.4f} | "
+                     f"{m['fit_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> None:
@@ -143,12 +158,18 @@ def main(argv=None) -> None:
     p.add_argument("--models", default="SASRec,BERT4Rec")
     p.add_argument("--work", default="artifacts/recbole")
     p.add_argument("--epochs", type=int, default=None, help="Override the reference epochs (13), e.g. 1 for a smoke test.")
+    p.add_argument("--score-only", action="store_true",
+                   help="Score the lists an earlier run left in --work again, without exporting or training.")
     args = p.parse_args(argv)
     work = Path(args.work).absolute()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    export(args, work)
-    for m in models:
-        train(work, m, args.epochs)
+    if not args.score_only:
+        export(args, work)
+        for m in models:
+            train(work, m, args.epochs)
+    missing = [m for m in models if not (work / f"topk_{m}.json").is_file()]
+    if missing:
+        sys.exit(f"--work {work}: no lists of {', '.join(missing)}; run without --score-only to train them")
     name = json.loads((work / "dataset.json").read_text())["name"]
     path = RESULTS / f"recbole_{name}.json"
     earlier = json.loads(path.read_text())["models"] if path.exists() else {}  # models not rerun keep their rows
@@ -156,6 +177,7 @@ def main(argv=None) -> None:
               "recbole": "1.2.1", "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
+    path.with_suffix(".md").write_text(markdown(result))
 
 
 if __name__ == "__main__":

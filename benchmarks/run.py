@@ -9,7 +9,9 @@
 With ``--artifacts DIR`` (an artifact built by ``recsys build-index`` on the same data and split,
 which is checked) the engine's lists join the table as ``engine/<list>`` rows: each candidate
 source, the fused list, and the reranked list when the artifact has a reranker (``--no-rerank``
-to skip it: ~0.4 s per user on this CPU). Each peer is lightly tuned on the validation stage (best NDCG@10 over a small grid), refitted on
+to skip it: ~0.4 s per user on this CPU). With ``--peer-lists results/recbole_NAME.json`` the peers
+that ``benchmarks/recbole_peers.py`` scored on the same split (checked) join the table and the
+best-peer comparison as ``recbole/<model>`` rows. Each peer is lightly tuned on the validation stage (best NDCG@10 over a small grid), refitted on
 the test-stage history, and scored on the test targets. Writes ``results/<name>.json``, a
 Markdown table ``results/<name>.md`` and a recall@k plot ``results/<name>_recall.png``.
 """
@@ -110,6 +112,8 @@ def run(args) -> dict:
                       "per_user": {m: per[m].round(6).tolist() for m in ("ndcg@10", "recall@10", "recall@100")}}
         print(f"{name:20s} ndcg@10 {means['ndcg@10']:.4f} recall@10 {means['recall@10']:.4f} "
               f"recall@100 {means['recall@100']:.4f}  ({best_params})", file=sys.stderr)
+    for path in args.peer_lists or ():
+        rows.update(peer_list_rows(path, ds.name, protocol, prepared.fingerprint(), int(test.users.size)))
     engine = engine_rows(args, prepared, protocol, rows) if args.artifacts else None
     return {
         "dataset": ds.name, "protocol": protocol, "citation": ds.citation,
@@ -121,6 +125,23 @@ def run(args) -> dict:
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
         "packages": package_versions(), "seed": args.seed, "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def peer_list_rows(path: Path, dataset: str, protocol: str, fingerprint: str, users: int) -> dict:
+    """Rows of peers scored elsewhere on the same split (``benchmarks/recbole_peers.py``'s result),
+    named ``recbole/MODEL``: each must carry the same data fingerprint and test users."""
+    got = json.loads(Path(path).read_text())
+    if (got.get("dataset"), got.get("protocol")) != (dataset, protocol):
+        sys.exit(f"--peer-lists {path}: lists of {got.get('dataset')} ({got.get('protocol')}), not {dataset} "
+                 f"({protocol}); score them on this dataset with benchmarks/recbole_peers.py")
+    out = {}
+    for model, m in got.get("models", {}).items():
+        if m.get("fingerprint") != fingerprint or len(m.get("per_user", {}).get("ndcg@10", ())) != users:
+            sys.exit(f"--peer-lists {path}: {model}'s lists were scored on other data or another split than this "
+                     f"run; score them again with `python benchmarks/recbole_peers.py --score-only`")
+        out[f"recbole/{model}"] = {"params": m.get("config", {}), "fit_s": m["fit_seconds"], "test": m["test"],
+                                   "per_user": m["per_user"]}
+    return out
 
 
 def engine_rows(args, prepared, protocol: str, rows: dict) -> dict:
@@ -278,6 +299,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--artifacts", help="A built artifact on the same data and split: adds the engine's rows.")
     p.add_argument("--no-rerank", action="store_true", help="With --artifacts: leave the reranked list out.")
+    p.add_argument("--peer-lists", nargs="*", type=Path,
+                   help="Peers scored elsewhere on the same split (results/recbole_NAME.json from "
+                        "benchmarks/recbole_peers.py): their rows join the table and the best-peer comparison.")
     args = p.parse_args(argv)
     result = run(args)
     result["versus_best_peer"] = versus_best_peer(result["peers"],

@@ -24,3 +24,13 @@ def test_export_order_matches_the_split(tmp_path):
     want = dict(zip(prep.split.test["user_id"], prep.split.test["item_id"]))
     got = dict(zip(last["user_id:token"], last["item_id:token"]))
     assert got == want
+
+
+def test_markdown_lists_models_best_first():
+    mod = runpy.run_path(str(REPO / "benchmarks" / "recbole_peers.py"))
+    result = {"recbole": "1.2.1", "dataset": "movielens-100k", "protocol": "loo", "date": "2026-12-02",
+              "models": {"BERT4Rec": {"ndcg@10": 0.0786, "recall@10": 0.1485, "recall@100": 0.5832, "fit_seconds": 1620.4},
+                         "SASRec": {"ndcg@10": 0.0947, "recall@10": 0.1835, "recall@100": 0.6098, "fit_seconds": 2304.0}}}
+    assert mod["markdown"](result).splitlines()[2:] == [
+        "| model | NDCG@10 | Recall@10 | Recall@100 | fit s |", "|---|---|---|---|---|",
+        "| SASRec | 0.0947 | 0.1835 | 0.6098 | 2304 |", "| BERT4Rec | 0.0786 | 0.1485 | 0.5832 | 1620 |"]

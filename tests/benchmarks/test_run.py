@@ -58,3 +58,18 @@ def test_versus_best_peer_and_the_cold_slice():
     new = mod["cold_slice"](EvalTask("loo", np.arange(4), task.targets, history, True, 4, 5), r, 0)
     assert new["users"] == 2 and new["rule"] == "every target with <= 0 events in the history"
     assert new["ndcg@10"]["engine/merged"] == (1.0 + 0.5) / 2
+
+
+def test_peer_lists_join_only_on_the_same_split(tmp_path):
+    mod = runpy.run_path(str(REPO / "benchmarks" / "run.py"))
+    sasrec = {"config": {"epochs": "13"}, "fit_seconds": 2304.0, "test": {"ndcg@10": 0.25}, "fingerprint": "abc",
+              "per_user": {"ndcg@10": [0.5, 0.0], "recall@10": [1.0, 0.0], "recall@100": [1.0, 0.0]}}
+    path = tmp_path / "recbole_shop.json"
+    path.write_text(json.dumps({"dataset": "shop", "protocol": "loo", "models": {"SASRec": sasrec}}))
+    got = mod["peer_list_rows"](path, "shop", "loo", "abc", 2)
+    assert list(got) == ["recbole/SASRec"] and got["recbole/SASRec"]["per_user"]["ndcg@10"] == [0.5, 0.0]
+    with pytest.raises(SystemExit, match=r"SASRec's lists were scored on other data or another split than this run; "
+                                         r"score them again with `python benchmarks/recbole_peers.py --score-only`"):
+        mod["peer_list_rows"](path, "shop", "loo", "other", 2)
+    with pytest.raises(SystemExit, match=r"lists of shop \(loo\), not shop \(temporal\)"):
+        mod["peer_list_rows"](path, "shop", "temporal", "abc", 2)
