@@ -1,6 +1,7 @@
 """A build, stage by stage: wall time, peak memory, each stage's seconds, and the test NDCG@10 it keeps.
 
     python benchmarks/build_stages.py --dataset instacart --data-dir ../shared/data
+    python benchmarks/build_stages.py --dataset instacart --data-dir ../shared/data --peers  # + benchmarks/run.py
     python benchmarks/build_stages.py --dataset movielens-100k --data-dir ../shared/data --no-reranker \\
         --variant "fp32 text=--text-precision fp32"
 
@@ -52,8 +53,12 @@ def reference(dataset: str, path: Path | None = None) -> dict:
             if f"engine/{name}" in peers}
 
 
+def artifact_folder(dataset: str, variant: str) -> Path:
+    return REPO / "artifacts" / f"stages-{dataset}-{variant.replace(' ', '-')}"
+
+
 def run_variant(name: str, extra: list[str], args) -> dict:
-    out = REPO / "artifacts" / f"stages-{args.dataset}-{name.replace(' ', '-')}"
+    out = artifact_folder(args.dataset, name)
     out.parent.mkdir(exist_ok=True)  # a fresh clone has no artifacts/ folder yet
     build = [sys.executable, "-m", "recsys", "build-index", "--dataset", args.dataset, "--data-dir", args.data_dir,
              "--out", str(out), "--quiet", "--json", *(["--no-reranker"] if args.no_reranker else []), *extra]
@@ -78,6 +83,10 @@ def main(argv=None) -> None:
     p.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
                    help="Another build with these extra build-index arguments (repeatable).")
     p.add_argument("--out", default=None, help="Result file stem (default: build_<dataset>).")
+    p.add_argument("--peers", action="store_true",
+                   help="Then score the peers beside the default build (benchmarks/run.py --artifacts): one command "
+                        "for a dataset's whole results row.")
+    p.add_argument("--peer-lists", nargs="*", default=[], help="With --peers: passed on to benchmarks/run.py.")
     p.add_argument("--reference", type=Path, default=None,
                    help="The run.py result to compare with (default: results/<dataset>.json).")
     args = p.parse_args(argv)
@@ -107,6 +116,11 @@ def main(argv=None) -> None:
                   + ". Commands: " + "; ".join(f"`{r['command']}`" for r in rows)]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if args.peers:
+        run = [sys.executable, str(REPO / "benchmarks" / "run.py"), "--dataset", args.dataset, "--data-dir",
+               args.data_dir, "--artifacts", str(artifact_folder(args.dataset, "defaults")),
+               *(["--peer-lists", *args.peer_lists] if args.peer_lists else [])]
+        subprocess.run(run, cwd=REPO, check=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ learns from the history alone and no held-out event.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,25 @@ def repeat_features(rows: pl.DataFrame, popularity: np.ndarray) -> pl.DataFrame:
     return f.with_columns(pl.Series("log_popularity", pop)).select("user_idx", "item_idx", *FEATURES)
 
 
+def cuts(rows: pl.DataFrame, max_back: int = 8, min_history: int = 2) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """For ``back`` = 1 … ``max_back``, the basket ``rows`` (as :func:`basket_rows` gives them) cut
+    before each user's ``back``-th newest basket, of the users with at least ``min_history``
+    baskets before it: ``(before, following)``, the rows before the cut with their ages and counts
+    as of the cut, and the rows of the basket that follows it. Stops at the first empty cut.
+
+    >>> rows = pl.DataFrame({"user_idx": [0, 0, 0], "item_idx": [5, 6, 5], "_age": [0, 1, 2], "_n": [3] * 3,
+    ...                      "_day": [9.0, 5.0, 1.0]})
+    >>> [(b["item_idx"].to_list(), b["_age"].to_list(), f["item_idx"].to_list()) for b, f in cuts(rows)]
+    [([6, 5], [0, 1], [5])]
+    """
+    for back in range(1, max_back + 1):
+        cut = rows.filter(pl.col("_n") - back >= min_history)
+        if cut.height == 0:
+            return
+        yield (cut.filter(pl.col("_age") >= back).with_columns(pl.col("_age") - back, pl.col("_n") - back),
+               cut.filter(pl.col("_age") == back - 1))
+
+
 def training_rows(rows: pl.DataFrame, popularity: np.ndarray, max_back: int = 8, min_history: int = 2,
                   max_rows: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)``: each user's history cut before each of their last ``max_back`` baskets, keeping
@@ -98,13 +118,10 @@ def training_rows(rows: pl.DataFrame, popularity: np.ndarray, max_back: int = 8,
     [1.0, 0.0]
     """
     xs, ys, total = [], [], 0
-    for back in range(1, max_back + 1):
-        cut = rows.filter(pl.col("_n") - back >= min_history)
-        if cut.height == 0 or total >= max_rows:
+    for before, following in cuts(rows, max_back, min_history):
+        if total >= max_rows:
             break
-        before = (cut.filter(pl.col("_age") >= back)
-                  .with_columns(pl.col("_age") - back, pl.col("_n") - back))
-        bought = cut.filter(pl.col("_age") == back - 1).select("user_idx", "item_idx", pl.lit(1.0).alias("_y"))
+        bought = following.select("user_idx", "item_idx", pl.lit(1.0).alias("_y"))
         f = (repeat_features(before, popularity).join(bought, on=["user_idx", "item_idx"], how="left")
              .sort("user_idx", "item_idx"))
         full = f.height

@@ -1,0 +1,173 @@
+"""Which signals would rank a user's own items better than the ``reorder`` source's model does?
+
+    python benchmarks/reorder_features.py --dataset instacart --data-dir ../shared/data
+    python benchmarks/reorder_features.py --dataset instacart --data-dir ../shared/data --gbdt  # needs scikit-learn
+
+The ``reorder`` source (:mod:`recsys.reorder`) ranks the user's own items by a logistic model of
+repeat features, learnt on the history cut before each user's last baskets. This script ranks the
+same items, on the dataset's own split, by that model with more inputs:
+
+- ``time``: the request's time, which a shop knows when the user opens the app: the days since
+  the user's last basket, since their last basket holding the item, that over the item's mean
+  interval, and the user's mean interval in days (in a training cut, "now" is the next basket);
+- ``tifu``: the item's TIFU-KNN weight in the user's own vector and in their neighbours' mean
+  (the ``tifu_knn`` peer's tuned settings from ``results/<dataset>.json``), recomputed at each cut;
+
+and, with ``--gbdt``, by gradient-boosted trees on the same inputs (scikit-learn's
+HistGradientBoostingClassifier: a probe, not a dependency). It also reports the headroom: the
+share of test targets the user never bought, and the NDCG@10 of the own items in the best order.
+Scores NDCG@10 of the own-item list on the validation and test stages, each variant against the
+build's model with a paired bootstrap interval on test. Writes ``results/reorder_features_<dataset>.json``
+and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from recsys.baskets import basket_vectors, neighbour_mean, unit_rows, visit_ages
+from recsys.datasets import dataset_spec, default_cleaning, load_dataset
+from recsys.eval.metrics import ndcg_many, paired_bootstrap
+from recsys.eval.protocols import make_task
+from recsys.prepare import prepare
+from recsys.reorder import FEATURES, RepeatModel, basket_rows, cuts, repeat_features
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TIME = ("now_gap", "item_now", "item_now_over_gap", "user_gap_days")
+TIFU = ("tifu_own", "tifu_neighbours")
+
+
+def time_features(f: pl.DataFrame, rows: pl.DataFrame, now: pl.DataFrame) -> np.ndarray:
+    """:data:`TIME` of each (user, item) row of ``f`` (sorted by user then item, as :func:`repeat_features`
+    gives them), from the basket ``rows`` and ``now`` (``user_idx``, ``_now`` in days)."""
+    user = rows.group_by("user_idx").agg(pl.col("_day").max().alias("_last"), pl.col("_day").min().alias("_start"),
+                                         pl.col("_n").first().alias("_baskets"))
+    item = rows.group_by("user_idx", "item_idx").agg(pl.col("_day").max().alias("_ilast"),
+                                                     pl.col("_day").min().alias("_ifirst"), pl.len().alias("_ib"))
+    g = (f.select("user_idx", "item_idx").join(now, on="user_idx", how="left").join(user, on="user_idx", how="left")
+         .join(item, on=["user_idx", "item_idx"], how="left").sort("user_idx", "item_idx"))  # f's order
+    interval = pl.max_horizontal((pl.col("_ilast") - pl.col("_ifirst")) / pl.max_horizontal(pl.col("_ib") - 1, 1), 1.0)
+    return g.select((pl.col("_now") - pl.col("_last")).alias(TIME[0]), (pl.col("_now") - pl.col("_ilast")).alias(TIME[1]),
+                    ((pl.col("_now") - pl.col("_ilast")) / interval).alias(TIME[2]),
+                    ((pl.col("_last") - pl.col("_start")) / pl.max_horizontal(pl.col("_baskets") - 1, 1)).alias(TIME[3]),
+                    ).to_numpy().astype(np.float64)
+
+
+def tifu_features(f: pl.DataFrame, events: pl.DataFrame, task, params: dict) -> np.ndarray:
+    """:data:`TIFU` of each (user, item) row of ``f``: TIFU-KNN's vectors of ``events`` (session baskets)."""
+    vec = basket_vectors(events, task.n_users, task.n_items, None, params["group_size"], 0.9, 0.7,
+                         visit=pl.col("session_id")).tocsr()
+    neigh = neighbour_mean(vec, vec, unit_rows(vec), params["n_neighbors"], self_rows=np.arange(task.n_users)).tocsr()
+    u, i = f["user_idx"].to_numpy(), f["item_idx"].to_numpy()
+    return np.column_stack([np.asarray(vec[u, i]).ravel(), np.asarray(neigh[u, i]).ravel()])
+
+
+def stage_data(prepared, protocol: str, stage: str, params: dict) -> dict:
+    """Training rows (every cut of the stage's history) and the rows to rank (the items before the held basket)."""
+    task = make_task(protocol, prepared.split, prepared.users, prepared.items, stage)
+    rows = basket_rows(task.history)
+    popularity = np.bincount(rows["item_idx"].to_numpy(), minlength=task.n_items).astype(np.float64)
+    events = task.history.filter(pl.col("session_id").is_not_null()).with_columns(pl.col("session_id").alias("_v"))
+    events = events.join(visit_ages(events), on=["user_idx", "_v"])
+
+    def inputs(before: pl.DataFrame, now: pl.DataFrame, history: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+        f = repeat_features(before, popularity)
+        return f, np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), time_features(f, before, now),
+                             tifu_features(f, history, task, params)])
+
+    xs, ys = [], []
+    for back, (before, following) in enumerate(cuts(rows), start=1):
+        now = following.group_by("user_idx").agg(pl.col("_day").min().alias("_now"))
+        f, x = inputs(before, now, events.filter(pl.col("_age") >= back))
+        bought = following.select("user_idx", "item_idx", pl.lit(1.0).alias("_y")).unique()
+        xs.append(x)
+        ys.append(f.join(bought, on=["user_idx", "item_idx"], how="left").sort("user_idx", "item_idx")["_y"]
+                  .fill_null(0.0).to_numpy())
+    now = task.held.group_by("user_idx").agg((pl.col("timestamp").min().dt.epoch("s") / 86400.0).alias("_now"))
+    f, x = inputs(rows, now, events)
+    return {"task": task, "x": np.vstack(xs), "y": np.concatenate(ys), "rank": f.select("user_idx", "item_idx"), "X": x}
+
+
+def own_lists(rank: pl.DataFrame, score: np.ndarray, task, width: int = 100) -> np.ndarray:
+    """Each test user's own items, best score first (ties by item index), -1 padded."""
+    out = np.full((task.n_users, width), -1, dtype=np.int64)
+    g = (rank.with_columns(pl.Series("s", score)).sort(["user_idx", "s", "item_idx"], descending=[False, True, False])
+         .group_by("user_idx", maintain_order=True).agg(pl.col("item_idx").head(width)))
+    for u, items in zip(g["user_idx"].to_list(), g["item_idx"].to_list()):
+        out[u, :len(items)] = items
+    return out[task.users]
+
+
+def fit_predict(kind: str, x: np.ndarray, y: np.ndarray, X: np.ndarray) -> np.ndarray:
+    if kind == "lr":
+        return RepeatModel.fit(x, y).predict(X)
+    from sklearn.ensemble import HistGradientBoostingClassifier  # the probe's optional dependency
+
+    return HistGradientBoostingClassifier(learning_rate=0.05, max_iter=500, max_leaf_nodes=15,
+                                          random_state=0).fit(x, y).predict_proba(X)[:, 1]
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="instacart")
+    p.add_argument("--data-dir", default="../shared/data")
+    p.add_argument("--gbdt", action="store_true", help="Also fit gradient-boosted trees (needs scikit-learn).")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    ds = load_dataset(args.dataset, args.data_dir)
+    protocol = dataset_spec(ds.name).holdout
+    prepared = prepare(ds, default_cleaning(ds.name), holdout=protocol)
+    peers = RESULTS / f"{ds.name}.json"
+    tifu = json.loads(peers.read_text())["peers"].get("tifu_knn", {}).get("params", {}) if peers.exists() else {}
+    params = {"group_size": tifu.get("group_size", 3), "n_neighbors": tifu.get("n_neighbors", 100)}
+    data = {s: stage_data(prepared, protocol, s, params) for s in ("valid", "test")}
+    n, nt = len(FEATURES), len(TIME)
+    sets = {"build (repeat features)": list(range(n)), "+ time": list(range(n + nt)),
+            "+ tifu": [*range(n), n + nt, n + nt + 1], "+ time + tifu": list(range(n + nt + 2))}
+    variants = [("lr", s) for s in sets] + ([("gbdt", s) for s in sets] if args.gbdt else [])
+    rows, base = [], None
+    for kind, name in variants:
+        cols, per = sets[name], {}
+        for stage, d in data.items():
+            score = fit_predict(kind, d["x"][:, cols], d["y"], d["X"][:, cols])
+            per[stage] = ndcg_many(own_lists(d["rank"], score, d["task"]), d["task"].targets, 10)
+        base = per["test"] if base is None else base
+        row = {"model": kind, "inputs": name, "valid_ndcg@10": round(float(per["valid"].mean()), 4),
+               "test_ndcg@10": round(float(per["test"].mean()), 4)}
+        if row["model"] != "lr" or name != "build (repeat features)":
+            b = paired_bootstrap(base, per["test"])
+            row["test_minus_build"] = [round(b[k], 4) for k in ("diff", "low", "high")]
+        rows.append(row)
+        print(row, flush=True)
+    task = data["test"]["task"]
+    widest = int(data["test"]["rank"].group_by("user_idx").len()["len"].max())
+    mine = own_lists(data["test"]["rank"], np.zeros(data["test"]["rank"].height), task, widest)  # every own item
+    new = [np.isin(t, m[m >= 0], invert=True).mean() for t, m in zip(task.targets, mine)]
+    best = np.stack([m[np.argsort(~np.isin(m, t) | (m < 0), kind="stable")] for t, m in zip(task.targets, mine)])
+    result = {"dataset": ds.name, "protocol": protocol, "test_users": int(task.users.size), "tifu_params": params,
+              "new_target_share": round(float(np.mean(new)), 4),
+              "own_items_best_order_ndcg@10": round(float(ndcg_many(best, task.targets, 10).mean()), 4),
+              "rows": rows, "seconds": round(time.perf_counter() - t0, 1), "date": time.strftime("%Y-%m-%d")}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"reorder_features_{ds.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = [f"### The user's own items ranked with more signals: {ds.name}, {protocol} ({result['test_users']} test "
+             f"users), {result['date']}", "", "| model | inputs | valid NDCG@10 | test NDCG@10 | test − build (paired bootstrap, 95%) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        d = r.get("test_minus_build")
+        lines.append(f"| {r['model']} | {r['inputs']} | {r['valid_ndcg@10']:.4f} | {r['test_ndcg@10']:.4f} | "
+                     + (f"{d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}] |" if d else "– |"))
+    lines += ["", f"Headroom: {result['new_target_share']:.1%} of a test user's targets (mean over users) were never "
+              f"bought before; the own items in the best order read {result['own_items_best_order_ndcg@10']:.4f}."]
+    (RESULTS / f"reorder_features_{ds.name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
