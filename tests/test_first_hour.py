@@ -68,6 +68,8 @@ def _options() -> set[str]:
 def test_every_option_the_readme_and_the_errors_name_exists():
     known = _options() | {"--help", "--version", "--index-url"} | {  # pip's, and torchrun's
         "--nproc_per_node", "--nnodes", "--node_rank", "--rdzv_endpoint", "--rdzv_backend", "--standalone"}
+    for script in (REPO / "benchmarks").glob("*.py"):  # the options of the benchmark commands the README gives
+        known |= set(re.findall(r"add_argument\(\"(--[a-z][a-z0-9-]*)\"", script.read_text(encoding="utf-8")))
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*[a-z0-9]", readme))
     sources = [p for d in ("recsys", "retrieval", "rerank", "eval", "pipeline", "cli", "serve")
