@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from recsys.baskets import basket_vectors, neighbour_mean, unit_rows, visit_ages
 from recsys.datasets import dataset_spec, default_cleaning, load_dataset
@@ -37,6 +38,7 @@ from recsys.eval.metrics import ndcg_many, paired_bootstrap
 from recsys.eval.protocols import make_task
 from recsys.prepare import prepare
 from recsys.reorder import FEATURES, RepeatModel, basket_rows, cuts, repeat_features
+from recsys.retrieval.personal import top_n_sparse
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIME = ("now_gap", "item_now", "item_now_over_gap", "user_gap_days")
@@ -94,14 +96,12 @@ def stage_data(prepared, protocol: str, stage: str, params: dict) -> dict:
     return {"task": task, "x": np.vstack(xs), "y": np.concatenate(ys), "rank": f.select("user_idx", "item_idx"), "X": x}
 
 
-def own_lists(rank: pl.DataFrame, score: np.ndarray, task, width: int = 100) -> np.ndarray:
-    """Each test user's own items, best score first (ties by item index), -1 padded."""
-    out = np.full((task.n_users, width), -1, dtype=np.int64)
-    g = (rank.with_columns(pl.Series("s", score)).sort(["user_idx", "s", "item_idx"], descending=[False, True, False])
-         .group_by("user_idx", maintain_order=True).agg(pl.col("item_idx").head(width)))
-    for u, items in zip(g["user_idx"].to_list(), g["item_idx"].to_list()):
-        out[u, :len(items)] = items
-    return out[task.users]
+def own_lists(rank: pl.DataFrame, score: np.ndarray, task, width: int = 10) -> np.ndarray:
+    """Each test user's own items, best score first, as the ``reorder`` source ranks them
+    (:func:`~recsys.retrieval.personal.top_n_sparse`: ties by the smaller index, -1 padded)."""
+    m = sp.csr_matrix((score, (rank["user_idx"].to_numpy(), rank["item_idx"].to_numpy())),
+                      shape=(task.n_users, task.n_items))
+    return top_n_sparse(m[task.users], width)[0]
 
 
 def fit_predict(kind: str, x: np.ndarray, y: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -146,10 +146,12 @@ def main(argv=None) -> None:
         rows.append(row)
         print(row, flush=True)
     task = data["test"]["task"]
-    widest = int(data["test"]["rank"].group_by("user_idx").len()["len"].max())
-    mine = own_lists(data["test"]["rank"], np.zeros(data["test"]["rank"].height), task, widest)  # every own item
-    new = [np.isin(t, m[m >= 0], invert=True).mean() for t, m in zip(task.targets, mine)]
-    best = np.stack([m[np.argsort(~np.isin(m, t) | (m < 0), kind="stable")] for t, m in zip(task.targets, mine)])
+    own = dict(data["test"]["rank"].group_by("user_idx").agg("item_idx").iter_rows())
+    mine = [np.asarray(own.get(int(u), []), dtype=np.int64) for u in task.users]
+    new = [np.isin(t, m, invert=True).mean() for t, m in zip(task.targets, mine)]
+    # the best order puts the targets among the own items first
+    best = np.stack([np.pad(np.intersect1d(t, m)[:10], (0, 10), constant_values=-1)[:10]
+                     for t, m in zip(task.targets, mine)])
     result = {"dataset": ds.name, "protocol": protocol, "test_users": int(task.users.size), "tifu_params": params,
               "new_target_share": round(float(np.mean(new)), 4),
               "own_items_best_order_ndcg@10": round(float(ndcg_many(best, task.targets, 10).mean()), 4),
