@@ -2,6 +2,7 @@
 
     python benchmarks/reorder_features.py --dataset instacart --data-dir ../shared/data
     python benchmarks/reorder_features.py --dataset instacart --data-dir ../shared/data --gbdt  # needs scikit-learn
+    python benchmarks/reorder_features.py --dataset instacart --data-dir ../shared/data --artifacts artifacts/instacart
 
 The ``reorder`` source (:mod:`recsys.reorder`) ranks the user's own items by a logistic model of
 repeat features, learnt on the history cut before each user's last baskets. This script ranks the
@@ -16,6 +17,10 @@ same items, on the dataset's own split, by that model with more inputs:
 and, with ``--gbdt``, by gradient-boosted trees on the same inputs (scikit-learn's
 HistGradientBoostingClassifier: a probe, not a dependency). It also reports the headroom: the
 share of test targets the user never bought, and the NDCG@10 of the own items in the best order.
+With ``--artifacts`` (an artifact built on the same data with ``recsys build-index``) it also
+reports what the user's *new* items could add: the artifact's own-item list (``reorder``) with its
+last 10 - k places given to the fused list's best items the user never had, for one k for every
+user and for the best k of each user (an oracle, which no model reaches).
 Scores NDCG@10 of the own-item list on the validation and test stages, each variant against the
 build's model with a paired bootstrap interval on test. Writes ``results/reorder_features_<dataset>.json``
 and ``.md``.
@@ -32,10 +37,12 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from recsys.artifacts import Artifact
 from recsys.baskets import basket_vectors, neighbour_mean, unit_rows, visit_ages
 from recsys.datasets import dataset_spec, default_cleaning, load_dataset
 from recsys.eval.metrics import ndcg_many, paired_bootstrap
 from recsys.eval.protocols import make_task
+from recsys.pipeline.evaluate import engine_lists, evaluation_engine
 from recsys.prepare import prepare
 from recsys.reorder import FEATURES, RepeatModel, basket_rows, cuts, repeat_features
 from recsys.retrieval.personal import top_n_sparse
@@ -104,6 +111,46 @@ def own_lists(rank: pl.DataFrame, score: np.ndarray, task, width: int = 10) -> n
     return top_n_sparse(m[task.users], width)[0]
 
 
+def own_then_new(own: list[int], new: list[int], width: int = 10) -> np.ndarray:
+    """Row k (0 … ``width``): the first k ``own`` items, then the ``new`` ones, then (too few new
+    items) the rest of the own ones; -1 padded to ``width``.
+
+    >>> own_then_new([1, 2, 3], [7], 3).tolist()
+    [[7, 1, 2], [1, 7, 2], [1, 2, 7], [1, 2, 3]]
+    """
+    rows = np.full((width + 1, width), -1, dtype=np.int64)
+    for k in range(width + 1):
+        row = (own[:k] + new)[:width]
+        row += own[k:][:width - len(row)]
+        rows[k, :len(row)] = row
+    return rows
+
+
+def blend_headroom(path: Path, fingerprint: str, width: int = 10) -> dict:
+    """Test NDCG@``width`` of the artifact's own-item list (``reorder``) with its places from k on
+    given to the fused list's items the user never had, for k = 0 … ``width``; and of each user's
+    best k (the oracle). The artifact must hold the data of ``fingerprint``."""
+    art = Artifact.open(path)
+    if art.manifest["data"]["fingerprint"] != fingerprint:
+        raise SystemExit(f"--artifacts {path}: built on other data than --dataset's; build it with "
+                         "`recsys build-index --dataset NAME --data-dir DIR`")
+    rec, task = evaluation_engine(art, 100, rerank=False)
+    lists, _ = engine_lists(rec, task)
+    seen = task.seen_matrix()[task.users]
+    per_k = np.zeros((width + 1, task.users.size))
+    for u in range(task.users.size):
+        own = [int(i) for i in lists["reorder"][u] if i >= 0]
+        new = [int(i) for i in lists["merged"][u] if i >= 0 and not seen[u, i]]
+        per_k[:, u] = ndcg_many(own_then_new(own, new, width), [task.targets[u]] * (width + 1), width)
+    mean = per_k.mean(axis=1)
+    own_in_fused = np.array([np.isin(lists["merged"][u, :width], seen[u].indices).sum() for u in range(task.users.size)])
+    return {"artifact": str(path), "merged_ndcg@10": round(float(ndcg_many(lists["merged"], task.targets, width).mean()), 4),
+            "own_items_in_fused_top10": round(float(own_in_fused.mean()), 2),
+            "users_fused_top10_all_own": int((own_in_fused == width).sum()),
+            "own_then_new_ndcg@10": [round(float(x), 4) for x in mean], "best_k": int(mean.argmax()),
+            "oracle_k_ndcg@10": round(float(per_k.max(axis=0).mean()), 4)}
+
+
 def fit_predict(kind: str, x: np.ndarray, y: np.ndarray, X: np.ndarray) -> np.ndarray:
     if kind == "lr":
         return RepeatModel.fit(x, y).predict(X)
@@ -118,6 +165,8 @@ def main(argv=None) -> None:
     p.add_argument("--dataset", default="instacart")
     p.add_argument("--data-dir", default="../shared/data")
     p.add_argument("--gbdt", action="store_true", help="Also fit gradient-boosted trees (needs scikit-learn).")
+    p.add_argument("--artifacts", type=Path, default=None,
+                   help="An artifact built on the same data: also what its new items could add (see above).")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     ds = load_dataset(args.dataset, args.data_dir)
@@ -155,7 +204,8 @@ def main(argv=None) -> None:
     result = {"dataset": ds.name, "protocol": protocol, "test_users": int(task.users.size), "tifu_params": params,
               "new_target_share": round(float(np.mean(new)), 4),
               "own_items_best_order_ndcg@10": round(float(ndcg_many(best, task.targets, 10).mean()), 4),
-              "rows": rows, "seconds": round(time.perf_counter() - t0, 1), "date": time.strftime("%Y-%m-%d")}
+              "rows": rows, "blend": blend_headroom(args.artifacts, prepared.fingerprint()) if args.artifacts else None,
+              "seconds": round(time.perf_counter() - t0, 1), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"reorder_features_{ds.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"### The user's own items ranked with more signals: {ds.name}, {protocol} ({result['test_users']} test "
@@ -167,6 +217,13 @@ def main(argv=None) -> None:
                      + (f"{d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}] |" if d else "– |"))
     lines += ["", f"Headroom: {result['new_target_share']:.1%} of a test user's targets (mean over users) were never "
               f"bought before; the own items in the best order read {result['own_items_best_order_ndcg@10']:.4f}."]
+    b = result["blend"]
+    if b:
+        lines += ["", f"New items ({b['artifact']}): k own items, then the fused list's best items the user never had. "
+                  f"NDCG@10 for k = 0 … 10: {', '.join(f'{x:.4f}' for x in b['own_then_new_ndcg@10'])} (best k = "
+                  f"{b['best_k']}); each user's best k (an oracle): {b['oracle_k_ndcg@10']:.4f}; the fused list: "
+                  f"{b['merged_ndcg@10']:.4f}, with {b['own_items_in_fused_top10']} own items in its top 10 on average "
+                  f"({b['users_fused_top10_all_own']} users: all 10)."]
     (RESULTS / f"reorder_features_{ds.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -20,3 +20,13 @@ def test_time_features_by_hand():
     # item 5: now - last basket = 10 - 8; now - its last = 10 - 8; over its interval (8 - 0) / (2 - 1); user: (8 - 0) / (3 - 1)
     # item 6: bought once on day 4, so its interval is the floor of 1 day
     assert np.allclose(got, [[10 - 8, 10 - 8, (10 - 8) / 8, 8 / 2], [10 - 8, 10 - 4, (10 - 4) / 1, 8 / 2]])
+
+
+def test_own_then_new_by_hand():
+    mod = runpy.run_path(str(REPO / "benchmarks" / "reorder_features.py"))
+    rows = mod["own_then_new"]([4, 5], [8, 9, 7], 3)
+    # k own items first, then the new ones in the fused list's order; k = 0 … 3 (only 2 own items exist)
+    assert rows.tolist() == [[8, 9, 7], [4, 8, 9], [4, 5, 8], [4, 5, 8]]
+    # a short list pads with -1 and, with too few new items, tops up with the remaining own ones
+    assert mod["own_then_new"]([4, 5, 6], [], 4).tolist() == [[4, 5, 6, -1]] * 5
+    assert mod["own_then_new"]([4, 5, 6], [9], 3).tolist() == [[9, 4, 5], [4, 9, 5], [4, 5, 9], [4, 5, 6]]
