@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from recsys.artifacts import machine_info
+
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 # runs a command and prints its wall seconds and peak RSS (of that command alone) as JSON on stderr
@@ -93,7 +95,8 @@ def main(argv=None) -> None:
     variants = [("defaults", [])] + [(v.split("=", 1)[0].strip(), shlex.split(v.split("=", 1)[1])) for v in args.variant]
     rows = [run_variant(name, extra, args) for name, extra in variants]
     ref = reference(args.dataset, args.reference)
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    cpu = machine_info()
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "cpu": cpu,
               "dataset": args.dataset, "reranker": not args.no_reranker, "reference_test_ndcg@10": ref,
               "reference": str(args.reference or f"results/{args.dataset}.json"), "rows": rows}
     stem = args.out or f"build_{args.dataset}{'_no-reranker' if args.no_reranker else ''}"
@@ -101,7 +104,7 @@ def main(argv=None) -> None:
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     stages = list(dict.fromkeys(s for r in rows for s in r["stage_seconds"]))
     lines = [f"### Build stage by stage: {args.dataset}, {'with' if result['reranker'] else 'without'} the reranker, "
-             f"{result['machine']}, {result['date']}", "",
+             f"{result['machine']} ({cpu['cpu']}, {cpu['simd'] or 'no known vector extension'}), {result['date']}", "",
              "| variant | wall s | peak RSS MB | " + " | ".join(f"{s} s" for s in stages)
              + " | epochs (best) | test NDCG@10 merged | reranked |",
              "|---" * (len(stages) + 6) + "|"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys import layout
-from recsys.artifacts import package_versions
+from recsys.artifacts import machine_info, package_versions
 from recsys.datasets import dataset_from_files, dataset_spec, default_cleaning, load_dataset
 from recsys.device import set_seed
 from recsys.eval.baselines import (
@@ -122,7 +121,7 @@ def run(args) -> dict:
         "mean_targets": float(np.mean([len(t) for t in test.targets])) if test.targets else 0.0,
         "prepare_s": round(prep_s, 3), "peers": rows, "engine": engine, "slices": {"cold": cold_slice(test, rows),
                                                                                  "new": cold_slice(test, rows, 0)},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
+        "machine": {**machine_info(), "cpus": _cpus()},
         "packages": package_versions(), "seed": args.seed, "date": time.strftime("%Y-%m-%d"),
     }
 
@@ -228,7 +227,8 @@ def _cpus() -> int:
 def markdown(result: dict) -> str:
     lines = [
         f"### {result['dataset']} — {result['protocol']} ({result['test_users']} test users, "
-        f"mean {result['mean_targets']:.1f} targets), {result['date']}, {result['machine']['cpus']} CPUs",
+        f"mean {result['mean_targets']:.1f} targets), {result['date']}, {result['machine']['cpus']} CPUs"
+        + (f" ({result['machine']['cpu']})" if result["machine"].get("cpu") else ""),
         "",
         "| model | NDCG@10 | Recall@10 | Recall@20 | Recall@100 | MRR@10 | coverage@10 | fit s |",
         "|---|---|---|---|---|---|---|---|",

@@ -1,4 +1,4 @@
-"""``recsys info``: the versions, device and thread settings this machine runs recsys with."""
+"""``recsys info``: the versions, machine, device and thread settings this machine runs recsys with."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from recsys.cli.options import THREADS
 @THREADS
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(threads: int | None, as_json: bool) -> None:
-    """Package versions, the device, and each thread pool's size (torch, BLAS, faiss, polars)."""
-    from recsys.artifacts import package_versions
+    """Package versions, the machine (CPU model, vector instructions), the device, and each thread
+    pool's size (torch, BLAS, faiss, polars)."""
+    from recsys.artifacts import machine_info, package_versions
     from recsys.device import resolve_device
     from recsys.threads import configure, report
 
     configure(threads)
-    out = {"packages": package_versions(), "device": resolve_device(None), "threads": report()}
+    out = {"packages": package_versions(), "machine": machine_info(), "device": resolve_device(None),
+           "threads": report()}
     if as_json:
         click.echo(json.dumps(out))
         return

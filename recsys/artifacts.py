@@ -46,6 +46,26 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def machine_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
+    """The machine a build ran on: the platform, the CPU's model and widest vector instructions,
+    and its CPU count. Floating-point kernels differ between CPUs, so the same data, settings and
+    packages can give models that differ in their last bits (and fusion's close choices with them);
+    this says where an artifact's figures came from. ``cpuinfo``: Linux's CPU description (absent
+    elsewhere: the model is then ``platform.processor()``)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())  # the first CPU's
+    except OSError:
+        pass
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    simd = next((name for name, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("sve", "sve"), ("neon", "asimd"))
+                 if flag in flags), None)
+    return {"platform": platform.platform(), "cpu": model, "simd": simd, "cpus": os.cpu_count()}
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -158,7 +178,7 @@ class ArtifactWriter:
             if p.is_file() and p.name != MANIFEST:
                 files[p.relative_to(self.tmp).as_posix()] = {"sha256": file_sha256(p), "bytes": p.stat().st_size}
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.manifest.update(files=files, packages=package_versions(), created_at=now)
+        self.manifest.update(files=files, packages=package_versions(), machine=machine_info(), created_at=now)
         self.manifest.setdefault("built_at", now)  # when the models learnt their data: kept by rewrites
         self.manifest.pop("signature", None)
         self.manifest = sign(self.manifest)

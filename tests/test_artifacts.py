@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from recsys import layout
-from recsys.artifacts import SCHEMA_VERSION, Artifact, ArtifactWriter, frame_fingerprint
+from recsys.artifacts import SCHEMA_VERSION, Artifact, ArtifactWriter, frame_fingerprint, machine_info
 from recsys.errors import ArtifactError
 from recsys.prepare import load_prepared_tables, prepare, save_prepared
 
@@ -33,7 +33,19 @@ def test_manifest_lists_every_file_with_checksums(tmp_path):
     assert set(m["files"]) == {"vectors.npy", "meta.json"}
     assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in m["files"].values())
     assert {"python", "numpy", "polars", "recsys"} <= set(m["packages"])
+    assert m["machine"]["cpus"] == os.cpu_count() and m["machine"]["cpu"]
     assert art.load_array("vectors.npy").tolist() == [[1.0, 1.0]] * 4
+
+
+def test_machine_info_reads_the_cpu_model_and_vector_instructions(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Gold 6338\nflags\t\t: fpu sse2 avx2 avx512f\n\n"
+                    "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Gold 6338\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    m = machine_info(info)
+    assert (m["cpu"], m["simd"], m["cpus"]) == ("Intel(R) Xeon(R) Gold 6338", "avx512", os.cpu_count())
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm\n")  # an ARM machine names no model here
+    assert machine_info(info)["simd"] == "neon"
+    assert machine_info(tmp_path / "absent")["simd"] is None
 
 
 def test_failed_build_leaves_previous_intact(tmp_path):
