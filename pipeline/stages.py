@@ -47,7 +47,7 @@ from .options import BuildOptions
 from .provider import fit_parts, stage_data, stage_engine
 from .reranking import fit_reranker
 from .text import encode_catalogue, finetune_layers
-from .tune import serving_mode, short_history_task, tune_fusion
+from .tune import evidence_warning, serving_mode, short_history_task, tune_fusion
 from .two_tower import fit_two_tower, repeat_share, shape_for_data
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,11 @@ def fusion_stage(ctx: BuildContext) -> None:
                 ctx.timer.say(f"  {src} {'kept' if e['kept'] else 'left out'}: {e['diff']:+.4f} "
                               f"[{e['interval'][0]:+.4f}, {e['interval'][1]:+.4f}] validation NDCG@10 with it")
     out["serve_seen"] = serving_mode(out["exclude_seen"], out["include_seen"])
+    out["validation_users"] = int(out["include_seen"]["users"])
+    warning = evidence_warning(out["validation_users"])
+    if warning:
+        out["warning"] = warning
+        log.warning("fusion: %s", warning)
     ctx.timer.say(f"serving: seen items {'kept' if out['serve_seen']['include_seen'] else 'excluded'}: "
                   f"{out['serve_seen']['reason']}")
     for r in (out[m] for m in MODES):

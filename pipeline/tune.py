@@ -22,6 +22,25 @@ from recsys.fusion import Union
 
 log = logging.getLogger(__name__)
 
+FEW_USERS = 100  # below this many validation users, fusion's choices are flagged as resting on little evidence
+
+
+def evidence_warning(users: int, few: int | None = None) -> str | None:
+    """A warning when the validation stage holds fewer than ``few`` (default :data:`FEW_USERS`) users
+    with a target, else None.
+
+    >>> evidence_warning(19)[:58]
+    'the validation stage holds 19 users with a target (fewer t'
+    >>> evidence_warning(100) is None
+    True
+    """
+    few = FEW_USERS if few is None else few
+    if users >= few:
+        return None
+    return (f"the validation stage holds {users} users with a target (fewer than {few}): fusion's weights, the "
+            "sources that earn their place and the serving mode rest on little evidence; a longer history (more "
+            "users with a target in the validation period) makes them firmer")
+
 
 def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users: int = 3000, seed: int = 0,
                 batch_of=None) -> dict:

@@ -89,12 +89,16 @@ def _shop(kind: str):
 
 
 @pytest.mark.parametrize("kind, kept", [("never_repeat", False), ("repeat_heavy", True)])
-def test_the_build_keeps_seen_items_only_where_they_are_bought_again(kind, kept, tmp_path):
+def test_the_build_keeps_seen_items_only_where_they_are_bought_again(kind, kept, tmp_path, monkeypatch):
+    monkeypatch.setattr("recsys.pipeline.tune.FEW_USERS", 1000)  # so the build flags its 150-user validation stage
     summary = build(_shop(kind), tmp_path / kind, opts=BuildOptions(
         holdout="loo", tower=TowerConfig(dim=16, max_len=20, n_layers=1), text_encoder=CharNgramEncoder(dim=16),
         train=TrainConfig(epochs=2, pretrain_epochs=0), show_progress=False))
     decision = summary["fusion"]["serve_seen"]
     assert decision["include_seen"] is kept, decision
+    n = summary["fusion"]["validation_users"]
+    assert 0 < n < 1000 and summary["fusion"]["warning"].startswith(
+        f"the validation stage holds {n} users with a target (fewer than 1000): fusion's weights")
     rec = load(tmp_path / kind)
     assert rec.serves_seen is kept
     user = rec.users.ids[0]
@@ -113,3 +117,13 @@ def test_the_serving_mode_needs_evidence():
     assert better["include_seen"] is True and better["diff"] == 0.25
     assert better["reason"] == "keeping the user's own items raised validation NDCG@10 (+0.2500 [+0.2500, +0.2500], 40 users)"
     assert serving_mode({"per_user": None}, {"per_user": None})["include_seen"] is False
+
+
+def test_a_small_validation_stage_is_flagged():
+    from recsys.pipeline.tune import evidence_warning
+
+    assert evidence_warning(19) == (
+        "the validation stage holds 19 users with a target (fewer than 100): fusion's weights, the sources that earn "
+        "their place and the serving mode rest on little evidence; a longer history (more users with a target in the "
+        "validation period) makes them firmer")
+    assert evidence_warning(99) is not None and evidence_warning(100) is None and evidence_warning(5, few=5) is None
