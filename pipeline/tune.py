@@ -48,7 +48,8 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
     ``batch_of(users)`` gives the users' histories as a batch (default: their stored ones).
 
     A source that must earn its place (``must_earn``) keeps a non-zero weight only when the best
-    weighting beats the same weighting without it by a paired bootstrap interval above zero.
+    weighting beats the same weighting without it by a paired bootstrap interval above zero; one
+    that does not is fixed at 0 and the other weights are searched again (:func:`earned_weights`).
 
     Returns ``{"weights": {...}, "valid_ndcg@k": best, "default_ndcg@k": with all weights 1, "users": n,
     "evidence": {source: {"diff", "interval", "kept"}} for the sources that had to earn their place,
@@ -77,22 +78,53 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
         return ndcg_many(union.top(weights, k), sub.targets, k)
 
     default = float(ndcg({n: 1.0 for n in names}).mean())
-    per_user, weights = search(ndcg, grids)
-    evidence = {}
-    for name in names:  # a source that must earn its place keeps its weight only with a paired interval above zero
-        if not rec.sources[name].must_earn or weights[name] == 0.0 or 0.0 not in grids[name]:
-            continue
-        without = ndcg({**weights, name: 0.0})
-        d = paired_bootstrap(without, per_user)
-        evidence[name] = {"diff": round(d["diff"], 4), "interval": [round(d["low"], 4), round(d["high"], 4)],
-                          "kept": bool(d["low"] > 0)}
-        if d["low"] <= 0:
-            weights, per_user = {**weights, name: 0.0}, without
+    must = [n for n in names if rec.sources[n].must_earn and 0.0 in grids[n]]
+    per_user, weights, evidence = earned_weights(ndcg, grids, must)
     best = float(per_user.mean())
     log.info("fusion weights (%s): %s, validation NDCG@%d %.4f (all 1: %.4f)",
              "seen kept" if include_seen else "seen excluded", weights, k, best, default)
     return {"weights": weights, f"valid_ndcg@{k}": round(best, 4), f"default_ndcg@{k}": round(default, 4),
             "users": int(sub.users.size), "evidence": evidence, "per_user": per_user}
+
+
+def earned_weights(score, grids: dict[str, tuple[float, ...]], must: list[str]):
+    """:func:`search`, where each source of ``must`` keeps a non-zero weight only when the best
+    weighting beats the same weighting without it by a paired bootstrap interval above zero. A
+    source that fails is fixed at 0 and the others' weights are searched again (the best weighting
+    of the sources kept, not the best one with the failed source taken out), until every source
+    left earns its place. Returns (per_user, weights, evidence: {source: {"diff", "interval",
+    "kept"}} for each source of ``must`` that failed, and each that earned its final weight).
+
+    ``a``'s best weight is 2 with ``b`` and 1 without it; ``b`` adds +0.05 or -0.048 by user, +0.001
+    on average, not enough to be kept. Taking ``b`` out of the best weighting would leave ``a`` at 2
+    (0.999); searched again, ``a`` is 1 (1.0):
+
+    >>> users = np.arange(40)
+    >>> def f(w):
+    ...     noise = np.where(users % 2 == 0, 0.05, -0.048) * w["b"]
+    ...     return 1.0 - 0.001 * (w["a"] - (2.0 if w["b"] else 1.0)) ** 2 + noise
+    >>> per_user, weights, evidence = earned_weights(f, {"a": (0.0, 1.0, 2.0), "b": (0.0, 1.0)}, ["b"])
+    >>> weights, evidence["b"]["kept"], round(float(per_user.mean()), 4)
+    ({'a': 1.0, 'b': 0.0}, False, 1.0)
+    """
+    dropped: set[str] = set()
+    evidence: dict[str, dict] = {}
+    while True:
+        per_user, weights = search(score, {n: (0.0,) if n in dropped else g for n, g in grids.items()})
+        evidence = {n: e for n, e in evidence.items() if n in dropped}  # the others are tested anew
+        failed = None
+        for name in must:
+            if name in dropped or weights[name] == 0.0:
+                continue
+            d = paired_bootstrap(score({**weights, name: 0.0}), per_user)
+            evidence[name] = {"diff": round(d["diff"], 4), "interval": [round(d["low"], 4), round(d["high"], 4)],
+                              "kept": bool(d["low"] > 0)}
+            if d["low"] <= 0:
+                failed = name
+                break
+        if failed is None:
+            return per_user, weights, evidence
+        dropped.add(failed)
 
 
 def search(score, grids: dict[str, tuple[float, ...]], exhaustive: int = 256, rounds: int = 3):
