@@ -137,13 +137,16 @@ def blend_headroom(path: Path, fingerprint: str, width: int = 10) -> dict:
     rec, task = evaluation_engine(art, 100, rerank=False)
     lists, _ = engine_lists(rec, task)
     seen = task.seen_matrix()[task.users]
-    per_k = np.zeros((width + 1, task.users.size))
-    for u in range(task.users.size):
-        own = [int(i) for i in lists["reorder"][u] if i >= 0]
-        new = [int(i) for i in lists["merged"][u] if i >= 0 and not seen[u, i]]
-        per_k[:, u] = ndcg_many(own_then_new(own, new, width), [task.targets[u]] * (width + 1), width)
+    n = task.users.size
+    rows, own_in_fused = [], np.zeros(n, dtype=np.int64)
+    for u in range(n):
+        had = set(seen[u].indices.tolist())
+        fused = [int(i) for i in lists["merged"][u] if i >= 0]
+        own_in_fused[u] = sum(i in had for i in fused[:width])
+        rows.append(own_then_new([int(i) for i in lists["reorder"][u] if i >= 0], [i for i in fused if i not in had], width))
+    # one scoring call: row u * (width + 1) + k is user u's list with k own items
+    per_k = ndcg_many(np.concatenate(rows), [t for t in task.targets for _ in range(width + 1)], width).reshape(n, width + 1).T
     mean = per_k.mean(axis=1)
-    own_in_fused = np.array([np.isin(lists["merged"][u, :width], seen[u].indices).sum() for u in range(task.users.size)])
     return {"artifact": str(path), "merged_ndcg@10": round(float(ndcg_many(lists["merged"], task.targets, width).mean()), 4),
             "own_items_in_fused_top10": round(float(own_in_fused.mean()), 2),
             "users_fused_top10_all_own": int((own_in_fused == width).sum()),
