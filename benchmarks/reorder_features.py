@@ -5,13 +5,13 @@
     python benchmarks/reorder_features.py --dataset instacart --data-dir ../shared/data --artifacts artifacts/instacart
 
 The ``reorder`` source (:mod:`recsys.reorder`) ranks the user's own items by a logistic model of
-repeat features, learnt on the history cut before each user's last baskets. This script ranks the
-same items, on the dataset's own split, by that model with more inputs:
+repeat features and the request's time (the days since the user's last basket, since their last
+basket holding the item, that over the item's mean interval, and the user's mean interval), learnt
+on the history cut before each user's last baskets. This script ranks the same items, on the
+dataset's own split, by that model with fewer or more inputs:
 
-- ``time``: the request's time, which a shop knows when the user opens the app: the days since
-  the user's last basket, since their last basket holding the item, that over the item's mean
-  interval, and the user's mean interval in days (in a training cut, "now" is the next basket);
-- ``tifu``: the item's TIFU-KNN weight in the user's own vector and in their neighbours' mean
+- ``− request time``: the repeat features alone (the build before the request's time was read);
+- ``+ tifu``: the item's TIFU-KNN weight in the user's own vector and in their neighbours' mean
   (the ``tifu_knn`` peer's tuned settings from ``results/<dataset>.json``), recomputed at each cut;
 
 and, with ``--gbdt``, by gradient-boosted trees on the same inputs (scikit-learn's
@@ -44,28 +44,11 @@ from recsys.eval.metrics import ndcg_many, paired_bootstrap
 from recsys.eval.protocols import make_task
 from recsys.pipeline.evaluate import engine_lists, evaluation_engine
 from recsys.prepare import prepare
-from recsys.reorder import FEATURES, RepeatModel, basket_rows, cuts, repeat_features
+from recsys.reorder import FEATURES, HISTORY_FEATURES, RepeatModel, basket_rows, cuts, repeat_features
 from recsys.retrieval.personal import top_n_sparse
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TIME = ("now_gap", "item_now", "item_now_over_gap", "user_gap_days")
 TIFU = ("tifu_own", "tifu_neighbours")
-
-
-def time_features(f: pl.DataFrame, rows: pl.DataFrame, now: pl.DataFrame) -> np.ndarray:
-    """:data:`TIME` of each (user, item) row of ``f`` (sorted by user then item, as :func:`repeat_features`
-    gives them), from the basket ``rows`` and ``now`` (``user_idx``, ``_now`` in days)."""
-    user = rows.group_by("user_idx").agg(pl.col("_day").max().alias("_last"), pl.col("_day").min().alias("_start"),
-                                         pl.col("_n").first().alias("_baskets"))
-    item = rows.group_by("user_idx", "item_idx").agg(pl.col("_day").max().alias("_ilast"),
-                                                     pl.col("_day").min().alias("_ifirst"), pl.len().alias("_ib"))
-    g = (f.select("user_idx", "item_idx").join(now, on="user_idx", how="left").join(user, on="user_idx", how="left")
-         .join(item, on=["user_idx", "item_idx"], how="left").sort("user_idx", "item_idx"))  # f's order
-    interval = pl.max_horizontal((pl.col("_ilast") - pl.col("_ifirst")) / pl.max_horizontal(pl.col("_ib") - 1, 1), 1.0)
-    return g.select((pl.col("_now") - pl.col("_last")).alias(TIME[0]), (pl.col("_now") - pl.col("_ilast")).alias(TIME[1]),
-                    ((pl.col("_now") - pl.col("_ilast")) / interval).alias(TIME[2]),
-                    ((pl.col("_last") - pl.col("_start")) / pl.max_horizontal(pl.col("_baskets") - 1, 1)).alias(TIME[3]),
-                    ).to_numpy().astype(np.float64)
 
 
 def tifu_features(f: pl.DataFrame, events: pl.DataFrame, task, params: dict) -> np.ndarray:
@@ -86,9 +69,8 @@ def stage_data(prepared, protocol: str, stage: str, params: dict) -> dict:
     events = events.join(visit_ages(events), on=["user_idx", "_v"])
 
     def inputs(before: pl.DataFrame, now: pl.DataFrame, history: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
-        f = repeat_features(before, popularity)
-        return f, np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), time_features(f, before, now),
-                             tifu_features(f, history, task, params)])
+        f = repeat_features(before, popularity, now)  # as the build's model reads them, at the request's time
+        return f, np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), tifu_features(f, history, task, params)])
 
     xs, ys = [], []
     for back, (before, following) in enumerate(cuts(rows), start=1):
@@ -154,9 +136,9 @@ def blend_headroom(path: Path, fingerprint: str, width: int = 10) -> dict:
             "oracle_k_ndcg@10": round(float(per_k.max(axis=0).mean()), 4)}
 
 
-def fit_predict(kind: str, x: np.ndarray, y: np.ndarray, X: np.ndarray) -> np.ndarray:
+def fit_predict(kind: str, names: tuple[str, ...], x: np.ndarray, y: np.ndarray, X: np.ndarray) -> np.ndarray:
     if kind == "lr":
-        return RepeatModel.fit(x, y).predict(X)
+        return RepeatModel.fit(x, y, features=names).predict(X)
     from sklearn.ensemble import HistGradientBoostingClassifier  # the probe's optional dependency
 
     return HistGradientBoostingClassifier(learning_rate=0.05, max_iter=500, max_leaf_nodes=15,
@@ -179,20 +161,20 @@ def main(argv=None) -> None:
     tifu = json.loads(peers.read_text())["peers"].get("tifu_knn", {}).get("params", {}) if peers.exists() else {}
     params = {"group_size": tifu.get("group_size", 3), "n_neighbors": tifu.get("n_neighbors", 100)}
     data = {s: stage_data(prepared, protocol, s, params) for s in ("valid", "test")}
-    n, nt = len(FEATURES), len(TIME)
-    sets = {"build (repeat features)": list(range(n)), "+ time": list(range(n + nt)),
-            "+ tifu": [*range(n), n + nt, n + nt + 1], "+ time + tifu": list(range(n + nt + 2))}
+    columns = FEATURES + TIFU  # of x and X
+    sets = {"build (repeat features + request time)": FEATURES, "− request time": HISTORY_FEATURES,
+            "+ tifu": FEATURES + TIFU}
     variants = [("lr", s) for s in sets] + ([("gbdt", s) for s in sets] if args.gbdt else [])
     rows, base = [], None
     for kind, name in variants:
-        cols, per = sets[name], {}
+        cols, per = [columns.index(c) for c in sets[name]], {}
         for stage, d in data.items():
-            score = fit_predict(kind, d["x"][:, cols], d["y"], d["X"][:, cols])
+            score = fit_predict(kind, sets[name], d["x"][:, cols], d["y"], d["X"][:, cols])
             per[stage] = ndcg_many(own_lists(d["rank"], score, d["task"]), d["task"].targets, 10)
         base = per["test"] if base is None else base
         row = {"model": kind, "inputs": name, "valid_ndcg@10": round(float(per["valid"].mean()), 4),
                "test_ndcg@10": round(float(per["test"].mean()), 4)}
-        if row["model"] != "lr" or name != "build (repeat features)":
+        if row["model"] != "lr" or name != next(iter(sets)):
             b = paired_bootstrap(base, per["test"])
             row["test_minus_build"] = [round(b[k], 4) for k in ("diff", "low", "high")]
         rows.append(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -24,6 +25,29 @@ INCLUDE_SEEN = click.option("--include-seen/--exclude-seen", default=None,
                             help="Keep (or drop) items the user already interacted with; kept, the user's own "
                                  "frequent items are a candidate source too. Default: the artifact's choice, made by "
                                  "build-index on the validation stage (kept where that raised NDCG@10, e.g. groceries).")
+
+
+AT = click.option("--at", "at", default=None, metavar="TIME",
+                  help="When the request happens: ISO 8601 (e.g. 2017-03-01T10:00:00Z; no zone: UTC), or 'now'. "
+                       "The reorder source ranks the user's own items by how due each is then; default: the user "
+                       "is taken to return after their usual interval.")
+
+
+def parse_at(spec: str | None) -> dt.datetime | None:
+    """``--at``: None, "now", or an ISO 8601 time (naive: UTC).
+
+    >>> parse_at("2017-03-01T10:00:00Z").isoformat(), parse_at("2017-03-01").isoformat(), parse_at(None)
+    ('2017-03-01T10:00:00+00:00', '2017-03-01T00:00:00+00:00', None)
+    """
+    if spec is None:
+        return None
+    if spec.strip().lower() == "now":
+        return dt.datetime.now(dt.timezone.utc)
+    try:
+        t = dt.datetime.fromisoformat(spec.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"--at {spec!r}: not a time; write ISO 8601, e.g. 2017-03-01T10:00:00Z, or 'now'") from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 NO_RERANK = click.option("--no-rerank", is_flag=True, help="Skip the reranker (the fused list is final), to compare.")
@@ -70,20 +94,23 @@ def load_engine(artifacts: Path, rerank: bool = True, fusion_weights: str | None
 @click.option("--context", default=None, metavar="FIELD=VALUE",
               help="For a user with no history: popular items whose catalogue FIELD contains VALUE (e.g. genres=Comedy).")
 @INCLUDE_SEEN
+@AT
 @NO_RERANK
 @FUSION_WEIGHTS
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--timing", is_flag=True, help="Print load and query times (ms) on stderr.")
 @THREADS
 def query(artifacts: Path, user: str, k: int, history: str | None, context: str | None, include_seen: bool | None,
-          no_rerank: bool, fusion_weights: str | None, as_json: bool, timing: bool, threads: int | None) -> None:
+          at: str | None, no_rerank: bool, fusion_weights: str | None, as_json: bool, timing: bool,
+          threads: int | None) -> None:
     """The ranked list for --user: item id, title, fused score, provenance, and the history items behind it."""
     configure(threads)
+    when = parse_at(at)
     t0 = time.perf_counter()
     rec, user_ids = load_engine(artifacts, not no_rerank, fusion_weights)
     t1 = time.perf_counter()
     fresh = rec.parse_history(history) if history else []
-    out = rec.explain_one(user_ids(user), k=k, include_seen=include_seen, fresh=fresh, context=context)
+    out = rec.explain_one(user_ids(user), k=k, include_seen=include_seen, fresh=fresh, context=context, at=when)
     out["user_id"] = user
     t2 = time.perf_counter()
     if not out["known_user"] and not fresh:
@@ -129,18 +156,21 @@ def _read_users(path: str) -> list[str]:
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output JSON Lines file.")
 @INCLUDE_SEEN
+@AT
 @NO_RERANK
 @FUSION_WEIGHTS
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=1024, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--timing", is_flag=True, help="Print load time and throughput on stderr.")
 @THREADS
-def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool | None, no_rerank: bool,
-              fusion_weights: str | None, batch_size: int, quiet: bool, timing: bool, threads: int | None) -> None:
+def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen: bool | None, at: str | None,
+              no_rerank: bool, fusion_weights: str | None, batch_size: int, quiet: bool, timing: bool,
+              threads: int | None) -> None:
     """Batch inference: one JSON line per user, {"user_id", "items", "scores"}, written atomically."""
     from tqdm.auto import tqdm
 
     configure(threads)
+    when = parse_at(at)
     users = _read_users(users_path)
     t0 = time.perf_counter()
     rec, user_ids = load_engine(artifacts, not no_rerank, fusion_weights)
@@ -157,10 +187,10 @@ def recommend(artifacts: Path, users_path: str, k: int, out: Path, include_seen:
                 ids = np.full((len(part), k), None, dtype=object)
                 scores = np.full((len(part), k), -np.inf, dtype=np.float32)
                 if mask.any():
-                    got = rec.recommend([u for u, m in zip(keys, mask) if m], k=k, include_seen=include_seen)
+                    got = rec.recommend([u for u, m in zip(keys, mask) if m], k=k, include_seen=include_seen, at=when)
                     ids[mask], scores[mask] = got
                 for r in np.flatnonzero(~mask):
-                    cold = rec.explain_one(keys[r], k=k, include_seen=include_seen)["items"]
+                    cold = rec.explain_one(keys[r], k=k, include_seen=include_seen, at=when)["items"]
                     ids[r, :len(cold)] = [c["item_id"] for c in cold]
                     scores[r, :len(cold)] = [c["score"] for c in cold]
                 for u, row_ids, row_scores in zip(part, ids, scores):

@@ -56,6 +56,16 @@ class EvalTask:
     n_items: int
     held: pl.DataFrame | None = None  # the held-out events behind ``targets`` (with indices and event types)
 
+    def request_times(self) -> np.ndarray:
+        """Each user's request time (epoch seconds, in :attr:`users`' order): the first of their held
+        events, when the target basket or purchase happens; NaN without ``held``."""
+        if self.held is None or self.held.height == 0:
+            return np.full(self.users.size, np.nan)
+        first = self.held.group_by("user_idx").agg(pl.col("timestamp").min())
+        got = (pl.DataFrame({"user_idx": self.users}).join(first, on="user_idx", how="left", maintain_order="left")
+               ["timestamp"])
+        return (got.dt.epoch("ms").cast(pl.Float64) / 1000.0).fill_null(np.nan).to_numpy()
+
     def seen_matrix(self) -> sp.csr_matrix:
         """Users × items, 1 where the user has the item in its history."""
         return interactions(self.history, self.n_users, self.n_items, binary=True)

@@ -22,12 +22,14 @@ from .stages import open_context, run
 
 def engine_lists(rec: Recommender, task: EvalTask, batch_size: int = 1024) -> tuple[dict[str, np.ndarray], dict | None]:
     """Each source's list, the fused ("merged") list and, with a reranker, the "reranked" list for
-    every task user; plus the reranked candidates' head probabilities."""
+    every task user, at the time of their target (:meth:`~recsys.eval.protocols.EvalTask.request_times`);
+    plus the reranked candidates' head probabilities."""
     include_seen = not task.exclude_seen
+    at = task.request_times()  # when each target happens: what a shop knows when the user opens the app
     lists: dict[str, list] = {}
     probs: list[dict] = []
     for s in range(0, task.users.size, batch_size):
-        batch = rec.stored_batch(task.users[s:s + batch_size])
+        batch = rec.stored_batch(task.users[s:s + batch_size], at[s:s + batch_size])
         part = rec.source_lists(batch, include_seen)
         for name, (ids, _) in part.items():
             lists.setdefault(name, []).append(ids)

@@ -27,6 +27,7 @@ from recsys.rerank.features import context_text
 from recsys.rerank.lists import RerankLists
 from recsys.retrieval.personal import popularity_as_of
 from recsys.schema import strong_events
+from recsys.sources import request_times
 
 
 def sample_cuts(events: pl.DataFrame, per_user: int, seed: int, min_before: int = 2) -> pl.DataFrame:
@@ -73,13 +74,14 @@ def build_lists(rec, cuts: pl.DataFrame, include_seen: bool, horizon: dt.timedel
     users = cuts["user_idx"].to_numpy().astype(np.int64)
     times = cuts["cut"].to_list()
     lengths = cuts["n_before"].to_numpy().astype(np.int64)
+    at = request_times(cuts["cut"], len(users))  # the decision point is the request
     n = rec.fusion.n_candidates
     items = np.full((len(users), n), -1, dtype=np.int64)
     popularity = rec.feature_names().index("log_popularity")
     feats = None
     contexts: list[str] = []
     for s in range(0, len(users), batch_size):
-        batch = rec.prefix_batch(users[s:s + batch_size], lengths[s:s + batch_size])
+        batch = rec.prefix_batch(users[s:s + batch_size], lengths[s:s + batch_size], at[s:s + batch_size])
         c = rec.candidates(batch, include_seen)
         f = rec.features(batch, c)
         if popularity_as_of_cut:  # as it stood at each cut: the stored popularity counts the labels themselves

@@ -45,7 +45,8 @@ def evidence_warning(users: int, few: int | None = None) -> str | None:
 def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users: int = 3000, seed: int = 0,
                 batch_of=None) -> dict:
     """Best source weights for ``rec`` (whose history is ``task.history``) on ``task``'s targets;
-    ``batch_of(users)`` gives the users' histories as a batch (default: their stored ones).
+    ``batch_of(users)`` gives the users' histories as a batch (default: their stored ones, at the
+    time of their first target).
 
     A source that must earn its place (``must_earn``) keeps a non-zero weight only when the best
     weighting beats the same weighting without it by a paired bootstrap interval above zero; one
@@ -59,12 +60,13 @@ def tune_fusion(rec, task: EvalTask, include_seen: bool, k: int = 10, max_users:
     if users.size == 0:
         return {"weights": {}, f"valid_ndcg@{k}": None, f"default_ndcg@{k}": None, "users": 0, "per_user": None}
     keep = np.sort(np.random.default_rng(seed).choice(users.size, min(max_users, users.size), replace=False))
+    at = task.request_times()[keep]
     sub = EvalTask(task.protocol, users[keep], [task.targets[i] for i in keep], task.history, task.exclude_seen,
                    task.n_users, task.n_items)
     lists: dict[str, list] = {}
     for s in range(0, sub.users.size, 1024):
         users = sub.users[s:s + 1024]
-        batch = batch_of(users) if batch_of else rec.stored_batch(users)
+        batch = batch_of(users) if batch_of else rec.stored_batch(users, at[s:s + 1024])
         for name, v in rec.source_lists(batch, include_seen).items():
             lists.setdefault(name, []).append(v)
     lists = {name: (np.concatenate([v[0] for v in parts]), np.concatenate([v[1] for v in parts]))

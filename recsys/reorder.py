@@ -12,14 +12,24 @@ with ages 0 (the newest) to n - 1. For each item the user has, :func:`repeat_fea
 - ``days_since``: days from the newest basket holding it to the user's newest basket;
 - ``decay_9`` / ``decay_7`` / ``decay_5``: Σ r ** age over the baskets holding it (r = 0.9, 0.7,
   0.5); ``in_3`` / ``in_10``: the baskets holding it among the newest 3 / 10;
-- ``history``: n; ``log_popularity``: log(1 + baskets holding it, over every user).
+- ``history``: n; ``log_popularity``: log(1 + baskets holding it, over every user);
+
+and, from the request's time ``now`` (in days; a shop knows it when the user opens the app):
+
+- ``now_gap``: days from the user's newest basket to now; ``item_now``: from the newest basket
+  holding the item to now; ``item_now_over_gap``: that over the item's mean interval in days (at
+  least 1: an item due again reads near 1); ``user_gap_days``: the user's mean interval in days.
+
+Where the request's time is not given, ``now`` is the user's usual return: their newest basket
+plus ``user_gap_days``. In a training cut, ``now`` is the time of the basket that follows it.
 
 :func:`training_rows` cuts each user's history before each of their last ``max_back`` baskets
 (keeping at least ``min_history`` baskets before the cut): the features as of the cut, labelled 1
 when the item is in the basket that follows. :class:`RepeatModel` is a logistic regression of
 those labels on the features and their logarithms, standardised, fitted by Newton's method with
-an L2 penalty: the same inputs give the same weights. Nothing it reads lies after a cut, so it
-learns from the history alone and no held-out event.
+an L2 penalty: the same inputs give the same weights. Nothing it reads lies after a cut but the
+time of the next basket (as a request's time), so it learns from the history alone and no held-out
+event.
 """
 
 from __future__ import annotations
@@ -36,8 +46,13 @@ from scipy.special import expit
 from .baskets import visit_ages, visit_key
 from .errors import ConfigError
 
-FEATURES = ("baskets", "share", "since", "first", "share_since_first", "gap", "since_over_gap", "days_since",
-            "decay_9", "decay_7", "decay_5", "in_3", "in_10", "history", "log_popularity")
+HISTORY_FEATURES = ("baskets", "share", "since", "first", "share_since_first", "gap", "since_over_gap",
+                    "days_since", "decay_9", "decay_7", "decay_5", "in_3", "in_10", "history", "log_popularity")
+TIME_FEATURES = ("now_gap", "item_now", "item_now_over_gap", "user_gap_days")
+FEATURES = HISTORY_FEATURES + TIME_FEATURES
+# what the time features need besides the request's time: the user's newest basket and mean interval,
+# the item's newest basket and mean interval (days)
+TIMES = ("_user_last", "_user_gap", "_item_last", "_item_gap")
 
 
 def basket_rows(events: pl.DataFrame, visit: pl.Expr | None = None) -> pl.DataFrame:
@@ -51,37 +66,76 @@ def basket_rows(events: pl.DataFrame, visit: pl.Expr | None = None) -> pl.DataFr
             .select("user_idx", "item_idx", "_age", "_n", "_day"))
 
 
-def repeat_features(rows: pl.DataFrame, popularity: np.ndarray) -> pl.DataFrame:
-    """``user_idx``, ``item_idx`` and the :data:`FEATURES` (see the module doc) of each item in the
-    baskets ``rows`` (as :func:`basket_rows` gives them), sorted by user then item; ``popularity``:
-    baskets holding each item, over every user.
+def history_features(rows: pl.DataFrame, popularity: np.ndarray) -> pl.DataFrame:
+    """``user_idx``, ``item_idx``, the :data:`HISTORY_FEATURES` (see the module doc) and the
+    :data:`TIMES` of each item in the baskets ``rows`` (as :func:`basket_rows` gives them), sorted by
+    user then item; ``popularity``: baskets holding each item, over every user.
 
     >>> rows = pl.DataFrame({"user_idx": [0, 0, 0], "item_idx": [5, 5, 6], "_age": [0, 2, 1],
     ...                      "_n": [3, 3, 3], "_day": [10.0, 3.0, 7.0]})
-    >>> f = repeat_features(rows, np.zeros(7))
+    >>> f = history_features(rows, np.zeros(7))
     >>> f.select("item_idx", "baskets", "share", "since", "gap", "days_since", "decay_5").rows()
     [(5, 2, 0.6666666666666666, 0, 2.0, 0.0, 1.25), (6, 1, 0.3333333333333333, 1, 0.0, 3.0, 0.5)]
+    >>> f.select(TIMES).rows()  # the user: baskets on days 3, 7, 10; item 5: days 3 and 10; item 6: day 7 alone
+    [(10.0, 3.5, 10.0, 7.0), (10.0, 3.5, 7.0, 1.0)]
     """
     # a fixed order: the float sums below must not depend on how the joins and groupings came out
     rows = rows.sort("user_idx", "item_idx", "_age")
-    newest = rows.filter(pl.col("_age") == 0).group_by("user_idx").agg(pl.col("_day").max().alias("_now"))
+    day = pl.col("_day")
+    user = rows.group_by("user_idx").agg(day.max().alias("_user_last"), day.min().alias("_user_start"))
     age = pl.col("_age")
     f = (rows.group_by("user_idx", "item_idx", maintain_order=True).agg(
         pl.len().alias("baskets"), age.min().alias("since"), age.max().alias("first"),
-        pl.col("_n").first().alias("history"), pl.col("_day").max().alias("_last"),
+        pl.col("_n").first().alias("history"), day.max().alias("_item_last"), day.min().alias("_item_first"),
         *[(r ** age).sum().alias(name) for r, name in ((0.9, "decay_9"), (0.7, "decay_7"), (0.5, "decay_5"))],
         (age < 3).sum().alias("in_3"), (age < 10).sum().alias("in_10"),
-    ).join(newest, on="user_idx", how="left"))
+    ).join(user, on="user_idx", how="left"))
     gap = (pl.col("first") - pl.col("since")) / pl.max_horizontal(pl.col("baskets") - 1, 1)
     f = f.with_columns(
         (pl.col("baskets") / pl.col("history")).alias("share"),
         (pl.col("baskets") / (pl.col("first") + 1)).alias("share_since_first"),
         gap.cast(pl.Float64).alias("gap"),
-        (pl.col("_now") - pl.col("_last")).fill_null(0.0).alias("days_since"),
+        (pl.col("_user_last") - pl.col("_item_last")).fill_null(0.0).alias("days_since"),
+        ((pl.col("_user_last") - pl.col("_user_start")) / pl.max_horizontal(pl.col("history") - 1, 1))
+        .alias("_user_gap"),
+        pl.max_horizontal((pl.col("_item_last") - pl.col("_item_first")) / pl.max_horizontal(pl.col("baskets") - 1, 1),
+                          1.0).alias("_item_gap"),
     ).with_columns((pl.col("since") / pl.max_horizontal(pl.col("gap"), 0.5)).alias("since_over_gap"))
     f = f.sort("user_idx", "item_idx")
     pop = np.log1p(np.asarray(popularity, dtype=np.float64)[f["item_idx"].to_numpy()])
-    return f.with_columns(pl.Series("log_popularity", pop)).select("user_idx", "item_idx", *FEATURES)
+    return f.with_columns(pl.Series("log_popularity", pop)).select("user_idx", "item_idx", *HISTORY_FEATURES, *TIMES)
+
+
+def time_features(times: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """The :data:`TIME_FEATURES` of rows whose :data:`TIMES` are ``times`` (n, 4), at the request
+    times ``now`` (n,; days, NaN: not given, the user's usual return instead; a time before the
+    user's newest basket counts as that basket's).
+
+    >>> times = np.array([[10.0, 3.5, 10.0, 7.0], [10.0, 3.5, 7.0, 1.0]])
+    >>> time_features(times, np.array([14.0, np.nan])).tolist()
+    [[4.0, 4.0, 0.5714285714285714, 3.5], [3.5, 6.5, 6.5, 3.5]]
+    """
+    user_last, user_gap, item_last, item_gap = np.asarray(times, dtype=np.float64).T
+    now = np.asarray(now, dtype=np.float64)
+    now = np.where(np.isnan(now), user_last + user_gap, np.maximum(now, user_last))
+    item_now = now - item_last
+    return np.column_stack([now - user_last, item_now, item_now / item_gap, user_gap])
+
+
+def repeat_features(rows: pl.DataFrame, popularity: np.ndarray, now: pl.DataFrame | None = None) -> pl.DataFrame:
+    """``user_idx``, ``item_idx`` and the :data:`FEATURES` (see the module doc) of each item in the
+    baskets ``rows``, sorted by user then item (:func:`history_features`, then :func:`time_features`);
+    ``now``: the request's time of each user (``user_idx``, ``_now`` in days; a user not in it, or
+    None: not given)."""
+    f = history_features(rows, popularity)
+    if now is None:
+        at = np.full(f.height, np.nan)
+    else:
+        at = (f.select("user_idx").join(now.select("user_idx", "_now"), on="user_idx", how="left", maintain_order="left")
+              ["_now"].cast(pl.Float64).fill_null(np.nan).to_numpy())
+    t = time_features(f.select(TIMES).to_numpy(), at)
+    return f.select("user_idx", "item_idx", *HISTORY_FEATURES).with_columns(
+        [pl.Series(name, t[:, j]) for j, name in enumerate(TIME_FEATURES)])
 
 
 def cuts(rows: pl.DataFrame, max_back: int = 8, min_history: int = 2) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
@@ -122,7 +176,8 @@ def training_rows(rows: pl.DataFrame, popularity: np.ndarray, max_back: int = 8,
         if total >= max_rows:
             break
         bought = following.select("user_idx", "item_idx", pl.lit(1.0).alias("_y"))
-        f = (repeat_features(before, popularity).join(bought, on=["user_idx", "item_idx"], how="left")
+        now = following.group_by("user_idx").agg(pl.col("_day").min().alias("_now"))  # the next basket's time
+        f = (repeat_features(before, popularity, now).join(bought, on=["user_idx", "item_idx"], how="left")
              .sort("user_idx", "item_idx"))
         full = f.height
         if full > max_rows - total:
@@ -154,17 +209,20 @@ def expand(x: np.ndarray) -> np.ndarray:
 @dataclass
 class RepeatModel:
     """A logistic regression of "bought again in the next basket" on the repeat features (see the
-    module doc); ``mean`` / ``scale`` standardise the expanded inputs."""
+    module doc); ``mean`` / ``scale`` standardise the expanded inputs; ``features``: the inputs it
+    reads, :data:`FEATURES` (or, saved by an older version, :data:`HISTORY_FEATURES`)."""
 
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
+    features: tuple[str, ...] = FEATURES
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 25) -> RepeatModel | None:
-        """Newton's method on the mean log-loss + ``l2`` / 2 · |coef|² / rows; None where ``y`` holds
-        a single class (nothing to learn)."""
+    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 25,
+            features: tuple[str, ...] = FEATURES) -> RepeatModel | None:
+        """Newton's method on the mean log-loss + ``l2`` / 2 · |coef|² / rows, the columns of ``x``
+        being ``features``; None where ``y`` holds a single class (nothing to learn)."""
         if x.shape[0] == 0 or y.min() == y.max():
             return None
         z = expand(x)
@@ -182,15 +240,15 @@ class RepeatModel:
             w -= step
             if np.abs(step).max() < 1e-8:
                 break
-        return cls(mean, scale, w[:-1], float(w[-1]))
+        return cls(mean, scale, w[:-1], float(w[-1]), tuple(features))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """P(bought again in the next basket) of each row of features."""
+        """P(bought again in the next basket) of each row of features (the columns of :attr:`features`)."""
         logits = ((expand(x) - self.mean) / self.scale) @ self.coef + self.intercept
         return expit(logits)
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+        return {"features": list(self.features), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept}
 
     def save(self, path: Path) -> None:
@@ -199,7 +257,9 @@ class RepeatModel:
     @classmethod
     def load(cls, path: Path) -> RepeatModel:
         d = json.loads(path.read_text())
-        if tuple(d.get("features", ())) != FEATURES:
+        features = tuple(d.get("features", ()))
+        if features not in (FEATURES, HISTORY_FEATURES):
             raise ConfigError(f"{path}: a repeat model of features {d.get('features')}, not {list(FEATURES)}; "
                               "rebuild the artifact with this version (`recsys build-index`)")
-        return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["coef"]), float(d["intercept"]))
+        return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["coef"]), float(d["intercept"]),
+                   features)

@@ -16,6 +16,7 @@ funnel scores each source's list: all from the one registry (``recsys.retrieval.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -82,13 +83,24 @@ def item_lists(events: pl.DataFrame, n_rows: int) -> list[np.ndarray]:
 
 @dataclass
 class Batch:
-    """Rows ``rows`` of ``history``: the users a source answers for, in this order."""
+    """Rows ``rows`` of ``history``: the users a source answers for, in this order; ``at``: each
+    row's request time in epoch seconds (NaN, or ``at`` None: not given), which sources that read
+    time (``reorder``) use."""
 
     history: History
     rows: np.ndarray
+    at: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.rows = np.asarray(self.rows, dtype=np.int64)
+        if self.at is not None:
+            self.at = np.asarray(self.at, dtype=np.float64).reshape(-1)
+            if self.at.size != self.rows.size:
+                raise ValueError(f"Batch at: {self.at.size} request times for {self.rows.size} rows; give one per row")
+
+    def request_days(self) -> np.ndarray:
+        """Each row's request time in days since the epoch (NaN: not given)."""
+        return np.full(self.rows.size, np.nan) if self.at is None else self.at / 86400.0
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -103,6 +115,37 @@ class Batch:
 
     def lengths(self) -> np.ndarray:
         return self.history.counts()[self.rows]
+
+
+def request_times(at, n: int) -> np.ndarray | None:
+    """Request times as :class:`Batch` reads them: ``at`` is None (not given), one time for all ``n``
+    rows, or one per row (a sequence, or a polars Datetime series); a time is a datetime (naive:
+    UTC), epoch seconds, or None. Returns epoch seconds (NaN: not given), or None for None.
+
+    >>> import datetime as dt
+    >>> request_times([dt.datetime(1970, 1, 2, tzinfo=dt.timezone.utc), None], 2).tolist()
+    [86400.0, nan]
+    >>> request_times(dt.datetime(1970, 1, 1, 1), 2).tolist(), request_times(None, 2)
+    ([3600.0, 3600.0], None)
+    """
+    if at is None:
+        return None
+    if isinstance(at, pl.Series):
+        return (at.dt.epoch("ms").cast(pl.Float64) / 1000.0).fill_null(np.nan).to_numpy()
+
+    def one(t) -> float:
+        if t is None:
+            return np.nan
+        if isinstance(t, dt.datetime):
+            return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp()
+        return float(t)
+
+    if isinstance(at, (dt.datetime, int, float, np.number)):
+        return np.full(n, one(at))
+    out = np.array([one(t) for t in at], dtype=np.float64)
+    if out.size != n:
+        raise ValueError(f"at: {out.size} request times for {n} users; give one time, or one per user")
+    return out
 
 
 def empty_lists(rows: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import polars as pl
 from recsys import layout
 from recsys.errors import DataError
 from recsys.fusion import Candidates
-from recsys.sources import Batch, History
+from recsys.sources import Batch, History, request_times
 
 from .needs import Needs
 
@@ -67,13 +67,14 @@ class Explainer:
 
     def explain_one(self, user_id: str, k: int = 10, include_seen: bool | None = None,
                     fresh: list[tuple[str, str]] = (), context: str | None = None, rerank: bool = True,
-                    compare: bool = False) -> dict:
+                    compare: bool = False, at=None) -> dict:
         """Recommendations for one user, known or not, with fresh events given at query time
         (``include_seen=None``: the artifact's choice). With ``compare`` and a reranked answer,
         ``"fused_items"`` also lists the same candidates in their fused order (what the answer would
-        be without the reranker)."""
+        be without the reranker). ``at``: the request's time (a datetime or epoch seconds; None: not
+        given), which the ``reorder`` source reads."""
         allowed = self.context_filter(context)
-        batch, known = self.profile(user_id, fresh)
+        batch, known = self.profile(user_id, fresh, request_times(at, 1))
         include_seen = self.seen_mode(include_seen)
         c = self.candidates(batch, include_seen, allowed=allowed)
         row = int(batch.rows[0])
@@ -116,12 +117,14 @@ class Explainer:
                           "need": {"id": need["id"], "name": need["name"]}})
         return items
 
-    def profile(self, user_id: str, fresh: list[tuple[str, str]] = ()) -> tuple[Batch, int]:
-        """(a one-row batch of the user, the user's index or -1): the stored history when there are no
-        fresh events, else the stored events (if any) plus the fresh ones, newest last."""
+    def profile(self, user_id: str, fresh: list[tuple[str, str]] = (),
+                at: np.ndarray | None = None) -> tuple[Batch, int]:
+        """(a one-row batch of the user at request time ``at``, the user's index or -1): the stored
+        history when there are no fresh events, else the stored events (if any) plus the fresh ones,
+        newest last."""
         known = self.users.lookup.get(str(user_id), -1)
         if known >= 0 and not fresh:
-            return self.stored_batch(np.array([known])), known
+            return self.stored_batch(np.array([known]), at), known
         base = self.history.filter(pl.col("user_idx") == known) if known >= 0 else self.history.clear()
         start = base["timestamp"].max() if base.height else None
         now = dt.datetime.now(dt.timezone.utc)
@@ -134,7 +137,7 @@ class Explainer:
                                          dtype=pl.Int64))
         cols = ["item_idx", "event", "timestamp"] + [c for c in ("session_id", "value") if c in base.columns]
         events = pl.concat([base.select(cols), new], how="diagonal_relaxed").with_columns(pl.lit(0).alias("user_idx"))
-        return Batch(History(events, np.array([known]), self.space, self.popular), np.array([0])), known
+        return Batch(History(events, np.array([known]), self.space, self.popular), np.array([0]), at), known
 
     @property
     def needs(self) -> Needs:

@@ -31,7 +31,7 @@ from recsys.device import resolve_device
 from recsys.eval.protocols import with_indices
 from recsys.fusion import Candidates, Union, candidate_features, feature_names
 from recsys.prepare import load_prepared_tables
-from recsys.sources import Batch, History, Space, artifact_folder
+from recsys.sources import Batch, History, Space, artifact_folder, request_times
 
 from . import sources as registry
 from .explain import Explainer
@@ -134,12 +134,12 @@ class Recommender(Explainer):
 
     def warm_up(self) -> float:
         """Compute now what the first request would otherwise compute over the whole stored history:
-        each view the serving mode's sources keep of it (sequences, baskets, learnt repeat scores, ...),
-        the seen items, and the transitions the reranker's features read. Views are built for every
-        stored user at once, so on millions of events the first request would wait seconds for them;
-        ``recsys serve`` calls this when it loads an artifact, before it serves it. A request that
-        overrides the serving mode (``include_seen``) still builds that mode's views once. Returns the
-        seconds it took."""
+        each view the serving mode's sources keep of it (sequences, baskets, the repeat features of
+        each user's own items, ...), the seen items, and the transitions the reranker's features
+        read. Views are built for every stored user at once, so on millions of events the first
+        request would wait seconds for them; ``recsys serve`` calls this when it loads an artifact,
+        before it serves it. A request that overrides the serving mode (``include_seen``) still builds
+        that mode's views once. Returns the seconds it took."""
         start = time.perf_counter()
         users = np.flatnonzero(self.stored.counts() > 0)[:1]
         if users.size:  # one stored user with events: every view covers all of them
@@ -173,9 +173,10 @@ class Recommender(Explainer):
         self.stored.popular = self.popular
 
     # ---- batches of users -------------------------------------------------------------------
-    def stored_batch(self, users: np.ndarray) -> Batch:
-        """Known users (internal indices) as their stored history has them."""
-        return Batch(self.stored, np.asarray(users, dtype=np.int64))
+    def stored_batch(self, users: np.ndarray, at: np.ndarray | None = None) -> Batch:
+        """Known users (internal indices) as their stored history has them; ``at``: each one's request
+        time (epoch seconds, NaN: not given; see :class:`~recsys.sources.Batch`)."""
+        return Batch(self.stored, np.asarray(users, dtype=np.int64), at)
 
     def seen(self, user: int) -> np.ndarray:
         """Internal ids of the items a (stored) user interacted with."""
@@ -185,12 +186,13 @@ class Recommender(Explainer):
         """The stored history with ``_pos``, each event's position in its user's time order."""
         return self.history.with_columns(pl.int_range(pl.len()).over("user_idx").alias("_pos"))
 
-    def prefix_batch(self, users: np.ndarray, lengths: np.ndarray) -> Batch:
+    def prefix_batch(self, users: np.ndarray, lengths: np.ndarray, at: np.ndarray | None = None) -> Batch:
         """Row r: user ``users[r]`` as of their first ``lengths[r]`` stored events (time order, ties in
         stored order: the order the splits use), so events sharing a timestamp fall on the side of the
         cut the splits put them. A user may appear in several rows. Sources that learnt from exactly
-        that prefix (a validation list's history) read their stored state; others fold it in."""
-        return self.window_batch(users, np.zeros(len(users), dtype=np.int64), lengths)
+        that prefix (a validation list's history) read their stored state; others fold it in. ``at``:
+        each row's request time (epoch seconds)."""
+        return self.window_batch(users, np.zeros(len(users), dtype=np.int64), lengths, at)
 
     def suffix_batch(self, users: np.ndarray, k: int) -> Batch:
         """Row r: user ``users[r]`` with only their last ``k`` stored events (a short history)."""
@@ -206,7 +208,8 @@ class Recommender(Explainer):
                 .with_columns(pl.col("user_idx").cast(pl.Int64)).sort("user_idx", "timestamp", maintain_order=True))
         return Batch(History(part, users, self.space, self.popular), np.arange(users.size))
 
-    def window_batch(self, users: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> Batch:
+    def window_batch(self, users: np.ndarray, starts: np.ndarray, stops: np.ndarray,
+                     at: np.ndarray | None = None) -> Batch:
         """Row r: user ``users[r]``'s stored events ``starts[r]`` to ``stops[r]`` (exclusive), in time order."""
         users = np.asarray(users, dtype=np.int64)
         rows = pl.DataFrame({"user_idx": users, "_from": np.asarray(starts, dtype=np.int64),
@@ -215,7 +218,7 @@ class Recommender(Explainer):
                 .filter((pl.col("_pos") >= pl.col("_from")) & (pl.col("_pos") < pl.col("_len")))
                 .drop("user_idx", "_from", "_len", "_pos").rename({"_row": "user_idx"})
                 .with_columns(pl.col("user_idx").cast(pl.Int64)))
-        return Batch(History(part, users, self.space, self.popular), np.arange(users.size))
+        return Batch(History(part, users, self.space, self.popular), np.arange(users.size), at)
 
     # ---- candidates ------------------------------------------------------------------------
     def source_lists(self, batch: Batch, include_seen: bool = False,
@@ -342,11 +345,13 @@ class Recommender(Explainer):
 
     # ---- answers ---------------------------------------------------------------------------
     def recommend(self, user_ids, k: int = 10, include_seen: bool | None = None,
-                  rerank: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                  rerank: bool = True, at=None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k external item ids and scores for known users (None / -inf pad short rows): reranked
         when the engine has a reranker (and ``rerank``), else fused. ``include_seen=None``: the
-        artifact's choice (:attr:`serves_seen`)."""
-        batch = self.stored_batch(self.users.to_internal(user_ids))
+        artifact's choice (:attr:`serves_seen`). ``at``: the request's time (a datetime, epoch
+        seconds, or one per user), which the ``reorder`` source reads; None: not given."""
+        internal = self.users.to_internal(user_ids)
+        batch = self.stored_batch(internal, request_times(at, internal.size))
         c = self.candidates(batch, self.seen_mode(include_seen))
         if rerank and self.reranker is not None:
             r = self.rerank(batch, c)

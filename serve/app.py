@@ -1,6 +1,7 @@
 """``recsys serve``: the HTTP JSON API (FastAPI; OpenAPI schema at ``/openapi.json``, docs at ``/docs``).
 
-Routes: ``GET /recommend?user=ID&k=N``, ``POST /recommend`` (an anonymous history),
+Routes: ``GET /recommend?user=ID&k=N`` (``&at=`` the request's time in epoch seconds, which the
+reorder source reads), ``POST /recommend`` (an anonymous history),
 ``GET /similar?item=ID``, ``GET /needs?user=ID``, ``POST /events``, ``GET /health``, and
 ``POST /admin/reload`` (swap in a rebuilt artifact: the new one is loaded, then switched to, so
 no request is dropped).
@@ -27,7 +28,7 @@ from recsys.retrieval.needs import user_needs
 from recsys.serve.guard import EXCERPT, MAX_BODY, BodyGuard, short_errors, token_matches
 from recsys.serve.inspector import Inspector
 from recsys.serve.inspector import register as register_inspector
-from recsys.serve.models import MAX_EVENTS, Events, History
+from recsys.serve.models import EARLIEST, LATEST, MAX_EVENTS, Events, History
 from recsys.serve.state import Current, Served, user_history
 from recsys.serve.store import EventStore
 
@@ -133,20 +134,22 @@ def create_app(artifacts: str | Path, store: str | Path, device: str | None = No
 
     @app.get("/recommend")
     def recommend(user: Annotated[str, Query(min_length=1, max_length=256)],
-                  k: Annotated[int, Query(ge=1, le=1000)] = 10, include_seen: bool | None = None, rerank: bool = True):
+                  k: Annotated[int, Query(ge=1, le=1000)] = 10, include_seen: bool | None = None, rerank: bool = True,
+                  at: Annotated[float | None, Query(ge=EARLIEST, le=LATEST, allow_inf_nan=False)] = None):
         cur = served.current
         uid, fresh = known(cur, user)
         with served.slots:
-            out = cur.rec.explain_one(uid, k=k, include_seen=include_seen, fresh=fresh, rerank=rerank)
+            out = cur.rec.explain_one(uid, k=k, include_seen=include_seen, fresh=fresh, rerank=rerank, at=at)
         return JSONResponse({**out, "user_id": user})  # a Response as is: no re-encoding of the dict
 
     @app.post("/recommend")
-    def recommend_history(body: History, include_seen: bool | None = None, rerank: bool = True):
+    def recommend_history(body: History, include_seen: bool | None = None, rerank: bool = True,
+                          at: Annotated[float | None, Query(ge=EARLIEST, le=LATEST, allow_inf_nan=False)] = None):
         cur = served.current
         fresh = check(cur.rec, body.history)
         with served.slots:
             out = cur.rec.explain_one("\x00anonymous", k=body.k, include_seen=include_seen, fresh=fresh,
-                                      rerank=rerank)
+                                      rerank=rerank, at=at)
         return JSONResponse({**out, "user_id": None})
 
     @app.get("/similar")

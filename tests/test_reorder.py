@@ -8,7 +8,15 @@ import polars as pl
 import pytest
 
 from recsys.errors import ConfigError
-from recsys.reorder import FEATURES, RepeatModel, basket_rows, repeat_features, training_rows
+from recsys.reorder import (
+    FEATURES,
+    HISTORY_FEATURES,
+    TIME_FEATURES,
+    RepeatModel,
+    basket_rows,
+    repeat_features,
+    training_rows,
+)
 
 D = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
 
@@ -92,3 +100,40 @@ def test_training_rows_stop_at_max_rows_with_whole_users():
     assert len(y) == 8 and y.tolist() == [1.0, 0.0] * 4
     x, y = training_rows(rows, np.zeros(8), max_back=3, min_history=1, max_rows=6)
     assert len(y) == 6  # the bound met exactly: no older cut
+
+
+def day(t: dt.datetime) -> float:
+    return t.timestamp() / 86400.0
+
+
+def test_time_features_at_the_request_by_hand():
+    # baskets on days 0, 4, 8: the user's mean interval is 4 days; item 5 (days 0, 4, 8) every 4 days,
+    # item 6 (day 0) once (its interval counts as 1 day), item 7 (day 8) once
+    now = pl.DataFrame({"user_idx": [0], "_now": [day(D) + 10.0]})
+    f = repeat_features(basket_rows(events()), np.zeros(8), now)
+    got = {c: f[c].to_list() for c in TIME_FEATURES}
+    assert got["now_gap"] == pytest.approx([2.0, 2.0, 2.0])
+    assert got["item_now"] == pytest.approx([10 - 8, 10 - 0, 10 - 8], abs=1e-3)  # item 7 came a minute after day 8
+    assert got["item_now_over_gap"] == pytest.approx([2 / 4, 10 / 1, 2 / 1], abs=1e-3)
+    assert got["user_gap_days"] == pytest.approx([4.0, 4.0, 4.0])
+    # no request time: the user returns after their usual interval, 4 days after the newest basket
+    usual = repeat_features(basket_rows(events()), np.zeros(8))
+    assert usual["now_gap"].to_list() == pytest.approx([4.0] * 3)
+    assert usual["item_now"].to_list() == pytest.approx([4, 12, 4], abs=1e-3)
+
+
+def test_a_training_cut_is_asked_at_the_time_of_the_basket_that_follows():
+    x, _ = training_rows(basket_rows(events()), np.zeros(8), max_back=3, min_history=1)
+    col = {c: i for i, c in enumerate(FEATURES)}
+    # cut before c (day 8): history a (day 0), b (day 4); cut before b (day 4): history a (day 0)
+    assert x[:, col["now_gap"]].tolist() == pytest.approx([8 - 4, 8 - 4, 4 - 0, 4 - 0])
+    assert x[:, col["item_now"]].tolist() == pytest.approx([8 - 4, 8 - 0, 4 - 0, 4 - 0])
+
+
+def test_a_model_saved_before_the_time_features_still_loads(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(200, len(HISTORY_FEATURES)))
+    m = RepeatModel.fit(x, (x[:, 0] > 0.5).astype(float), features=HISTORY_FEATURES)
+    m.save(tmp_path / "m.json")
+    back = RepeatModel.load(tmp_path / "m.json")
+    assert back.features == HISTORY_FEATURES and np.array_equal(back.predict(x), m.predict(x))

@@ -4,8 +4,10 @@ logistic model of repeat features (how often, how recently, how regularly the us
 
 Where ``repeat`` (TIFU-KNN) weighs baskets by fixed decays and tops a short history up with similar
 users' items, this source learns from the data how much each of those signals is worth, and
-proposes the user's own items only. It runs only where seen items are served. Before it has learnt
-(no user with enough baskets, or never a repeat to learn from) it ranks by ``decay_7``, the
+proposes the user's own items only. It reads the request's time (``Batch.at``): the days since the
+user's last basket and since the item's, against the item's usual interval; without it, the user is
+taken to return after their usual interval. It runs only where seen items are served. Before it has
+learnt (no user with enough baskets, or never a repeat to learn from) it ranks by ``decay_7``, the
 items' baskets decayed by 0.7 per basket of age.
 """
 
@@ -19,13 +21,53 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsys.errors import ConfigError
-from recsys.reorder import FEATURES, RepeatModel, basket_rows, repeat_features, training_rows
+from recsys.reorder import (
+    FEATURES,
+    HISTORY_FEATURES,
+    TIMES,
+    RepeatModel,
+    basket_rows,
+    history_features,
+    time_features,
+    training_rows,
+)
 from recsys.sources import Batch, CandidateSource, FitInfo, Space
 
 from ..personal import top_n_sparse
 
 MODEL = "repeat_model.json"
 POPULARITY = "basket_popularity.npy"
+
+
+@dataclass(frozen=True)
+class OwnItems:
+    """Every (user, item) of a history, sorted by user then item: ``users``, ``items``, their
+    :data:`~recsys.reorder.HISTORY_FEATURES` ``x`` and :data:`~recsys.reorder.TIMES` ``times``,
+    and ``starts`` (row r's pairs are ``starts[r]`` to ``starts[r + 1]``)."""
+
+    users: np.ndarray
+    items: np.ndarray
+    x: np.ndarray
+    times: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def of(cls, events: pl.DataFrame, n_rows: int, popularity: np.ndarray) -> OwnItems:
+        if events.height == 0:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(HISTORY_FEATURES))),
+                       np.zeros((0, len(TIMES))), np.zeros(n_rows + 1, np.int64))
+        f = history_features(basket_rows(events), popularity)
+        users = f["user_idx"].to_numpy().astype(np.int64)
+        return cls(users, f["item_idx"].to_numpy().astype(np.int64),
+                   f.select(HISTORY_FEATURES).to_numpy().astype(np.float64), f.select(TIMES).to_numpy().astype(np.float64),
+                   np.searchsorted(users, np.arange(n_rows + 1)))
+
+    def rows_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(indices of the pairs of ``rows``, in their order; the position in ``rows`` each belongs to)."""
+        lo, hi = self.starts[rows], self.starts[rows + 1]
+        counts = hi - lo
+        row = np.repeat(np.arange(rows.size), counts)
+        return np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum()), row
 
 
 @dataclass(frozen=True)
@@ -70,23 +112,21 @@ class ReorderSource(CandidateSource):
         self.fit_info = FitInfo(tuple(parts), events.height)
         return self
 
-    def scores_of(self, features: pl.DataFrame) -> np.ndarray:
-        """The source's score of each row of :func:`~recsys.reorder.repeat_features`."""
-        if self.model is None:
-            return features["decay_7"].to_numpy().astype(np.float64)
-        return self.model.predict(features.select(FEATURES).to_numpy().astype(np.float64))
-
     def candidates(self, batch: Batch, n: int, include_seen: bool, allowed=None) -> tuple[np.ndarray, np.ndarray]:
-        scores = batch.history.view("reorder_scores", lambda h: self.score_matrix(h.events, h.n_rows))
-        return top_n_sparse(scores[batch.rows], n, None if include_seen else batch.seen(), allowed)
+        return top_n_sparse(self.score_rows(batch), n, None if include_seen else batch.seen(), allowed)
 
-    def score_matrix(self, events: pl.DataFrame, n_rows: int) -> sp.csr_matrix:
-        """Rows (``user_idx``) × items: the source's score of every item in ``events``' histories."""
-        if events.height == 0:
-            return sp.csr_matrix((n_rows, self.space.n_items), dtype=np.float64)
-        feats = repeat_features(basket_rows(events), self.popularity)
-        return sp.csr_matrix((self.scores_of(feats), (feats["user_idx"].to_numpy(), feats["item_idx"].to_numpy())),
-                             shape=(n_rows, self.space.n_items))
+    def score_rows(self, batch: Batch) -> sp.csr_matrix:
+        """Batch rows × items: the source's score of every item in each row's history, at the row's
+        request time (``batch.at``; not given: the user's usual return). The history features are
+        computed once per history (a cached view); only the time features are computed per batch."""
+        view = batch.history.view("reorder_features", lambda h: OwnItems.of(h.events, h.n_rows, self.popularity))
+        idx, row = view.rows_of(batch.rows)
+        x = np.hstack([view.x[idx], time_features(view.times[idx], batch.request_days()[row])])
+        if self.model is None:
+            score = x[:, FEATURES.index("decay_7")]
+        else:
+            score = self.model.predict(x[:, [FEATURES.index(f) for f in self.model.features]])
+        return sp.csr_matrix((score, (row, view.items[idx])), shape=(len(batch), self.space.n_items))
 
     def save(self, folder: Path) -> None:
         self.save_config(folder)

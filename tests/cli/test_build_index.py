@@ -1,5 +1,6 @@
 """`recsys build-index` from the command line on a generic events + items pair."""
 
+import datetime as dt
 import json
 
 import numpy as np
@@ -131,6 +132,17 @@ def test_query_after_build(art):
     items = json.loads(result.output)["items"]
     assert {i["item_id"] for i in items} & seen
     assert all("repeat" in i["provenance"] for i in items if i["item_id"] in seen)
+    # --at: the request's time reaches the reorder source as the Python API's ``at`` does
+    late = dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc)
+
+    def reorder_scores(items):
+        return {i["item_id"]: i["provenance"]["reorder"]["score"] for i in items if "reorder" in i["provenance"]}
+
+    api = r.explain_one(user, k=40, include_seen=True, at=late)["items"]
+    assert reorder_scores(api) and reorder_scores(api) != reorder_scores(items)
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "-k", "40", "--json",
+                                      "--include-seen", "--at", "2031-01-01T00:00:00Z"])
+    assert reorder_scores(json.loads(result.output)["items"]) == reorder_scores(api)
 
 
 def test_query_unknown_user_and_fresh_history(art):
@@ -167,6 +179,9 @@ def test_query_errors(art, tmp_path):
         2, "Error: --fusion-weights 'bm25=1': write SOURCE=WEIGHT pairs, SOURCE one of two_tower, als, similar, repeat, reorder, "
            "reengage, transitions, popular "
            "and WEIGHT a number >= 0, e.g. als=0.5,repeat=2\n")
+    result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", user, "--at", "yesterday"])
+    assert (result.exit_code, result.output) == (
+        2, "Error: --at 'yesterday': not a time; write ISO 8601, e.g. 2017-03-01T10:00:00Z, or 'now'\n")
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(art), "--user", "x", "--context", "colour=red"])
     assert result.exit_code == 2 and result.output.startswith("Error: --context 'colour=red': write FIELD=VALUE with FIELD one of")
     result = CliRunner().invoke(cli, ["query", "--artifacts", str(tmp_path / "none"), "--user", user])
@@ -188,6 +203,15 @@ def test_recommend_batch(art, tmp_path):
         assert line["items"] == list(row_ids) and line["scores"] == pytest.approx(row_scores.tolist(), abs=1e-6)
     top = np.argsort(-r.popular, kind="stable")[:5]
     assert lines[-1]["items"] == list(r.items.to_external(top))
+    # --at reaches the engine: the same answers as the API's at= (own items kept, so reorder ranks them)
+    at = dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc)
+    result = CliRunner().invoke(cli, ["recommend", "--artifacts", str(art), "--users", str(tmp_path / "users.txt"),
+                                      "-k", "30", "--out", str(out), "--quiet", "--include-seen", "--at", at.isoformat()])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()][:7]
+    ids, scores = r.recommend(users[:7], k=30, include_seen=True, at=at)
+    assert [x["scores"] for x in lines] == [pytest.approx(s[np.isfinite(s)].tolist(), abs=1e-6) for s in scores]
+    assert not np.array_equal(scores, r.recommend(users[:7], k=30, include_seen=True)[1])  # the time matters
     # stdin works too; a missing file is a one-line error and leaves no output behind
     result = CliRunner().invoke(cli, ["recommend", "--artifacts", str(art), "--users", "-", "--out",
                                       str(tmp_path / "b.jsonl"), "--quiet"], input=users[0] + "\n")

@@ -66,6 +66,16 @@ def test_last_basket_keeps_repeats():
     assert per["hit@2"][0] == 1.0
 
 
+def test_the_request_time_is_when_the_target_happens():
+    events = ev(ROWS)
+    users, items = maps(events)
+    task = make_task("last_basket", last_basket(events), users, items, "test")
+    # u1's last basket starts at minute 20, u2's at minute 9
+    assert task.request_times().tolist() == [(T0 + timedelta(minutes=20)).timestamp(), (T0 + timedelta(minutes=9)).timestamp()]
+    task.held = None
+    assert np.isnan(task.request_times()).all()
+
+
 def test_temporal_task_targets_every_later_item_of_known_users():
     events = ev(ROWS)
     users, items = maps(events)

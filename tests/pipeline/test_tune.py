@@ -25,7 +25,7 @@ class FakeRecommender:
         self.sources = {"two_tower": TwoTowerSource, "als": ALSSource}  # their fusion grids
         self.fusion = FusionOptions()  # reciprocal-rank fusion, k = 60
 
-    def stored_batch(self, users):
+    def stored_batch(self, users, at=None):
         return users
 
     def source_lists(self, users, include_seen):

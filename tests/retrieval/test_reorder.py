@@ -79,4 +79,50 @@ def test_the_same_events_in_another_order_give_the_same_scores_to_the_bit():
     a = ReorderSource(space).fit(ev)
     b = ReorderSource(space).fit(ev.sample(fraction=1.0, shuffle=True, seed=3))
     assert np.array_equal(a.model.coef, b.model.coef) and a.model.intercept == b.model.intercept
-    assert (a.score_matrix(ev, 30) != b.score_matrix(ev.reverse(), 30)).nnz == 0
+    rows = np.arange(30)
+    assert (a.score_rows(Batch(History(ev, rows, space), rows)) != b.score_rows(Batch(History(ev.reverse(), rows, space), rows))).nnz == 0
+
+
+def monthly_shop(n_users=40, baskets=16):
+    """Baskets at uneven intervals (2, 9, 5, 12, 3, 10 days, in turn from a user-dependent start):
+    item 0 in every one, item 1 (flour) in a basket 21 days or more after the user last had it, and a
+    one-off item in each (items 2...). Only the time says when the flour is due."""
+    rows = []
+    gaps = [2, 9, 5, 12, 3, 10]
+    for u in range(n_users):
+        t, flour = D, None
+        for b in range(baskets):
+            s = f"{u}-{b}"
+            rows += [(u, 0, t, s), (u, 2 + b, t + dt.timedelta(minutes=2), s)]
+            if flour is None or t - flour >= dt.timedelta(days=21):
+                rows.append((u, 1, t + dt.timedelta(minutes=1), s))
+                flour = t
+            t += dt.timedelta(days=gaps[(u + b) % len(gaps)])
+    return pl.DataFrame(rows, schema=["user_idx", "item_idx", "timestamp", "session_id"], orient="row").with_columns(
+        pl.lit("purchase").alias("event"))
+
+
+def test_the_request_time_says_when_an_item_is_due_again():
+    ev = monthly_shop()
+    space = Space(n_users=40, n_items=18, weights=EventWeights())
+    src = ReorderSource(space).fit(ev)
+    mine = ev.filter(pl.col("user_idx") == 0)
+    last = mine.filter(pl.col("item_idx") == 0)["timestamp"].max()  # the newest basket's start
+    bought = mine.filter(pl.col("item_idx") == 1)["timestamp"].max() - dt.timedelta(minutes=1)  # the flour's basket
+    history = History(ev, np.arange(40), space)
+
+    def flour(*at):  # the flour's score for user 0, one row per request time
+        times = [np.nan if t is None else t.timestamp() for t in at]
+        m = src.score_rows(Batch(history, np.zeros(len(at), dtype=np.int64), np.array(times)))
+        return m[:, 1].toarray().ravel()
+
+    days = np.arange(0, 40, 3)
+    curve = flour(*[bought + dt.timedelta(days=int(d)) for d in days])
+    assert last - bought == dt.timedelta(days=16)  # user 0 bought flour 16 days before their newest basket
+    assert np.all(curve[days <= 16] == curve[0])  # a time before the newest basket counts as that basket's
+    assert np.all(np.diff(curve[days >= 15]) > 0)  # then the longer since the flour, the likelier it is due
+    assert curve[days == 24][0] - curve[0] > 0.2
+    # not given: user 0 returns after their mean interval, 98 days over 15 intervals
+    assert flour(None)[0] == pytest.approx(flour(last + dt.timedelta(days=98 / 15))[0], abs=1e-9)
+    with pytest.raises(ValueError, match=r"Batch at: 2 request times for 1 rows; give one per row"):
+        Batch(history, np.array([0]), np.array([0.0, 1.0]))

@@ -6,6 +6,7 @@ import threading
 import pytest
 from fastapi.testclient import TestClient
 
+from recsys.retrieval.recommender import Recommender
 from recsys.serve.app import MAX_BODY, create_app
 
 LOCAL = "http://localhost"  # a Host the service accepts
@@ -52,6 +53,19 @@ def test_posted_events_change_the_next_recommendation(client, shop):
     assert anon["user_id"] is None and len(anon["items"]) == 3
 
 
+def test_the_request_time_reaches_the_answer(client, shop):
+    art, d = shop
+    user = d.users["user_id"][0]
+    rec = Recommender.load(art)
+    answers = []
+    for at in (1.7e9, 2.0e9):  # epoch seconds: 2023 and 2033
+        got = client.get("/recommend", params={"user": user, "k": 20, "include_seen": True, "at": at}).json()
+        want = rec.explain_one(user, k=20, include_seen=True, at=at)
+        answers.append([(i["item_id"], i["provenance"]) for i in got["items"]])
+        assert answers[-1] == [(i["item_id"], i["provenance"]) for i in want["items"]]
+    assert answers[0] != answers[1]  # the reorder source scores the user's own items by how due they are then
+
+
 def test_similar_and_needs(client, shop):
     _, d = shop
     item = d.items["item_id"][0]
@@ -65,6 +79,8 @@ def test_similar_and_needs(client, shop):
     ("get", "/recommend", {"params": {"user": "nobody"}}, 404, "user 'nobody': unknown, with no events; POST /events"),
     ("get", "/recommend", {"params": {"user": "u00001", "k": 0}}, 422, "greater than or equal to 1"),
     ("get", "/recommend", {"params": {"user": "u00001", "k": 5000}}, 422, "less than or equal to 1000"),
+    ("get", "/recommend", {"params": {"user": "u00001", "at": -1}}, 422, "greater than or equal to 0"),
+    ("get", "/recommend", {"params": {"user": "u00001", "at": "nan"}}, 422, "finite number"),
     ("get", "/similar", {"params": {"item": "nope"}}, 404, "item 'nope': not in the catalogue"),
     ("get", "/needs", {"params": {"user": "nobody"}}, 404, "user 'nobody': unknown"),
     ("post", "/events", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
