@@ -12,12 +12,14 @@ from pathlib import Path
 
 import click
 import numpy as np
+import polars as pl
 
 from recsys.cli.options import THREADS
 from recsys.defaults import DEFAULT_ARTIFACTS
 from recsys.errors import DataError
 from recsys.retrieval.sources import names as source_names
 from recsys.threads import configure
+from recsys.timestamps import parse_timestamps
 
 ARTIFACTS = click.option("--artifacts", type=click.Path(path_type=Path), default=DEFAULT_ARTIFACTS,
                          show_default=True, help="An artifact folder written by `recsys build-index`.")
@@ -34,7 +36,8 @@ AT = click.option("--at", "at", default=None, metavar="TIME",
 
 
 def parse_at(spec: str | None) -> dt.datetime | None:
-    """``--at``: None, "now", or an ISO 8601 time (naive: UTC).
+    """``--at``: None, "now", or a time as the events' files may give it (ISO 8601, naive: UTC, or
+    Unix seconds; :func:`recsys.timestamps.parse_timestamps`).
 
     >>> parse_at("2017-03-01T10:00:00Z").isoformat(), parse_at("2017-03-01").isoformat(), parse_at(None)
     ('2017-03-01T10:00:00+00:00', '2017-03-01T00:00:00+00:00', None)
@@ -43,11 +46,10 @@ def parse_at(spec: str | None) -> dt.datetime | None:
         return None
     if spec.strip().lower() == "now":
         return dt.datetime.now(dt.timezone.utc)
-    try:
-        t = dt.datetime.fromisoformat(spec.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise DataError(f"--at {spec!r}: not a time; write ISO 8601, e.g. 2017-03-01T10:00:00Z, or 'now'") from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    t = parse_timestamps(pl.Series([spec])).item()
+    if t is None:
+        raise DataError(f"--at {spec!r}: not a time; write ISO 8601, e.g. 2017-03-01T10:00:00Z, or 'now'")
+    return t
 
 
 NO_RERANK = click.option("--no-rerank", is_flag=True, help="Skip the reranker (the fused list is final), to compare.")

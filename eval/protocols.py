@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from recsys.errors import ConfigError
 from recsys.idmap import IDMap
 from recsys.schema import EventWeights
+from recsys.sources import request_times
 from recsys.splits import Split
 
 from .metrics import coverage_at_k, novelty_at_k, per_user
@@ -62,9 +63,8 @@ class EvalTask:
         if self.held is None or self.held.height == 0:
             return np.full(self.users.size, np.nan)
         first = self.held.group_by("user_idx").agg(pl.col("timestamp").min())
-        got = (pl.DataFrame({"user_idx": self.users}).join(first, on="user_idx", how="left", maintain_order="left")
-               ["timestamp"])
-        return (got.dt.epoch("ms").cast(pl.Float64) / 1000.0).fill_null(np.nan).to_numpy()
+        got = pl.DataFrame({"user_idx": self.users}).join(first, on="user_idx", how="left", maintain_order="left")
+        return request_times(got["timestamp"], self.users.size)
 
     def seen_matrix(self) -> sp.csr_matrix:
         """Users × items, 1 where the user has the item in its history."""
