@@ -6,6 +6,7 @@ Any :class:`recsys.errors.RecsysError` (bad input, bad option, corrupt artifact)
 
 from __future__ import annotations
 
+import _thread
 import logging
 import signal
 import sys
@@ -23,25 +24,46 @@ class _Interrupts:
     A KeyboardInterrupt raised while a module is being imported can reach us wrapped in another
     exception (Python 3.11 wraps errors raised in ``__set_name__`` in a RuntimeError), so the
     exit code is decided by whether SIGINT came, not by the exception's type.
+
+    One raised inside a finalizer (a ``__del__``, a weakref callback, the garbage collector) is
+    swallowed by Python, which hands it to :func:`sys.unraisablehook` and carries on: the build
+    would run on as if Ctrl-C had never come. Our hook delivers SIGINT again instead, so that it
+    lands in the code the finalizer interrupted.
     """
 
     def __init__(self) -> None:
         self.seen = False
+        self._again: threading.Timer | None = None
 
     def __call__(self, signum, frame) -> None:
         self.seen = True
         raise KeyboardInterrupt
+
+    def _unraisable(self, unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # from another thread, a moment later, so that the handler runs once this hook has
+            # returned: called from here, Python would run it at once, inside the hook, and swallow
+            # it again (should it land in another finalizer, this hook sends it once more)
+            self._again = threading.Timer(0.05, _thread.interrupt_main, args=(signal.SIGINT,))
+            self._again.daemon = True
+            self._again.start()
+        else:
+            self._hook(unraisable)
 
     def __enter__(self) -> _Interrupts:
         self._installed = (threading.current_thread() is threading.main_thread()
                            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         if self._installed:  # a host's own handler (a server, a notebook) is left alone
             signal.signal(signal.SIGINT, self)
+            self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._again is not None:  # the command ended before the interrupt came again
+            self._again.cancel()
         if self._installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            sys.unraisablehook = self._hook
 
 
 class RecsysGroup(click.Group):

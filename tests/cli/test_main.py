@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import sys
+import time
 
 import click
 from click.testing import CliRunner
@@ -24,6 +26,18 @@ def _group() -> click.Group:
             raise RuntimeError("Error calling __set_name__ on 'Field' instance") from e
 
     @g.command()
+    def finalizer() -> None:  # Ctrl-C while an object is being collected: Python swallows it there
+        class Handle:
+            def __del__(self) -> None:
+                signal.raise_signal(signal.SIGINT)
+
+        Handle()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the work that follows, which the interrupt must stop
+            time.sleep(0.01)
+        click.echo("ran on")
+
+    @g.command()
     def bad() -> None:
         raise DataError("events.csv row 3: no user_id; fill it or drop the row")
 
@@ -41,6 +55,18 @@ def test_an_interrupt_wrapped_in_another_exception_still_exits_130():
         result = CliRunner().invoke(_group(), ["wrapped"])
         assert (result.exit_code, result.output) == (130, "Interrupted\n")
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_command():
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    hook = sys.unraisablehook
+    try:
+        result = CliRunner().invoke(_group(), ["finalizer"])
+        # not "ran on", and not Python's "Exception ignored in: ... KeyboardInterrupt" either
+        assert (result.exit_code, result.output) == (130, "Interrupted\n")
+        assert sys.unraisablehook is hook  # the hook is put back
     finally:
         signal.signal(signal.SIGINT, previous)
 
