@@ -6,14 +6,29 @@ import json
 
 import click
 
+from recsys.cleaning import CleaningReport
 from recsys.cli.options import data_options, pop_data_options
 from recsys.inputs import resolve_data
-from recsys.prepare import prepare, stats
+from recsys.prepare import NoEventSurvives, prepare, stats
 
 
 def _prepare(kwargs):
     ds, cleaning, used = resolve_data(pop_data_options(kwargs))
     return prepare(ds, cleaning, holdout="none"), used
+
+
+def _echo_rules(report: CleaningReport) -> None:
+    """The cleaning table, an example row of each rule that removed rows, and the verdict."""
+    click.echo(report.table())
+    for rule in report.rules:
+        if rule["removed"] and rule["examples"]:
+            ex = rule["examples"][0]
+            click.echo(f"  e.g. {rule['rule']}: row {ex['row']} user={ex['user_id']} item={ex['item_id']} "
+                       f"event={ex['event']} time={ex['timestamp']}")
+        if rule.get("flagged"):
+            click.echo(f"  {rule['rule']} flagged (kept): {', '.join(map(str, rule['flagged'][:10]))}"
+                       + (" ..." if len(rule["flagged"]) > 10 else ""))
+    click.echo(report.verdict())
 
 
 @click.group()
@@ -29,7 +44,15 @@ def validate(as_json: bool, **kwargs) -> None:
 
     With no data argument it validates the embedded default dataset.
     """
-    prepared, used = _prepare(kwargs)
+    try:
+        prepared, used = _prepare(kwargs)
+    except NoEventSurvives as e:  # the report says which rules removed everything; then the one-line error
+        if as_json:
+            click.echo(json.dumps({"rows_in": e.report.rows_in, "rows_kept": 0, "cleaning": e.report.rules,
+                                   "verdict": e.report.verdict(), "ok": False}, indent=2, default=str))
+        else:
+            _echo_rules(e.report)
+        raise
     report = prepared.report.to_dict()
     summary = {
         "dataset": prepared.dataset.name,
@@ -45,16 +68,7 @@ def validate(as_json: bool, **kwargs) -> None:
     click.echo(f"dataset {summary['dataset']}: {summary['rows_in']} rows in, {summary['rows_kept']} kept; "
                f"{summary['users']} users, {summary['items']} items "
                f"({summary['id_only_items']} ID-only: in events, not in the catalog)")
-    click.echo(prepared.report.table())
-    for rule in report["rules"]:
-        if rule["removed"] and rule["examples"]:
-            ex = rule["examples"][0]
-            click.echo(f"  e.g. {rule['rule']}: row {ex['row']} user={ex['user_id']} item={ex['item_id']} "
-                       f"event={ex['event']} time={ex['timestamp']}")
-        if rule.get("flagged"):
-            click.echo(f"  {rule['rule']} flagged (kept): {', '.join(map(str, rule['flagged'][:10]))}"
-                       + (" ..." if len(rule["flagged"]) > 10 else ""))
-    click.echo(prepared.report.verdict())
+    _echo_rules(prepared.report)
 
 
 @data.command("stats")

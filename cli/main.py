@@ -77,9 +77,19 @@ class RecsysGroup(click.Group):
                 if interrupts.seen:  # whatever the interrupt became on its way up
                     _interrupted(ctx)
                 if isinstance(e, RecsysError):
-                    click.echo(f"Error: {e}", err=True)
+                    click.echo(f"Error: {one_line(str(e))}", err=True)
                     ctx.exit(2)
                 raise
+
+
+def one_line(message: str) -> str:
+    """``message`` with every character that is not printable (a line break, a control character
+    from a file's header) written as its escape, so that an error stays one line.
+
+    >>> one_line("events.csv: missing column 'user_id' (found: a\\x1eb\\nc)")
+    "events.csv: missing column 'user_id' (found: a\\\\x1eb\\\\nc)"
+    """
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)
 
 
 def _interrupted(ctx: click.Context) -> None:

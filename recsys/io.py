@@ -119,7 +119,14 @@ def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pl.DataFra
         raise DataError(f"{path}: has a header but no rows; give at least one row")
     # RecBole atomic files name columns "user_id:token"; keep the part before the colon.
     if any(":" in c for c in df.columns):
-        df = df.rename({c: c.split(":", 1)[0] for c in df.columns})
+        short: dict[str, str] = {}
+        for c in df.columns:
+            name = c.split(":", 1)[0]
+            if name in short:
+                raise DataError(f"{path}: columns {short[name]!r} and {c!r} both read as {name!r} (a header "
+                                "'name:type' is read up to its colon, as RecBole writes it); rename one of them")
+            short[name] = c
+        df = df.rename({c: name for name, c in short.items()})
     if fmt in ("csv", "tsv"):
         df = df.with_columns([_typed(df[c]) for c in df.columns if c not in text_columns])
     for c in text_columns & set(df.columns):

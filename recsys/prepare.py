@@ -21,6 +21,14 @@ from .splits import Split, make_split
 log = logging.getLogger(__name__)
 
 
+class NoEventSurvives(DataError):
+    """Cleaning removed every event; ``report`` says which rules did."""
+
+    def __init__(self, report: CleaningReport, message: str) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 @dataclass
 class Prepared:
     """A cleaned dataset with its id maps, item texts and held-out split."""
@@ -60,8 +68,10 @@ def prepare(dataset: Dataset, cleaning: CleaningConfig | None = None, holdout: s
     texts = dataset.items.with_columns(item_text(dataset.items, dataset.text_fields))
     events, report = clean_events(dataset.events, cleaning, dataset.value_kind, texts.select("item_id", "text"))
     if events.height == 0:
-        raise DataError(f"dataset {dataset.name!r}: no event survives cleaning; see the cleaning report "
-                        "(`recsys data validate`) and relax the rule that removed them")
+        where = next(iter(dataset.sources), f"dataset {dataset.name!r}")  # the events file, where there is one
+        rules = "; ".join(f"{r['removed']:,} by {r['rule']}" for r in report.rules if r["removed"])
+        raise NoEventSurvives(report, f"{where}: no event survives cleaning (of {report.rows_in:,} rows: {rules}); see the cleaning "
+                        "report (`recsys data validate`) and relax the rule that removed them")
     texts = texts.filter(~pl.col("item_id").is_in(pl.Series(report.dropped_items, dtype=pl.Utf8).implode()))
     # the catalogue, plus ID-only rows for the kept events' items it lacks
     ds, n_id_only = with_id_only_items(replace(dataset, events=events, items=texts))

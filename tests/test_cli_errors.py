@@ -98,3 +98,15 @@ def test_validate_default_dataset_json():
     assert code == 0
     summary = json.loads(out)
     assert (summary["rows_in"], summary["rows_kept"], summary["users"], summary["items"]) == (100000, 100000, 943, 1682)
+
+
+def test_nothing_left_after_cleaning_shows_the_report_then_one_line(tmp_path):
+    path = tmp_path / "dead.csv"
+    path.write_text(HEADER + "NA,a,view,1569888000\nu1,b,view,1569888001\nu1,b,view,1569888001\n")
+    code, out = run("data", "validate", "--events", str(path), "--kcore-users", "2")
+    lines = out.splitlines()
+    assert code == 2 and lines[0].split() == ["rule", "in", "removed", "out"]
+    assert lines[1].split() == ["missing_user_id", "3", "1", "2"]  # then the duplicate, then the k-core
+    assert lines[-1] == (f"Error: {path}: no event survives cleaning (of 3 rows: 1 by missing_user_id; 1 by "
+                         "exact_duplicates; 1 by kcore); see the cleaning report (`recsys data validate`) and relax "
+                         "the rule that removed them")

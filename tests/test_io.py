@@ -140,3 +140,11 @@ def test_utf16_without_a_mark_says_how_to_convert(tmp_path):
         load_events(path)
     assert str(e.value) == (f"{path}: looks like UTF-16 without a byte-order mark; re-encode it, e.g. "
                             "iconv -f UTF-16LE -t UTF-8 ev.csv > ev.utf8.csv")
+
+
+def test_recbole_headers_that_collide_name_both_columns(tmp_path):
+    path = write(tmp_path / "ev.csv", "user_id:token,user_id,item_id:token\nu1,u2,7\n")
+    with pytest.raises(DataError) as e:
+        load_events(path)
+    assert str(e.value) == (f"{path}: columns 'user_id:token' and 'user_id' both read as 'user_id' (a header "
+                            "'name:type' is read up to its colon, as RecBole writes it); rename one of them")
