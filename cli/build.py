@@ -44,7 +44,7 @@ from recsys.splits import HOLDOUTS
               help="Re-weighting of the ALS confidence matrix.")
 @click.option("--no-als", is_flag=True, help="No ALS candidate source.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--no-reranker", is_flag=True, help="Skip training the cross-encoder reranker.")
 @click.option("--reranker-model", default=None,

@@ -79,7 +79,26 @@ class RecsysGroup(click.Group):
                 if isinstance(e, RecsysError):
                     click.echo(f"Error: {one_line(str(e))}", err=True)
                     ctx.exit(2)
+                if out_of_memory(e):  # nothing half-written stays either; the traceback is logged with -vv
+                    logging.getLogger("recsys").debug("out of memory", exc_info=True)
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    click.echo(f"Error: out of memory ({one_line(first)[:300]}); lower the sizes (--batch-size, --dim, "
+                               "--max-len, -k) or free memory", err=True)
+                    ctx.exit(1)
                 raise
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` says memory ran out: Python's MemoryError, torch's OutOfMemoryError (CUDA), or
+    the CPU allocator's "can't allocate memory".
+
+    >>> out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 512 GB"))
+    True
+    >>> out_of_memory(RuntimeError("a bug"))
+    False
+    """
+    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(e) or "CUDA out of memory" in str(e))
 
 
 def one_line(message: str) -> str:

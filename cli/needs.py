@@ -35,6 +35,6 @@ def needs(artifacts: Path, user: str, history: str | None, top: int, latent_shar
     for kind in ("expressed", "latent"):
         click.echo(f"{kind} needs:")
         for n in out[kind]:
-            pointing = "; ".join(f"{p['title']} ({p['similarity']:.2f})" for p in n["pointing"])
+            pointing = "; ".join(f"{p['title'] or p['item_id']} ({p['similarity']:.2f})" for p in n["pointing"])
             click.echo(f"  {n['probability']:.3f}  {n['name']}  (history share {n['history_share']:.0%}; "
                        f"e.g. {', '.join(n['examples'][:2])}; pointed to by: {pointing})")

@@ -33,7 +33,7 @@ from recsys.defaults import DEFAULT_ARTIFACTS
                    "only). With them, purchases of items viewed before become training examples.")
 @click.option("--fp32", is_flag=True, help="Serve it in fp32 on a CPU too (default: int8 linear layers there).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @THREADS

@@ -136,8 +136,11 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
     [[0, 2]]
     >>> top_k(np.array([[0.5, 0.9]]), 2, exclude=np.array([[False, True]])).tolist()
     [[0, -1]]
+    >>> top_k(np.array([[np.nan, 0.9]]), 2).tolist()  # NaN: no score
+    [[1, -1]]
     """
     scores = np.array(scores, dtype=np.float64, copy=True, ndmin=2)
+    scores[np.isnan(scores)] = -np.inf  # no score: ranked like an excluded item
     if exclude is not None:
         scores[exclude] = -np.inf
     k = min(k, scores.shape[1])

@@ -50,6 +50,10 @@ def add_items_stage(ctx: BuildContext, items: pl.DataFrame, encoder, source: str
     if fresh.height == 0:
         return result
     fields = art.manifest.get("data", {}).get("text_fields") or []
+    if not fields:
+        raise DataError(f"{source}: the artifact was built without item text (no catalogue fields), and a "
+                        "new item is placed by its text alone; rebuild it with a catalogue (--items FILE, or "
+                        "--items-from-events COLUMNS), then add items")
     missing = [f for f in fields if f not in fresh.columns]
     if missing:
         raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; the artifact's item text is made "

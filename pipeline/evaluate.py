@@ -11,6 +11,7 @@ import numpy as np
 from recsys import layout
 from recsys.artifacts import Artifact
 from recsys.defaults import RERANK_DEPTH
+from recsys.device import resolve_device
 from recsys.eval.funnel import Funnel, score_funnel
 from recsys.eval.protocols import EvalTask
 from recsys.retrieval.recommender import FusionOptions, Recommender
@@ -55,9 +56,11 @@ def evaluate_engine(rec: Recommender, task: EvalTask, ks: tuple[int, ...] = (10,
 
 def evaluation_engine(art: Artifact, n: int, device: str | None = None, rerank: bool = True,
                 rerank_depth: int = RERANK_DEPTH) -> tuple[Recommender, EvalTask]:
-    """The test stage's engine (each source proposing ``n``) and task of an artifact."""
+    """The test stage's engine (each source proposing ``n``) and task of an artifact; ``device``:
+    as :func:`~recsys.device.resolve_device` reads it (None: a GPU when there is one)."""
+    device = resolve_device(device)
     stage = artifact_stage(art, "test")
-    reranker = load_reranker(art, device or "cpu", always=True) if rerank else None
+    reranker = load_reranker(art, device, always=True) if rerank else None
     rec = stage_engine(art, stage, device, FusionOptions(n_candidates=n, n_per_source=n), reranker, rerank_depth)
     return rec, stage.task(rec.users, rec.items)
 

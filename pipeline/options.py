@@ -109,9 +109,14 @@ def build_options(config: dict, config_path: str | Path | None, *, tower: dict |
                   train: dict | None = None, **options) -> BuildOptions:
     """BuildOptions from a config file's ``[tower]`` and ``[train]`` sections and the given values
     (``tower`` / ``train``: field overrides; None values are left out, so the file's stand)."""
-    t = {**dataclass_section(config, "tower", TowerConfig, config_path),
-         **{k: v for k, v in (tower or {}).items() if v is not None}}
-    r = {**dataclass_section(config, "train", TrainConfig, config_path),
-         **{k: v for k, v in (train or {}).items() if v is not None}}
+    in_file = {"tower": dataclass_section(config, "tower", TowerConfig, config_path),
+               "train": dataclass_section(config, "train", TrainConfig, config_path)}
+    for section, cls in (("tower", TowerConfig), ("train", TrainConfig)):
+        try:  # the file's settings alone first, so that an error in them names the file
+            cls(**in_file[section])
+        except ConfigError as e:
+            raise ConfigError(f"{config_path}: {e}") from None
+    t = {**in_file["tower"], **{k: v for k, v in (tower or {}).items() if v is not None}}
+    r = {**in_file["train"], **{k: v for k, v in (train or {}).items() if v is not None}}
     explicit = frozenset([f"tower.{k}" for k in t] + [f"train.{k}" for k in r])
     return BuildOptions(tower=TowerConfig(**t), train=TrainConfig(**r), explicit=explicit, **options)

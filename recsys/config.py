@@ -78,7 +78,8 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
 
 def dataclass_section(cfg: dict[str, Any], section: str, cls: type, path: str | Path | None) -> dict[str, Any]:
     """The keys of ``[section]`` checked against the fields of dataclass ``cls``: an unknown key,
-    or a value of the wrong type, is a one-line error naming the file, section and key.
+    or a value of the wrong type, is a one-line error naming the file, section and key; a null
+    (JSON's ``null``) leaves the setting at its default, as if the key were absent.
 
     >>> from dataclasses import dataclass
     >>> @dataclass
@@ -86,6 +87,8 @@ def dataclass_section(cfg: dict[str, Any], section: str, cls: type, path: str | 
     ...     epochs: int = 3
     >>> dataclass_section({"train": {"epochs": 5}}, "train", C, "a.toml")
     {'epochs': 5}
+    >>> dataclass_section({"train": {"epochs": None}}, "train", C, "a.json")
+    {}
     """
     part = cfg.get(section, {})
     if not isinstance(part, dict):
@@ -102,4 +105,27 @@ def dataclass_section(cfg: dict[str, Any], section: str, cls: type, path: str | 
                 isinstance(value, want) and not (want is int and isinstance(value, bool))
             if not ok:
                 raise ConfigError(f"{path}: [{section}] {key} = {value!r}: expected {want.__name__} (default {default!r})")
-    return dict(part)
+    return {key: value for key, value in part.items() if value is not None}
+
+
+def check_range(section: str, values: dict[str, Any], rules: dict[str, tuple[Any, str]],
+                flags: dict[str, str] | None = None) -> None:
+    """A one-line :class:`ConfigError` for the first setting of ``[section]`` outside its range:
+    ``rules`` maps each key to ``(test, what to give)``; ``flags``: the command-line option of a key.
+
+    >>> check_range("tower", {"dim": 0}, {"dim": (lambda v: v >= 1, "an integer of at least 1")}, {"dim": "--dim"})
+    Traceback (most recent call last):
+    ...
+    recsys.errors.ConfigError: [tower] dim = 0: give an integer of at least 1 (--dim, or dim in a config file's [tower])
+    """
+    for key, (test, want) in rules.items():
+        value = values[key]
+        try:
+            ok = bool(test(value))
+        except TypeError:  # a value of another type (None, text) where a number belongs
+            ok = False
+        if not ok:
+            where = f"{flags[key]}, or {key} in a config file's [{section}]" if flags and key in flags else \
+                f"{key} in a config file's [{section}]"
+            raise ConfigError(f"[{section}] {key} = {value!r}: give {want} ({where})")
+

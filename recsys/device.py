@@ -10,8 +10,11 @@ import functools
 import logging
 import os
 import random
+import re
 
 import numpy as np
+
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +29,31 @@ def cuda_available() -> bool:
 
 
 def resolve_device(device: str | None = None) -> str:
-    """``None`` picks ``"cuda"`` when a GPU is usable, else ``"cpu"``; asking for CUDA without one
-    warns and falls back to the CPU rather than failing."""
+    """``None`` (or ``"auto"``) picks ``"cuda"`` when a GPU is usable, else ``"cpu"``; asking for
+    CUDA without one warns and falls back to the CPU rather than failing; any other name, or a GPU
+    number this machine lacks, is a one-line error.
+
+    >>> resolve_device("cpu")
+    'cpu'
+    >>> resolve_device("gpu")
+    Traceback (most recent call last):
+    ...
+    recsys.errors.ConfigError: --device 'gpu': not a device; give cpu, cuda or cuda:N (N: the GPU's number, from 0)
+    """
     if device is None or device == "auto":
         return "cuda" if cuda_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ConfigError(f"--device {device!r}: not a device; give cpu, cuda or cuda:N (N: the GPU's number, from 0)")
     if device.startswith("cuda") and not cuda_available():
         log.warning("device %r requested but CUDA is not available; using the CPU", device)
         return "cpu"
+    if device.startswith("cuda:"):
+        import torch
+
+        count = torch.cuda.device_count()
+        if int(device[5:]) >= count:
+            raise ConfigError(f"--device {device}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}; "
+                              "give one of them, or cuda for the first")
     return device
 
 
@@ -68,7 +89,9 @@ def faiss_gpu_count() -> int:
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python, numpy and (if installed) torch, CPU and CUDA."""
+    """Seed Python, numpy and (if installed) torch, CPU and CUDA; ``seed``: 0 to 2**32 - 1."""
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"seed {seed}: give a whole number from 0 to {2**32 - 1}")
     random.seed(seed)
     np.random.seed(seed % (2**32))
     os.environ.setdefault("PYTHONHASHSEED", str(seed))

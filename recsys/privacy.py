@@ -34,7 +34,9 @@ def key_fingerprint(key: bytes) -> str:
 
 
 def pseudonymise(user_id: str, key: bytes) -> str:
-    """>>> pseudonymise("u1", b"0123456789abcdef")[:8], len(pseudonymise("u1", b"0123456789abcdef"))
+    """The keyed hash (HMAC-SHA256) of ``user_id``, its first 32 hex digits.
+
+    >>> pseudonymise("u1", b"0123456789abcdef")[:8], len(pseudonymise("u1", b"0123456789abcdef"))
     ('5162bddb', 32)
     """
     return hmac.new(key, str(user_id).encode(), hashlib.sha256).hexdigest()[:32]

@@ -179,7 +179,8 @@ def user_needs(rec, user_id: str, fresh: list[tuple[str, str]] = (), top: int = 
         n = needs.names[c]
         return {"id": c, "name": n["name"], "terms": n["terms"], "probability": round(float(prob[c]), 4),
                 "history_share": round(float(share[c]), 4),
-                "examples": [rec.titles[i] for i in n["examples"]],
+                # an item without text is shown by its id
+                "examples": [rec.titles[i] or str(rec.items.to_external([i])[0]) for i in n["examples"]],
                 "pointing": [{"item_id": str(rec.items.to_external([i])[0]), "title": rec.titles[i],
                               "similarity": round(float(rec.item_vectors[i] @ needs.centroids[c]), 4)} for i in near]}
 

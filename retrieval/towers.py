@@ -17,7 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys.config import check_range
+
 from .layers import Encoder
+
+_COUNT = (lambda v: v >= 1, "an integer of at least 1")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,14 @@ class TowerConfig:
     n_event_types: int = 8
     n_gap_buckets: int = 16
     use_text: bool = True  # False: item vectors from their ids alone (an ID-only tower, to measure what text adds)
+
+    def __post_init__(self) -> None:
+        check_range("tower", asdict(self), {
+            "dim": _COUNT, "max_len": _COUNT, "n_layers": _COUNT, "n_heads": _COUNT, "n_event_types": _COUNT,
+            "n_gap_buckets": _COUNT, "dropout": (lambda v: 0 <= v < 1, "a rate from 0 up to (not including) 1"),
+            "id_dropout": (lambda v: 0 <= v <= 1, "a rate from 0 to 1")}, {"dim": "--dim", "max_len": "--max-len"})
+        check_range("tower", asdict(self), {"n_heads": (lambda v: self.dim % v == 0,
+                                                       f"a divisor of dim = {self.dim}, or a dim that {self.n_heads} divides")})
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recsys.config import check_range
 from recsys.device import autocast, flush_denormals
+from recsys.errors import ConfigError
 
 from . import distributed
 from .losses import candidate_log_q, in_batch_log_q, item_frequency, sampled_softmax_loss
@@ -61,8 +63,37 @@ class TrainConfig:
     max_train_seconds: float | None = None
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        count, positive = (lambda v: v >= 1, "an integer of at least 1"), (lambda v: v > 0, "a number above 0")
+        check_range("train", asdict(self), {
+            "epochs": count, "pretrain_epochs": (lambda v: v >= 0, "an integer of at least 0 (0: no pre-training)"),
+            "batch_size": count, "lr": positive, "weight_decay": (lambda v: v >= 0, "a number of at least 0"),
+            "temperature": positive, "n_negatives": (lambda v: v >= 0, "an integer of at least 0"),
+            "n_batch_negatives": (lambda v: v >= 0, "an integer of at least 0"),
+            "full_softmax_below": (lambda v: v >= 0, "an integer of at least 0"),
+            "patience": (lambda v: v >= 0, "an integer of at least 0"), "eval_k": count, "text_lr": positive,
+            "window_stride": (lambda v: v is None or v >= 1, "an integer of at least 1, or nothing (chosen from the data)"),
+            "max_train_seconds": (lambda v: v is None or v > 0, "a number of seconds above 0, or nothing (no limit)"),
+            "mask_seen": (lambda v: v is None or isinstance(v, bool), "true, false, or nothing (chosen from the split)"),
+        }, {"epochs": "--epochs", "pretrain_epochs": "--pretrain-epochs", "batch_size": "--batch-size",
+            "window_stride": "--window-stride"})
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def diverged(loss: float, step: str, epoch: int, cfg: TrainConfig) -> None:
+    """A one-line error when the two-tower ``step``'s loss is no longer a number: the weights have
+    diverged (a learning rate far too high, most often) and every later epoch would be NaN.
+
+    >>> diverged(float("nan"), "training", 0, TrainConfig(lr=75.0))
+    Traceback (most recent call last):
+    ...
+    recsys.errors.ConfigError: [train] lr = 75.0: the two-tower training loss became nan in epoch 1 (the weights diverged); lower lr (default 0.005)
+    """
+    if not math.isfinite(loss):
+        raise ConfigError(f"[train] lr = {cfg.lr}: the two-tower {step} loss became {loss} in epoch {epoch + 1} (the "
+                          f"weights diverged); lower lr (default {TrainConfig.lr})")
 
 
 def _optimizer(model: TwoTower, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -221,6 +252,7 @@ def _pretrain_epochs(model: TwoTower, seq: Sequences, cfg: TrainConfig, progress
             total += loss.item() * part.size
             n += part.size
         losses.append(total / max(n, 1))
+        diverged(losses[-1], "pre-training", epoch, cfg)
         if progress:
             progress(f"pretrain epoch {epoch + 1}: loss {losses[-1]:.4f}")
     return losses
@@ -296,6 +328,7 @@ def _train_epochs(model: TwoTower, seq: Sequences, cfg: TrainConfig, validate: C
             sched.step()
             total += loss.item() * float(weight.sum())
             count += float(weight.sum())
+        diverged(total, "training", epoch, cfg)
         score = (validate(model) if validate else -float(total / max(count, 1))) if rank == 0 else 0.0
         score = distributed.broadcast_float(score, model.device)
         history.append({"epoch": epoch + 1, "loss": total / max(count, 1), "valid": score,

@@ -1,13 +1,18 @@
 """Config files mirror the CLI options; the command line wins."""
 
 import json
+from dataclasses import fields
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recsys.cli.main import cli
 from recsys.config import load_config
 from recsys.errors import ConfigError
+from recsys.retrieval.towers import TowerConfig
+from recsys.retrieval.train import TrainConfig
 
 
 def test_toml_config_drives_validate(tmp_path, monkeypatch):
@@ -49,3 +54,40 @@ def test_the_shipped_id_only_config_is_a_valid_build_config():
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "id-only.toml"
     tower = TowerConfig(**dataclass_section(load_config(path), "tower", TowerConfig, path))
     assert (tower.use_text, tower.id_dropout) == (False, 0.0)
+
+
+def test_a_json_null_leaves_the_default_and_a_setting_out_of_range_names_the_file_key_and_fix(tmp_path):
+    import json
+
+    from recsys.pipeline.options import build_options
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"tower": {"max_len": None, "dim": 32}, "train": {"epochs": None}}))
+    opts = build_options(load_config(path), path)
+    assert (opts.tower.max_len, opts.tower.dim, opts.train.epochs) == (50, 32, 40)
+    assert opts.explicit == frozenset({"tower.dim"})  # the nulls are not settings the user chose
+    path.write_text(json.dumps({"tower": {"dropout": 1.5}}))
+    with pytest.raises(ConfigError) as e:
+        build_options(load_config(path), path)
+    assert str(e.value) == (f"{path}: [tower] dropout = 1.5: give a rate from 0 up to (not including) 1 (dropout in a config "
+                            "file's [tower])")
+
+
+VALUES = [0, 1, 2, 3, -1, 7, 64, 10**9, 0.0, 0.5, 1.0, 1.5, -0.5, float("nan"), float("inf"), None, True, "x", [1], {"a": 1}]
+
+
+@settings(max_examples=200, deadline=None)
+@given(tower=st.dictionaries(st.sampled_from(sorted(f.name for f in fields(TowerConfig))), st.sampled_from(VALUES),
+                             max_size=4),
+       train=st.dictionaries(st.sampled_from(sorted(f.name for f in fields(TrainConfig))), st.sampled_from(VALUES),
+                             max_size=4))
+def test_any_tower_and_train_settings_build_options_or_a_config_error(tower, train):
+    from recsys.pipeline.options import build_options
+
+    try:
+        opts = build_options({"tower": tower, "train": train}, "c.json")
+    except ConfigError as e:
+        assert str(e).startswith("c.json: [") and "\n" not in str(e)
+        return
+    assert opts.tower.dim >= 1 and opts.tower.dim % opts.tower.n_heads == 0 and opts.train.lr > 0  # in range
+    assert opts.train.mask_seen in (None, True, False)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from recsys.device import cuda_available, resolve_device, set_seed
+from recsys.errors import ConfigError
 
 
 def test_cuda_request_falls_back_with_a_warning(caplog):
@@ -36,3 +37,11 @@ def test_denormals_are_flushed_inside_and_kept_outside():
     with flush_denormals():
         assert (tiny * 1.0).item() == 0.0
     assert (tiny * 1.0).item() == pytest.approx(1e-39, rel=1e-3)
+
+
+def test_a_device_that_is_not_one_is_a_one_line_error():
+    with pytest.raises(ConfigError) as e:
+        resolve_device("foo")
+    assert str(e.value) == "--device 'foo': not a device; give cpu, cuda or cuda:N (N: the GPU's number, from 0)"
+    with pytest.raises(ConfigError, match=r"^seed -1: give a whole number from 0 to 4294967295$"):
+        set_seed(-1)

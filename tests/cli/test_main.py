@@ -42,6 +42,11 @@ def _group() -> click.Group:
         raise DataError("events.csv row 3: no user_id; fill it or drop the row")
 
     @g.command()
+    def huge() -> None:  # what torch's CPU allocator raises for a tensor beyond the machine
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried "
+                           "to allocate 512000000000 bytes.\nmore detail")
+
+    @g.command()
     def crash() -> None:
         raise RuntimeError("a bug")
 
@@ -71,8 +76,13 @@ def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_command():
         signal.signal(signal.SIGINT, previous)
 
 
-def test_a_recsys_error_is_one_line_and_exit_2_and_a_bug_still_raises():
+def test_a_recsys_error_is_one_line_and_exit_2_out_of_memory_one_line_and_a_bug_still_raises():
     result = CliRunner().invoke(_group(), ["bad"])
     assert (result.exit_code, result.output) == (2, "Error: events.csv row 3: no user_id; fill it or drop the row\n")
+    result = CliRunner().invoke(_group(), ["huge"])
+    assert (result.exit_code, result.output) == (1, "Error: out of memory ([enforce fail at alloc_cpu.cpp:127] "
+                                                 "DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                                                 "512000000000 bytes.); lower the sizes (--batch-size, --dim, --max-len, "
+                                                 "-k) or free memory\n")
     result = CliRunner().invoke(_group(), ["crash"])
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)

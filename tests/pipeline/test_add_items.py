@@ -101,3 +101,16 @@ def test_items_without_text_are_refused(shop):
     blank = pl.DataFrame({"item_id": ["blank"], "title": [""], "category": [None], "brand": [""]})
     with pytest.raises(DataError, match=r"^new.csv: none of the new items has any text in the fields title, category"):
         add_items(out, blank, source="new.csv")
+
+
+def test_an_artifact_built_without_item_text_refuses_new_items(tmp_path):
+    d = generate_synthetic(n_users=60, n_items=30, n_needs=3, seed=2)
+    ds = replace(d.dataset, items=d.dataset.items.select("item_id"), text_fields=())  # events alone, no catalogue
+    build(ds, tmp_path / "art", opts=BuildOptions(
+        holdout="temporal", tower=TowerConfig(dim=8, max_len=10, n_layers=1), text_encoder=CharNgramEncoder(dim=8),
+        train=TrainConfig(epochs=1, pretrain_epochs=0), show_progress=False))
+    with pytest.raises(DataError) as e:
+        add_items(tmp_path / "art", pl.DataFrame({"item_id": ["new"], "title": ["a new thing"]}), source="new.csv")
+    assert str(e.value) == ("new.csv: the artifact was built without item text (no catalogue fields), and a new item "
+                            "is placed by its text alone; rebuild it with a catalogue (--items FILE, or "
+                            "--items-from-events COLUMNS), then add items")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from recsys.errors import ConfigError
 from recsys.retrieval.towers import ItemTower, TowerConfig, UserTower, attention_mask, gap_buckets
 
 CFG = TowerConfig(dim=16, max_len=8, n_layers=2, n_heads=2, dropout=0.0, id_dropout=0.5)
@@ -99,3 +100,18 @@ def test_an_id_only_tower_reads_no_text():
     assert torch.equal(it(items), it.ids.weight) and it.ids.weight.abs().sum() > 0  # not the zeros text+id starts from
     with_text = ItemTower(CFG, text).eval()
     assert torch.equal(with_text.ids.weight, torch.zeros(20, 16)) and not torch.equal(with_text(items), with_text.ids.weight)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"dim": 0}, "[tower] dim = 0: give an integer of at least 1 (--dim, or dim in a config file's [tower])"),
+    ({"max_len": -1}, "[tower] max_len = -1: give an integer of at least 1 (--max-len, or max_len in a config file's "
+                      "[tower])"),
+    ({"dropout": 1.0}, "[tower] dropout = 1.0: give a rate from 0 up to (not including) 1 (dropout in a config "
+                       "file's [tower])"),
+    ({"dim": 63}, "[tower] n_heads = 2: give a divisor of dim = 63, or a dim that 2 divides (n_heads in a config "
+                  "file's [tower])"),
+])
+def test_a_tower_setting_out_of_range_is_one_line(kwargs, message):
+    with pytest.raises(ConfigError) as e:
+        TowerConfig(**kwargs)
+    assert str(e.value) == message

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from recsys.errors import ConfigError
 from recsys.retrieval.model import TwoTower
 from recsys.retrieval.sequences import Sequences
 from recsys.retrieval.towers import TowerConfig
@@ -122,3 +123,16 @@ def test_epochs_within_the_noise_of_the_best_are_no_strike():
                 valid_users=400)
     assert len(fit["history"]) == 6  # the second clear drop (epoch 6) ends it
     assert fit["best_epoch"] == 5
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "[train] epochs = 0: give an integer of at least 1 (--epochs, or epochs in a config file's [train])"),
+    ({"lr": float("nan")}, "[train] lr = nan: give a number above 0 (lr in a config file's [train])"),
+    ({"window_stride": 0}, "[train] window_stride = 0: give an integer of at least 1, or nothing (chosen from the data) "
+                           "(--window-stride, or window_stride in a config file's [train])"),
+])
+def test_a_training_setting_out_of_range_is_one_line(kwargs, message):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(**kwargs)
+    assert str(e.value) == message
+    assert TrainConfig(window_stride=None, max_train_seconds=None).epochs == 40  # "nothing" stays allowed
