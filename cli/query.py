@@ -142,7 +142,14 @@ def _read_users(path: str) -> list[str]:
         p = Path(path)
         if not p.is_file():
             raise DataError(f"--users {path}: no such file; give a file with one user id per line, or - for stdin")
-        lines = p.read_text(encoding="utf-8").splitlines()
+        try:
+            lines = p.read_bytes().decode("utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            line = p.read_bytes()[:e.start].count(b"\n") + 1
+            raise DataError(f"--users {path}: not UTF-8 (byte 0x{e.object[e.start]:02x} at line {line}); re-encode it, "
+                            f"e.g. iconv -f latin1 -t utf-8 {p.name} > {p.stem}.utf8{p.suffix}") from None
+    if lines and lines[0].startswith("\ufeff"):  # a byte-order mark, as spreadsheets write it
+        lines[0] = lines[0][1:]
     users = [x.strip().split(",")[0].strip() for x in lines if x.strip()]
     if users and users[0] == "user_id":
         users = users[1:]

@@ -221,6 +221,17 @@ def test_recommend_batch(art, tmp_path):
     assert result.exit_code == 2 and not (tmp_path / "c.jsonl").exists()
     assert result.output == (f"Error: --users {tmp_path / 'no.txt'}: no such file; give a file with one user id per "
                              "line, or - for stdin\n")
+    # a spreadsheet's byte-order mark is not part of the first id; a file in another encoding says how to convert
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + users[0].encode() + b"\n")
+    result = CliRunner().invoke(cli, ["recommend", "--artifacts", str(art), "--users", str(tmp_path / "bom.txt"),
+                                      "-k", "5", "--out", str(tmp_path / "d.jsonl"), "--quiet"])
+    assert result.exit_code == 0 and json.loads((tmp_path / "d.jsonl").read_text())["items"] == list(r.recommend(users[:1], k=5)[0][0])
+    (tmp_path / "latin.txt").write_bytes(users[0].encode() + b"\ncaf\xe9\n")
+    result = CliRunner().invoke(cli, ["recommend", "--artifacts", str(art), "--users", str(tmp_path / "latin.txt"),
+                                      "--out", str(tmp_path / "e.jsonl")])
+    assert (result.exit_code, result.output) == (2, f"Error: --users {tmp_path / 'latin.txt'}: not UTF-8 (byte 0xe9 at "
+                                                    "line 2); re-encode it, e.g. iconv -f latin1 -t utf-8 latin.txt > "
+                                                    "latin.utf8.txt\n")
 
 
 def test_evaluate_prints_the_funnel(art):
