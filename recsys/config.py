@@ -128,4 +128,3 @@ def check_range(section: str, values: dict[str, Any], rules: dict[str, tuple[Any
             where = f"{flags[key]}, or {key} in a config file's [{section}]" if flags and key in flags else \
                 f"{key} in a config file's [{section}]"
             raise ConfigError(f"[{section}] {key} = {value!r}: give {want} ({where})")
-

@@ -70,8 +70,8 @@ def prepare(dataset: Dataset, cleaning: CleaningConfig | None = None, holdout: s
     if events.height == 0:
         where = next(iter(dataset.sources), f"dataset {dataset.name!r}")  # the events file, where there is one
         rules = "; ".join(f"{r['removed']:,} by {r['rule']}" for r in report.rules if r["removed"])
-        raise NoEventSurvives(report, f"{where}: no event survives cleaning (of {report.rows_in:,} rows: {rules}); see the cleaning "
-                        "report (`recsys data validate`) and relax the rule that removed them")
+        raise NoEventSurvives(report, f"{where}: no event survives cleaning (of {report.rows_in:,} rows: {rules}); "
+                                      "see the cleaning report (`recsys data validate`) and relax the rule that removed them")
     texts = texts.filter(~pl.col("item_id").is_in(pl.Series(report.dropped_items, dtype=pl.Utf8).implode()))
     # the catalogue, plus ID-only rows for the kept events' items it lacks
     ds, n_id_only = with_id_only_items(replace(dataset, events=events, items=texts))
