@@ -14,6 +14,15 @@ dataset's own split, by that model with fewer or more inputs:
 - ``+ tifu``: the item's TIFU-KNN weight in the user's own vector and in their neighbours' mean
   (the ``tifu_knn`` peer's tuned settings from ``results/<dataset>.json``), recomputed at each cut;
 
+and, with ``--more``, inputs tried and left out:
+
+- ``+ basket place``: the item's place in the user's baskets (0 first added, 1 last: its mean and
+  its newest) and its mean place over every user;
+- ``+ repeat style``: the share of the user's baskets that was in the basket before and that was
+  bought before at all (mean over their last 10), and their products with "in the last basket",
+  ``decay_7`` and ``share``;
+- ``+ last 10 baskets``: whether each of the user's last 10 baskets holds the item;
+
 and, with ``--gbdt``, by gradient-boosted trees on the same inputs (scikit-learn's
 HistGradientBoostingClassifier: a probe, not a dependency). It also reports the headroom: the
 share of test targets the user never bought, and the NDCG@10 of the own items in the best order.
@@ -49,6 +58,52 @@ from recsys.retrieval.personal import top_n_sparse
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIFU = ("tifu_own", "tifu_neighbours")
+PLACE = ("place_mean", "place_newest", "item_place")
+STYLE = ("user_from_previous", "user_bought_before", "last_x_previous", "decay_7_x_previous", "share_x_before")
+LAST10 = tuple(f"in_basket_{a}" for a in range(10))
+
+
+def place_features(f: pl.DataFrame, events: pl.DataFrame) -> np.ndarray:
+    """:data:`PLACE` of each (user, item) row of ``f``: its place in its baskets of ``events`` (0 the
+    first added, 1 the last; events ordered by time), the user's mean and newest, every user's mean."""
+    e = (events.sort("user_idx", "_v", "timestamp", "item_idx").unique(["user_idx", "_v", "item_idx"], keep="first",
+                                                                       maintain_order=True)
+         .with_columns(pl.col("timestamp").rank("ordinal").over("user_idx", "_v").alias("_r"),
+                       pl.len().over("user_idx", "_v").alias("_s"))
+         .with_columns(((pl.col("_r") - 1) / pl.max_horizontal(pl.col("_s") - 1, 1)).alias("_p")))
+    mine = e.group_by("user_idx", "item_idx").agg(pl.col("_p").mean().alias(PLACE[0]),
+                                                  pl.col("_p").sort_by("_age").first().alias(PLACE[1]))
+    every = e.group_by("item_idx").agg(pl.col("_p").mean().alias(PLACE[2]))
+    return (f.select("user_idx", "item_idx").join(mine.join(every, on="item_idx", how="left"), on=["user_idx", "item_idx"],
+                                                  how="left", maintain_order="left").select(PLACE).fill_null(0.5).to_numpy())
+
+
+def style_features(f: pl.DataFrame, before: pl.DataFrame) -> np.ndarray:
+    """:data:`STYLE` of each row of ``f`` (repeat features) from the baskets ``before``."""
+    b = before.select("user_idx", "item_idx", "_age").unique()
+    previous = b.with_columns(pl.col("_age") - 1, pl.lit(1).alias("_in_previous"))
+    first = b.group_by("user_idx", "item_idx").agg(pl.col("_age").max().alias("_first"))
+    oldest = b.group_by("user_idx").agg(pl.col("_age").max().alias("_oldest"))
+    x = (b.join(previous, on=["user_idx", "item_idx", "_age"], how="left").join(first, on=["user_idx", "item_idx"])
+         .join(oldest, on="user_idx").with_columns(pl.col("_in_previous").fill_null(0),
+                                                   (pl.col("_first") > pl.col("_age")).cast(pl.Int32).alias("_old"))
+         .filter((pl.col("_age") < pl.col("_oldest")) & (pl.col("_age") < 10)))
+    per = x.group_by("user_idx", "_age").agg(pl.col("_in_previous").mean().alias("a"), pl.col("_old").mean().alias("b"))
+    user = per.group_by("user_idx").agg(pl.col("a").mean().alias(STYLE[0]), pl.col("b").mean().alias(STYLE[1]))
+    s = (f.select("user_idx", "since", "decay_7", "share").join(user, on="user_idx", how="left", maintain_order="left")
+         .fill_null(0.5))
+    last = (s["since"] == 0).cast(pl.Float64)
+    return np.column_stack([s[STYLE[0]], s[STYLE[1]], last * s[STYLE[0]], s["decay_7"] * s[STYLE[0]],
+                            s["share"] * s[STYLE[1]]])
+
+
+def last10_features(f: pl.DataFrame, before: pl.DataFrame) -> np.ndarray:
+    """:data:`LAST10` of each row of ``f``: 1 where the basket of that age in ``before`` holds the item."""
+    out = np.zeros((f.height, len(LAST10)))
+    held = before.filter(pl.col("_age") < len(LAST10)).select("user_idx", "item_idx", "_age").unique()
+    rows = f.select("user_idx", "item_idx").with_row_index("_row").join(held, on=["user_idx", "item_idx"])
+    out[rows["_row"].to_numpy(), rows["_age"].to_numpy()] = 1.0
+    return out
 
 
 def tifu_features(f: pl.DataFrame, events: pl.DataFrame, task, params: dict) -> np.ndarray:
@@ -60,8 +115,9 @@ def tifu_features(f: pl.DataFrame, events: pl.DataFrame, task, params: dict) -> 
     return np.column_stack([np.asarray(vec[u, i]).ravel(), np.asarray(neigh[u, i]).ravel()])
 
 
-def stage_data(prepared, protocol: str, stage: str, params: dict) -> dict:
-    """Training rows (every cut of the stage's history) and the rows to rank (the items before the held basket)."""
+def stage_data(prepared, protocol: str, stage: str, params: dict, extra: bool = False) -> dict:
+    """Training rows (every cut of the stage's history) and the rows to rank (the items before the
+    held basket); ``extra``: with the ``--more`` inputs too."""
     task = make_task(protocol, prepared.split, prepared.users, prepared.items, stage)
     rows = basket_rows(task.history)
     popularity = np.bincount(rows["item_idx"].to_numpy(), minlength=task.n_items).astype(np.float64)
@@ -70,7 +126,9 @@ def stage_data(prepared, protocol: str, stage: str, params: dict) -> dict:
 
     def inputs(before: pl.DataFrame, now: pl.DataFrame, history: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
         f = repeat_features(before, popularity, now)  # as the build's model reads them, at the request's time
-        return f, np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), tifu_features(f, history, task, params)])
+        more = [place_features(f, history), style_features(f, before), last10_features(f, before)] if extra else []
+        return f, np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), tifu_features(f, history, task, params),
+                             *more])
 
     xs, ys = [], []
     for back, (before, following) in enumerate(cuts(rows), start=1):
@@ -150,6 +208,8 @@ def main(argv=None) -> None:
     p.add_argument("--dataset", default="instacart")
     p.add_argument("--data-dir", default="../shared/data")
     p.add_argument("--gbdt", action="store_true", help="Also fit gradient-boosted trees (needs scikit-learn).")
+    p.add_argument("--more", action="store_true",
+                   help="Also the inputs tried and left out: basket place, repeat style, last 10 baskets.")
     p.add_argument("--artifacts", type=Path, default=None,
                    help="An artifact built on the same data: also what its new items could add (see above).")
     args = p.parse_args(argv)
@@ -160,10 +220,13 @@ def main(argv=None) -> None:
     peers = RESULTS / f"{ds.name}.json"
     tifu = json.loads(peers.read_text())["peers"].get("tifu_knn", {}).get("params", {}) if peers.exists() else {}
     params = {"group_size": tifu.get("group_size", 3), "n_neighbors": tifu.get("n_neighbors", 100)}
-    data = {s: stage_data(prepared, protocol, s, params) for s in ("valid", "test")}
-    columns = FEATURES + TIFU  # of x and X
+    data = {s: stage_data(prepared, protocol, s, params, args.more) for s in ("valid", "test")}
+    columns = FEATURES + TIFU + ((PLACE + STYLE + LAST10) if args.more else ())  # of x and X
     sets = {"build (repeat features + request time)": FEATURES, "− request time": HISTORY_FEATURES,
             "+ tifu": FEATURES + TIFU}
+    if args.more:
+        sets.update({"+ basket place": FEATURES + PLACE, "+ repeat style": FEATURES + STYLE,
+                     "+ last 10 baskets": FEATURES + LAST10})
     variants = [("lr", s) for s in sets] + ([("gbdt", s) for s in sets] if args.gbdt else [])
     rows, base = [], None
     for kind, name in variants:
@@ -171,12 +234,13 @@ def main(argv=None) -> None:
         for stage, d in data.items():
             score = fit_predict(kind, sets[name], d["x"][:, cols], d["y"], d["X"][:, cols])
             per[stage] = ndcg_many(own_lists(d["rank"], score, d["task"]), d["task"].targets, 10)
-        base = per["test"] if base is None else base
+        base = per if base is None else base
         row = {"model": kind, "inputs": name, "valid_ndcg@10": round(float(per["valid"].mean()), 4),
                "test_ndcg@10": round(float(per["test"].mean()), 4)}
         if row["model"] != "lr" or name != next(iter(sets)):
-            b = paired_bootstrap(base, per["test"])
-            row["test_minus_build"] = [round(b[k], 4) for k in ("diff", "low", "high")]
+            for stage in ("valid", "test"):
+                b = paired_bootstrap(base[stage], per[stage])
+                row[f"{stage}_minus_build"] = [round(b[k], 4) for k in ("diff", "low", "high")]
         rows.append(row)
         print(row, flush=True)
     task = data["test"]["task"]
@@ -194,12 +258,15 @@ def main(argv=None) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"reorder_features_{ds.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"### The user's own items ranked with more signals: {ds.name}, {protocol} ({result['test_users']} test "
-             f"users), {result['date']}", "", "| model | inputs | valid NDCG@10 | test NDCG@10 | test − build (paired bootstrap, 95%) |",
-             "|---|---|---|---|---|"]
+             f"users), {result['date']}", "", "| model | inputs | valid NDCG@10 | test NDCG@10 | valid − build | "
+             "test − build (paired bootstrap, 95%) |", "|---|---|---|---|---|---|"]
+
+    def interval(d: list | None) -> str:
+        return f"{d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}]" if d else "–"
+
     for r in rows:
-        d = r.get("test_minus_build")
         lines.append(f"| {r['model']} | {r['inputs']} | {r['valid_ndcg@10']:.4f} | {r['test_ndcg@10']:.4f} | "
-                     + (f"{d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}] |" if d else "– |"))
+                     f"{interval(r.get('valid_minus_build'))} | {interval(r.get('test_minus_build'))} |")
     lines += ["", f"Headroom: {result['new_target_share']:.1%} of a test user's targets (mean over users) were never "
               f"bought before; the own items in the best order read {result['own_items_best_order_ndcg@10']:.4f}."]
     b = result["blend"]

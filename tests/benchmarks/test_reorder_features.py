@@ -15,3 +15,25 @@ def test_own_then_new_by_hand():
     # a short list pads with -1 and, with too few new items, tops up with the remaining own ones
     assert mod["own_then_new"]([4, 5, 6], [], 4).tolist() == [[4, 5, 6, -1]] * 5
     assert mod["own_then_new"]([4, 5, 6], [9], 3).tolist() == [[9, 4, 5], [4, 9, 5], [4, 5, 9], [4, 5, 6]]
+
+
+def test_the_left_out_inputs_by_hand():
+    import datetime as dt
+
+    import polars as pl
+
+    mod = runpy.run_path(str(REPO / "benchmarks" / "reorder_features.py"))
+    # user 0's baskets, newest first: age 0 {5, 6}, age 1 {5}, age 2 {6, 7}
+    before = pl.DataFrame({"user_idx": [0] * 5, "item_idx": [5, 6, 5, 6, 7], "_age": [0, 0, 1, 2, 2]})
+    f = pl.DataFrame({"user_idx": [0, 0, 0], "item_idx": [5, 6, 7], "since": [0, 0, 2], "decay_7": [1.7, 1.49, 0.49],
+                      "share": [2 / 3, 2 / 3, 1 / 3]})
+    assert mod["last10_features"](f, before)[:, :3].tolist() == [[1, 1, 0], [1, 0, 1], [0, 0, 1]]
+    style = mod["style_features"](f, before)
+    # basket 0 holds 5 (in basket 1) and 6 (not): 1/2 from the previous basket; basket 1 holds 5 (not in basket 2): 0;
+    # bought before at all: basket 0's 5 and 6 both (1), basket 1's 5 not (0); the oldest basket is not judged
+    assert style[0, :2].tolist() == [(1 / 2 + 0) / 2, (1 + 0) / 2]
+    assert style[:, 2].tolist() == [0.25, 0.25, 0.0]  # "in the last basket" times the first share
+    t = [dt.datetime(2020, 1, 1, 10, 0, s) for s in (0, 1, 2)]
+    events = pl.DataFrame({"user_idx": [0] * 3, "_v": [1] * 3, "item_idx": [6, 5, 7], "timestamp": t, "_age": [0] * 3})
+    place = mod["place_features"](f, events)
+    assert place[:, 0].tolist() == [0.5, 0.0, 1.0]  # 6 added first, then 5, then 7
