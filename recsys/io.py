@@ -322,6 +322,10 @@ def _check_timestamps(raw: pl.Series, parsed: pl.Series, source: str, column: st
             f"unparseable or outside 1900-2200, e.g. row {row + 1}: {str(raw[row])[:40]!r}); use ISO-8601 "
             "(2024-05-01T12:00:00Z) or Unix seconds/milliseconds, or map another column with --map timestamp=COLUMN"
         )
+    if failed.any():  # a few: cleaning drops those rows (bad_timestamp); its examples show the parsed value, None
+        row = int(failed.arg_true()[0])
+        log.warning("%s: %d of %d values of column %r are not timestamps, e.g. row %d: %r; cleaning drops those rows",
+                    source, int(failed.sum()), n_given, column, row + 1, str(raw[row])[:40])
 
 
 def _check_event_types(events: pl.DataFrame, weights: EventWeights, source: str, column: str | None) -> None:

@@ -104,14 +104,18 @@ def test_unicode_text_survives(tmp_path):
     assert text == ["华为 Mate 60 Pro 智能手机 5G 黑色 📱", "Fullwidth Café"]
 
 
-def test_timestamps_outside_1900_to_2200_become_null_and_are_reported(tmp_path):
+def test_timestamps_outside_1900_to_2200_become_null_and_are_reported(tmp_path, caplog):
     from recsys.cleaning import CleaningConfig, clean_events
 
     out = parse_timestamps(pl.Series([1e30, -1e308, 1569888000.0]))
     assert out.to_list() == [None, None, _utc(2019, 10, 1)]
     path = write(tmp_path / "ev.csv", "user_id,item_id,event,timestamp\n" + "u1,c,view,1569888000\n" * 3
                  + "u1,a,view,1e30\nu1,d,view,-inf\n")
-    events, _ = load_events(path)
+    with caplog.at_level("WARNING", logger="recsys.io"):
+        events, _ = load_events(path)
+    # the unreadable text itself, which cleaning's examples cannot show (they hold the parsed value)
+    assert caplog.messages == [f"{path}: 2 of 5 values of column 'timestamp' are not timestamps, e.g. row 4: '1e+30'; "
+                               "cleaning drops those rows"]
     _, report = clean_events(events, CleaningConfig())
     rule = next(r for r in report.rules if r["rule"] == "bad_timestamp")
     assert rule["removed"] == 2 and "outside 1900-2200" in rule["note"]
