@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from recsys.artifacts import machine_info
+from recsys.artifacts import machine_info, machine_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +93,7 @@ def main(argv=None) -> None:
     variants = [("defaults", [])] + [(v.split("=", 1)[0].strip(), shlex.split(v.split("=", 1)[1])) for v in args.variant]
     rows = [run_variant(name, extra, args) for name, extra in variants]
     ref = reference(args.dataset, args.reference)
-    cpu = machine_info()
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "cpu": cpu,
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
               "dataset": args.dataset, "reranker": not args.no_reranker, "reference_test_ndcg@10": ref,
               "reference": str(args.reference or f"results/{args.dataset}.json"), "rows": rows}
     stem = args.out or f"build_{args.dataset}{'_no-reranker' if args.no_reranker else ''}"
@@ -104,7 +101,7 @@ def main(argv=None) -> None:
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     stages = list(dict.fromkeys(s for r in rows for s in r["stage_seconds"]))
     lines = [f"### Build stage by stage: {args.dataset}, {'with' if result['reranker'] else 'without'} the reranker, "
-             f"{result['machine']} ({cpu['cpu']}, {cpu['simd'] or 'no known vector extension'}), {result['date']}", "",
+             f"{machine_line(result['machine'])}, {result['date']}", "",
              "| variant | wall s | peak RSS MB | " + " | ".join(f"{s} s" for s in stages)
              + " | epochs (best) | test NDCG@10 merged | reranked |",
              "|---" * (len(stages) + 6) + "|"]

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-from recsys.artifacts import Artifact, package_versions
+from recsys.artifacts import Artifact, machine_info, package_versions
 from recsys.datasets import dataset_spec, load_dataset
 from recsys.errors import ArtifactError
 from recsys.eval.funnel import funnel_table
@@ -106,7 +105,7 @@ def main(argv=None) -> dict:
         "fusion": {"method": rec.fusion.method, "rrf_k": rec.fusion.rrf_k, "weights": rec.fusion_weights(f.include_seen),
                    "n_candidates": rec.fusion.n_candidates},
         "latency": speed,
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
+        "machine": machine_info(),
         "packages": package_versions(), "date": time.strftime("%Y-%m-%d"),
     }
     name = result["dataset"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 
 from http_load import free_port, load, wait_until_up
+
+from recsys.artifacts import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -113,7 +114,7 @@ def main(argv=None) -> dict:
            "serve_idle_p50_ms": idle["p50_ms"], "serve_during_build_p50_ms": during["p50_ms"],
            "serve_p50_ratio": round(during["p50_ms"] / idle["p50_ms"], 2) if during["p50_ms"] else None,
            "serve_errors": during["errors"] + idle["errors"], "cpus": os.cpu_count(),
-           "machine": platform.platform(), "date": time.strftime("%Y-%m-%d")}
+           "machine": machine_info(), "date": time.strftime("%Y-%m-%d")}
     path = RESULTS / "contention.json"
     rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if r["wait_policy"] != policy]
     rows.append(row)

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run(args) -> dict | None:
     import torch
 
-    from recsys.artifacts import Artifact
+    from recsys.artifacts import Artifact, machine_info
     from recsys.datasets import dataset_spec, load_dataset
     from recsys.device import faiss_gpu_count
     from recsys.eval.protocols import rank, score_rankings
@@ -69,7 +69,8 @@ def run(args) -> dict | None:
         "bf16_autocast": device.startswith("cuda"), "faiss_gpu": faiss_gpu_count() > 0,
         "implicit_gpu": bool(implicit_gpu and device.startswith("cuda")),
         "ndcg@10": round(metrics["ndcg@10"], 4), "recall@10": round(metrics["recall@10"], 4),
-        "torch": torch.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__, "python": platform.python_version(), "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%d"),
     }
 
 

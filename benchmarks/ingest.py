@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import tempfile
 import time
 from pathlib import Path
 
-from recsys.artifacts import package_versions
+from recsys.artifacts import machine_info, machine_line, package_versions
 from recsys.cleaning import clean_events
 from recsys.idmap import IDMap
 from recsys.io import load_events
@@ -72,11 +71,11 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             rows += measure(n, Path(tmp))
-    result = {"rows": rows, "machine": {"platform": platform.platform(), "processor": platform.processor()},
+    result = {"rows": rows, "machine": machine_info(),
               "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ingest.json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"### Ingest and cleaning ({result['date']}, {platform.processor() or platform.machine()})", "",
+    lines = [f"### Ingest and cleaning ({result['date']}, {machine_line(result['machine'])})", "",
              "| events | format | file MB | load s | clean s | id maps s | peak RSS MB |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['events']:,} | {r['format']} | {r['file_mb']} | {r['load_s']} | {r['clean_s']} | {r['idmap_s']} | "
               f"{r['peak_rss_mb']:.0f} |" for r in rows]

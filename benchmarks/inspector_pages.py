@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -27,6 +25,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from http_load import free_port, wait_until_up
+
+from recsys.artifacts import machine_info, machine_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -102,11 +102,11 @@ def main(argv=None) -> None:
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         rows = [r for a in args.artifacts for r in measure(a, browser, args.repeats)]
         browser.close()
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
               "command": "python benchmarks/inspector_pages.py --artifacts " + " ".join(args.artifacts), "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "inspector.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"### Web inspector page loads, headless Chromium on loopback, {result['machine']}, {result['date']}", "",
+    lines = [f"### Web inspector page loads, headless Chromium on loopback, {machine_line(result['machine'])}, {result['date']}", "",
              "| artifact | page | first load ms | warm load ms (median of 5) |", "|---|---|---|---|"]
     lines += [f"| {r['artifact']} | {r['page']} | {r['cold_ms']} | {r['warm_ms']} |" for r in rows]
     lines += ["", f"`{result['command']}` (served with `--always-rerank`; the browser and the server share the "

@@ -16,7 +16,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import secrets
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from http_load import free_port, wait_until_up
 
 from recsys import layout
+from recsys.artifacts import machine_info, machine_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     stats = read_stats(work / "run_stats.csv")
     mbs = [mb for _, mb in rss]
     result = {
-        "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
         "artifacts": args.artifacts, "users": args.users, "duration_s": args.duration,
         "reload_every_s": args.reload_every,
         "command": f"python benchmarks/locust_load.py --artifacts {args.artifacts} --users {args.users} "
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"### `recsys serve` under locust, {Path(args.artifacts).name}, loopback, {result['machine']}, "
+    lines = [f"### `recsys serve` under locust, {Path(args.artifacts).name}, loopback, {machine_line(result['machine'])}, "
              f"{result['date']}", "",
              f"{args.users} shoppers back to back (8 GET /recommend : 2 POST /events) + 1 admin reloading every "
              f"{args.reload_every:g} s, {args.duration} s; `{result['command']}`", "",

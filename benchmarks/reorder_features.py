@@ -46,7 +46,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from recsys.artifacts import Artifact
+from recsys.artifacts import Artifact, machine_info
 from recsys.baskets import basket_vectors, neighbour_mean, unit_rows, visit_ages
 from recsys.datasets import dataset_spec, default_cleaning, load_dataset
 from recsys.eval.metrics import ndcg_many, paired_bootstrap
@@ -254,7 +254,7 @@ def main(argv=None) -> None:
               "new_target_share": round(float(np.mean(new)), 4),
               "own_items_best_order_ndcg@10": round(float(ndcg_many(best, task.targets, 10).mean()), 4),
               "rows": rows, "blend": blend_headroom(args.artifacts, prepared.fingerprint()) if args.artifacts else None,
-              "seconds": round(time.perf_counter() - t0, 1), "date": time.strftime("%Y-%m-%d")}
+              "seconds": round(time.perf_counter() - t0, 1), "machine": machine_info(), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"reorder_features_{ds.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"### The user's own items ranked with more signals: {ds.name}, {protocol} ({result['test_users']} test "

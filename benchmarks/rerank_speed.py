@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from recsys import layout
-from recsys.artifacts import package_versions
+from recsys.artifacts import machine_info, package_versions
 from recsys.rerank.model import Reranker, RerankerConfig, truncate_layers
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -124,7 +123,7 @@ def main(argv=None) -> dict:
         print(row, flush=True)
     result = {"candidates": len(pairs), "artifact": args.artifacts, "threads": torch.get_num_threads(), "rows": rows,
               "device": args.device,
-              "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads()},
+              "machine": machine_info(),
               "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = ("rerank_speed_trained" if args.artifacts else "rerank_speed") + ("" if args.device == "cpu" else "_gpu")

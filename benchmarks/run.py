@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys import layout
-from recsys.artifacts import machine_info, package_versions
+from recsys.artifacts import machine_info, machine_line, package_versions
 from recsys.datasets import dataset_from_files, dataset_spec, default_cleaning, load_dataset
 from recsys.device import set_seed
 from recsys.eval.baselines import (
@@ -227,8 +227,7 @@ def _cpus() -> int:
 def markdown(result: dict) -> str:
     lines = [
         f"### {result['dataset']} — {result['protocol']} ({result['test_users']} test users, "
-        f"mean {result['mean_targets']:.1f} targets), {result['date']}, {result['machine']['cpus']} CPUs"
-        + (f" ({result['machine']['cpu']})" if result["machine"].get("cpu") else ""),
+        f"mean {result['mean_targets']:.1f} targets), {result['date']}, {machine_line(result['machine'])}",
         "",
         "| model | NDCG@10 | Recall@10 | Recall@20 | Recall@100 | MRR@10 | coverage@10 | fit s |",
         "|---|---|---|---|---|---|---|---|",

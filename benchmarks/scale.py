@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from recsys.artifacts import machine_info
+
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("ingest", "clean", "als", "two_tower_epoch", "text_encode", "index", "batch_recommend", "own_items")
 
@@ -209,7 +211,7 @@ def main(argv=None) -> None:
     stages = tuple(s for s in args.stages.split(",") if s)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(int(n), Path(tmp), stages) for n in args.sizes.split(",")]
-    result = {"rows": rows, "machine": {"platform": platform.platform(), "python": platform.python_version()},
+    result = {"rows": rows, "machine": machine_info(), "python": platform.python_version(),
               "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     old = json.loads((RESULTS / "scale.json").read_text())["rows"] if (RESULTS / "scale.json").exists() else []

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 from http_load import free_port, load, wait_until_ready, wait_until_up
 
 from recsys import layout
+from recsys.artifacts import machine_info, machine_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -105,10 +105,10 @@ def main(argv=None) -> None:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(store) + suffix).unlink(missing_ok=True)
     result = {"artifact": str(args.artifacts), "dataset": art.manifest["data"]["name"], "rows": rows, "starts": starts,
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "date": time.strftime("%Y-%m-%d")}
+              "machine": machine_info(), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"### `recsys serve` load test, {result['dataset']}, loopback, {result['machine']}, {result['date']}",
+    lines = [f"### `recsys serve` load test, {result['dataset']}, loopback, {machine_line(result['machine'])}, {result['date']}",
              "", "| mode | requests | clients | p50 ms | p99 ms | requests/s | errors |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['mode']} | {r['requests']} | {r['clients']} | {r['p50_ms']} | {r['p99_ms']} | "
               f"{r['requests_per_s']} | {r['errors']} |" for r in rows]

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from recsys.artifacts import Artifact, package_versions
+from recsys.artifacts import Artifact, machine_info, package_versions
 from recsys.datasets import default_cleaning, load_dataset
 from recsys.eval.protocols import make_task, rank, score_rankings
 from recsys.pipeline.options import build_options
@@ -70,7 +70,8 @@ def main(argv=None) -> None:
         ranked = rank(task, model.scorer(task.history, len(t["users"]), t["weights"]), 100)
         metrics, _ = score_rankings(task, ranked, ks=(10, 20, 100))
     result = {"dataset": ds.name, "holdout": holdout, "name": args.name, "build_seconds": round(wall, 1),
-              "test": metrics, "summary": summary, "packages": package_versions(), "date": time.strftime("%Y-%m-%d")}
+              "test": metrics, "summary": summary, "packages": package_versions(), "machine": machine_info(),
+              "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"two_tower_{ds.name}_{args.name}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     table()

@@ -63,7 +63,21 @@ def machine_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
     simd = next((name for name, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("sve", "sve"), ("neon", "asimd"))
                  if flag in flags), None)
-    return {"platform": platform.platform(), "cpu": model, "simd": simd, "cpus": os.cpu_count()}
+    return {"platform": platform.platform(), "arch": platform.machine(), "cpu": model, "simd": simd,
+            "cpus": os.cpu_count()}
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    """:func:`machine_info` in the words a benchmark table's heading gives it (older results without
+    the architecture or the vector instructions read without them).
+
+    >>> machine_line({"arch": "x86_64", "cpus": 2, "cpu": "Intel(R) Xeon(R) Gold 6338", "simd": "avx512"})
+    'x86_64, 2 CPUs (Intel(R) Xeon(R) Gold 6338, avx512)'
+    >>> machine_line({"cpus": 16, "cpu": "Neoverse-V2", "simd": None})
+    '16 CPUs (Neoverse-V2, no known vector extension)'
+    """
+    head = ", ".join(str(x) for x in (info.get("arch"), f"{info.get('cpus')} CPUs") if x)
+    return f"{head} ({info.get('cpu')}, {info.get('simd') or 'no known vector extension'})"
 
 
 def sha256_bytes(data: bytes) -> str:

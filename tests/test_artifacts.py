@@ -139,3 +139,17 @@ def test_prepared_data_round_trip_and_determinism(tmp_path, synthetic):
     assert tables["items"].ids.tolist() == prepared.items.ids.tolist()
     assert tables["test"].equals(prepared.split.test)
     assert tables["weights"] == synthetic.dataset.weights  # same weights in the same order (the event codes)
+
+
+def test_every_timing_benchmark_records_the_machine_the_same_way():
+    # the CPU model and vector instructions, where the figures came from (floating-point kernels differ)
+    import re
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    timed = ["build_stages", "candidates", "contention", "devices", "ingest", "inspector_pages", "locust_load",
+             "reorder_features", "rerank_speed", "run", "scale", "serve_load", "two_tower"]
+    for name in timed:
+        text = (bench / f"{name}.py").read_text()
+        assert re.search(r'"machine": (\{\*\*)?machine_info\(\)', text), name
+        assert "platform.machine()" not in text and "platform.processor()" not in text, name
