@@ -17,6 +17,7 @@ import polars as pl
 from recsys.cli.options import THREADS
 from recsys.defaults import DEFAULT_ARTIFACTS
 from recsys.errors import DataError
+from recsys.io import read_text
 from recsys.retrieval.sources import names as source_names
 from recsys.threads import configure
 from recsys.timestamps import parse_timestamps
@@ -137,19 +138,15 @@ def query(artifacts: Path, user: str, k: int, history: str | None, context: str 
 
 def _read_users(path: str) -> list[str]:
     if path == "-":
-        lines = sys.stdin.read().splitlines()
+        lines = sys.stdin.read().removeprefix("\ufeff").splitlines()
     else:
         p = Path(path)
         if not p.is_file():
             raise DataError(f"--users {path}: no such file; give a file with one user id per line, or - for stdin")
         try:
-            lines = p.read_bytes().decode("utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            line = p.read_bytes()[:e.start].count(b"\n") + 1
-            raise DataError(f"--users {path}: not UTF-8 (byte 0x{e.object[e.start]:02x} at line {line}); re-encode it, "
-                            f"e.g. iconv -f latin1 -t utf-8 {p.name} > {p.stem}.utf8{p.suffix}") from None
-    if lines and lines[0].startswith("\ufeff"):  # a byte-order mark, as spreadsheets write it
-        lines[0] = lines[0][1:]
+            lines = read_text(p).splitlines()  # a byte-order mark, as spreadsheets write, is not part of the first id
+        except DataError as e:
+            raise DataError(f"--users {e}") from None
     users = [x.strip().split(",")[0].strip() for x in lines if x.strip()]
     if users and users[0] == "user_id":
         users = users[1:]

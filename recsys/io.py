@@ -77,6 +77,25 @@ def _first_bad_utf8(path: Path) -> tuple[int, int, int] | None:
     return None
 
 
+def _check_utf8(path: Path) -> None:
+    bad = _first_bad_utf8(path)
+    if bad is not None:
+        line, offset, byte = bad
+        raise DataError(f"{path}: not UTF-8 (byte 0x{byte:02x} at line {line}, offset {offset}); "
+                        f"re-encode it, e.g. iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}")
+
+
+def read_text(path: str | Path) -> str:
+    """A text file as the table readers take it: UTF-8 with or without a byte-order mark, or UTF-16
+    with one; anything else is a one-line :class:`DataError` with the place and the ``iconv`` fix."""
+    path = Path(path)
+    source = _utf8(path)
+    if source is not path:
+        return source.getvalue().decode("utf-8")
+    _check_utf8(path)
+    return path.read_text(encoding="utf-8")
+
+
 ID_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "session_id")
 
 
@@ -96,13 +115,7 @@ def read_table(path: str | Path, text_columns: Iterable[str] = ()) -> pl.DataFra
     if fmt in ("csv", "tsv", "jsonl"):
         source = _utf8(path)
     if fmt in ("csv", "tsv", "jsonl") and source is path:
-        bad = _first_bad_utf8(path)
-        if bad is not None:
-            line, offset, byte = bad
-            raise DataError(
-                f"{path}: not UTF-8 (byte 0x{byte:02x} at line {line}, offset {offset}); "
-                f"re-encode it, e.g. iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}"
-            )
+        _check_utf8(path)
     try:
         if fmt in ("csv", "tsv"):
             df = pl.read_csv(source, separator=_separator(path, fmt), infer_schema=False)

@@ -39,12 +39,13 @@ class TowerConfig:
     use_text: bool = True  # False: item vectors from their ids alone (an ID-only tower, to measure what text adds)
 
     def __post_init__(self) -> None:
-        check_range("tower", asdict(self), {
+        values = asdict(self)
+        check_range("tower", values, {
             "dim": _COUNT, "max_len": _COUNT, "n_layers": _COUNT, "n_heads": _COUNT, "n_event_types": _COUNT,
             "n_gap_buckets": _COUNT, "dropout": (lambda v: 0 <= v < 1, "a rate from 0 up to (not including) 1"),
             "id_dropout": (lambda v: 0 <= v <= 1, "a rate from 0 to 1")}, {"dim": "--dim", "max_len": "--max-len"})
-        check_range("tower", asdict(self), {"n_heads": (lambda v: self.dim % v == 0,
-                                                       f"a divisor of dim = {self.dim}, or a dim that {self.n_heads} divides")})
+        divides = f"a divisor of dim = {self.dim}, or a dim that {self.n_heads} divides"
+        check_range("tower", values, {"n_heads": (lambda v: self.dim % v == 0, divides)})
 
     def to_dict(self) -> dict:
         return asdict(self)

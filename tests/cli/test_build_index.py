@@ -229,9 +229,10 @@ def test_recommend_batch(art, tmp_path):
     (tmp_path / "latin.txt").write_bytes(users[0].encode() + b"\ncaf\xe9\n")
     result = CliRunner().invoke(cli, ["recommend", "--artifacts", str(art), "--users", str(tmp_path / "latin.txt"),
                                       "--out", str(tmp_path / "e.jsonl")])
+    offset = len(users[0]) + 1 + len("caf")  # the é, as the event files' reader counts it
     assert (result.exit_code, result.output) == (2, f"Error: --users {tmp_path / 'latin.txt'}: not UTF-8 (byte 0xe9 at "
-                                                    "line 2); re-encode it, e.g. iconv -f latin1 -t utf-8 latin.txt > "
-                                                    "latin.utf8.txt\n")
+                                                    f"line 2, offset {offset}); re-encode it, e.g. iconv -f latin1 -t "
+                                                    "utf-8 latin.txt > latin.utf8.txt\n")
 
 
 def test_evaluate_prints_the_funnel(art):
