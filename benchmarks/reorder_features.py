@@ -29,7 +29,10 @@ share of test targets the user never bought, and the NDCG@10 of the own items in
 With ``--artifacts`` (an artifact built on the same data with ``recsys build-index``) it also
 reports what the user's *new* items could add: the artifact's own-item list (``reorder``) with its
 last 10 - k places given to the fused list's best items the user never had, for one k for every
-user and for the best k of each user (an oracle, which no model reaches).
+user and for the best k of each user (an oracle, which no model reaches), and how often the item at
+each place of the own list and of the new items is in the held basket.
+With ``--listwise`` it also fits the build's model listwise: per user and cut, a softmax over the
+user's items against the ones bought (ListNet's loss) instead of one logistic loss over every row.
 Scores NDCG@10 of the own-item list on the validation and test stages, each variant against the
 build's model with a paired bootstrap interval on test. Writes ``results/reorder_features_<dataset>.json``
 and ``.md``.
@@ -45,6 +48,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from scipy.optimize import minimize
+from scipy.special import expit
 
 from recsys.artifacts import Artifact, machine_info
 from recsys.baskets import basket_vectors, neighbour_mean, unit_rows, visit_ages
@@ -53,7 +58,7 @@ from recsys.eval.metrics import ndcg_many, paired_bootstrap
 from recsys.eval.protocols import make_task
 from recsys.pipeline.evaluate import engine_lists, evaluation_engine
 from recsys.prepare import prepare
-from recsys.reorder import FEATURES, HISTORY_FEATURES, RepeatModel, basket_rows, cuts, repeat_features
+from recsys.reorder import FEATURES, HISTORY_FEATURES, RepeatModel, basket_rows, cuts, expand, repeat_features
 from recsys.retrieval.personal import top_n_sparse
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -71,9 +76,10 @@ def place_features(f: pl.DataFrame, events: pl.DataFrame) -> np.ndarray:
          .with_columns(pl.col("timestamp").rank("ordinal").over("user_idx", "_v").alias("_r"),
                        pl.len().over("user_idx", "_v").alias("_s"))
          .with_columns(((pl.col("_r") - 1) / pl.max_horizontal(pl.col("_s") - 1, 1)).alias("_p")))
-    mine = e.group_by("user_idx", "item_idx").agg(pl.col("_p").mean().alias(PLACE[0]),
+    # each mean sums its values sorted: float sums that do not depend on polars' grouping (the trees split on them)
+    mine = e.group_by("user_idx", "item_idx").agg(pl.col("_p").sort().mean().alias(PLACE[0]),
                                                   pl.col("_p").sort_by("_age").first().alias(PLACE[1]))
-    every = e.group_by("item_idx").agg(pl.col("_p").mean().alias(PLACE[2]))
+    every = e.group_by("item_idx").agg(pl.col("_p").sort().mean().alias(PLACE[2]))
     return (f.select("user_idx", "item_idx").join(mine.join(every, on="item_idx", how="left"), on=["user_idx", "item_idx"],
                                                   how="left", maintain_order="left").select(PLACE).fill_null(0.5).to_numpy())
 
@@ -89,7 +95,8 @@ def style_features(f: pl.DataFrame, before: pl.DataFrame) -> np.ndarray:
                                                    (pl.col("_first") > pl.col("_age")).cast(pl.Int32).alias("_old"))
          .filter((pl.col("_age") < pl.col("_oldest")) & (pl.col("_age") < 10)))
     per = x.group_by("user_idx", "_age").agg(pl.col("_in_previous").mean().alias("a"), pl.col("_old").mean().alias("b"))
-    user = per.group_by("user_idx").agg(pl.col("a").mean().alias(STYLE[0]), pl.col("b").mean().alias(STYLE[1]))
+    user = per.group_by("user_idx").agg(pl.col("a").sort().mean().alias(STYLE[0]),  # sorted: as in place_features
+                                        pl.col("b").sort().mean().alias(STYLE[1]))
     s = (f.select("user_idx", "since", "decay_7", "share").join(user, on="user_idx", how="left", maintain_order="left")
          .fill_null(0.5))
     last = (s["since"] == 0).cast(pl.Float64)
@@ -130,7 +137,7 @@ def stage_data(prepared, protocol: str, stage: str, params: dict, extra: bool = 
         return f, np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), tifu_features(f, history, task, params),
                              *more])
 
-    xs, ys = [], []
+    xs, ys, groups = [], [], []
     for back, (before, following) in enumerate(cuts(rows), start=1):
         now = following.group_by("user_idx").agg(pl.col("_day").min().alias("_now"))
         f, x = inputs(before, now, events.filter(pl.col("_age") >= back))
@@ -138,9 +145,11 @@ def stage_data(prepared, protocol: str, stage: str, params: dict, extra: bool = 
         xs.append(x)
         ys.append(f.join(bought, on=["user_idx", "item_idx"], how="left").sort("user_idx", "item_idx")["_y"]
                   .fill_null(0.0).to_numpy())
+        groups.append(f["user_idx"].to_numpy().astype(np.int64) + back * task.n_users)  # one list per (cut, user)
     now = pl.DataFrame({"user_idx": task.users, "_now": task.request_times() / 86400.0})  # as the evaluation asks
     f, x = inputs(rows, now, events)
-    return {"task": task, "x": np.vstack(xs), "y": np.concatenate(ys), "rank": f.select("user_idx", "item_idx"), "X": x}
+    return {"task": task, "x": np.vstack(xs), "y": np.concatenate(ys), "groups": np.concatenate(groups),
+            "rank": f.select("user_idx", "item_idx"), "X": x}
 
 
 def own_lists(rank: pl.DataFrame, score: np.ndarray, task, width: int = 10) -> np.ndarray:
@@ -179,11 +188,17 @@ def blend_headroom(path: Path, fingerprint: str, width: int = 10) -> dict:
     seen = task.seen_matrix()[task.users]
     n = task.users.size
     rows, own_in_fused = [], np.zeros(n, dtype=np.int64)
+    hits = np.zeros((2, width))  # of the own list's and the new items' place 1 … width, over the users with one there
+    held = np.zeros((2, width))
     for u in range(n):
-        had = set(seen[u].indices.tolist())
+        had, wanted = set(seen[u].indices.tolist()), set(np.asarray(task.targets[u]).tolist())
         fused = [int(i) for i in lists["merged"][u] if i >= 0]
         own_in_fused[u] = sum(i in had for i in fused[:width])
-        rows.append(own_then_new([int(i) for i in lists["reorder"][u] if i >= 0], [i for i in fused if i not in had], width))
+        own, new = [int(i) for i in lists["reorder"][u] if i >= 0], [i for i in fused if i not in had]
+        for side, items in enumerate((own[:width], new[:width])):
+            held[side, :len(items)] += 1
+            hits[side, :len(items)] += [i in wanted for i in items]
+        rows.append(own_then_new(own, new, width))
     # one scoring call: row u * (width + 1) + k is user u's list with k own items
     per_k = ndcg_many(np.concatenate(rows), [t for t in task.targets for _ in range(width + 1)], width).reshape(n, width + 1).T
     mean = per_k.mean(axis=1)
@@ -191,12 +206,46 @@ def blend_headroom(path: Path, fingerprint: str, width: int = 10) -> dict:
             "own_items_in_fused_top10": round(float(own_in_fused.mean()), 2),
             "users_fused_top10_all_own": int((own_in_fused == width).sum()),
             "own_then_new_ndcg@10": [round(float(x), 4) for x in mean], "best_k": int(mean.argmax()),
-            "oracle_k_ndcg@10": round(float(per_k.max(axis=0).mean()), 4)}
+            "oracle_k_ndcg@10": round(float(per_k.max(axis=0).mean()), 4),
+            "own_hit_rate_by_place": [round(float(x), 4) for x in hits[0] / np.maximum(held[0], 1)],
+            "new_hit_rate_by_place": [round(float(x), 4) for x in hits[1] / np.maximum(held[1], 1)]}
 
 
-def fit_predict(kind: str, names: tuple[str, ...], x: np.ndarray, y: np.ndarray, X: np.ndarray) -> np.ndarray:
+def listwise_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, X: np.ndarray, l2: float = 100.0) -> np.ndarray:
+    """Scores of ``X`` by a linear model of the same inputs as :class:`RepeatModel`, fitted listwise:
+    per list (one ``groups`` value: a user at a cut), the softmax of its scores against the bought
+    items (ListNet's loss, equal weight on each bought item), mean over lists with an item bought
+    and one not, + ``l2`` / 2 · |w|² / lists; L-BFGS."""
+    z = expand(x)
+    mean, scale = z.mean(axis=0), z.std(axis=0)
+    scale[scale == 0] = 1.0
+    _, g = np.unique(groups, return_inverse=True)
+    bought = np.bincount(g, weights=y)
+    keep = (bought[g] > 0) & (bought[g] < np.bincount(g)[g])
+    order = np.argsort(g[keep], kind="stable")
+    a, t, g = ((z[keep] - mean) / scale)[order], y[keep][order], np.unique(g[keep], return_inverse=True)[1][order]
+    t = t / np.bincount(g, weights=t)[g]
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    lists = starts.size
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        s = a @ w
+        top = np.maximum.reduceat(s, starts)
+        e = np.exp(s - top[g])
+        total = np.add.reduceat(e, starts)
+        value = (top + np.log(total)).sum() - (t * s).sum()
+        return (value + 0.5 * l2 * w @ w) / lists, (a.T @ (e / total[g] - t) + l2 * w) / lists
+
+    w = minimize(loss, np.zeros(a.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
+    return ((expand(X) - mean) / scale) @ w
+
+
+def fit_predict(kind: str, names: tuple[str, ...], d: dict, cols: list[int]) -> np.ndarray:
+    x, y, X = d["x"][:, cols], d["y"], d["X"][:, cols]
     if kind == "lr":
         return RepeatModel.fit(x, y, features=names).predict(X)
+    if kind == "listwise":
+        return expit(listwise_scores(x, y, d["groups"], X))  # positive, in the same order
     from sklearn.ensemble import HistGradientBoostingClassifier  # the probe's optional dependency
 
     return HistGradientBoostingClassifier(learning_rate=0.05, max_iter=500, max_leaf_nodes=15,
@@ -208,6 +257,8 @@ def main(argv=None) -> None:
     p.add_argument("--dataset", default="instacart")
     p.add_argument("--data-dir", default="../shared/data")
     p.add_argument("--gbdt", action="store_true", help="Also fit gradient-boosted trees (needs scikit-learn).")
+    p.add_argument("--listwise", action="store_true",
+                   help="Also fit the build's model listwise (a softmax over each user's items at each cut).")
     p.add_argument("--more", action="store_true",
                    help="Also the inputs tried and left out: basket place, repeat style, last 10 baskets.")
     p.add_argument("--artifacts", type=Path, default=None,
@@ -227,12 +278,13 @@ def main(argv=None) -> None:
     if args.more:
         sets.update({"+ basket place": FEATURES + PLACE, "+ repeat style": FEATURES + STYLE,
                      "+ last 10 baskets": FEATURES + LAST10})
-    variants = [("lr", s) for s in sets] + ([("gbdt", s) for s in sets] if args.gbdt else [])
+    variants = ([("lr", s) for s in sets] + ([("listwise", s) for s in sets] if args.listwise else [])
+                + ([("gbdt", s) for s in sets] if args.gbdt else []))
     rows, base = [], None
     for kind, name in variants:
         cols, per = [columns.index(c) for c in sets[name]], {}
         for stage, d in data.items():
-            score = fit_predict(kind, sets[name], d["x"][:, cols], d["y"], d["X"][:, cols])
+            score = fit_predict(kind, sets[name], d, cols)
             per[stage] = ndcg_many(own_lists(d["rank"], score, d["task"]), d["task"].targets, 10)
         base = per if base is None else base
         row = {"model": kind, "inputs": name, "valid_ndcg@10": round(float(per["valid"].mean()), 4),
@@ -275,7 +327,10 @@ def main(argv=None) -> None:
                   f"NDCG@10 for k = 0 … 10: {', '.join(f'{x:.4f}' for x in b['own_then_new_ndcg@10'])} (best k = "
                   f"{b['best_k']}); each user's best k (an oracle): {b['oracle_k_ndcg@10']:.4f}; the fused list: "
                   f"{b['merged_ndcg@10']:.4f}, with {b['own_items_in_fused_top10']} own items in its top 10 on average "
-                  f"({b['users_fused_top10_all_own']} users: all 10)."]
+                  f"({b['users_fused_top10_all_own']} users: all 10).", "",
+                  "Share of the item at each place 1 … 10 that the held basket holds: own list "
+                  f"{', '.join(f'{x:.3f}' for x in b['own_hit_rate_by_place'])}; new items "
+                  f"{', '.join(f'{x:.3f}' for x in b['new_hit_rate_by_place'])}."]
     (RESULTS / f"reorder_features_{ds.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -37,3 +37,20 @@ def test_the_left_out_inputs_by_hand():
     events = pl.DataFrame({"user_idx": [0] * 3, "_v": [1] * 3, "item_idx": [6, 5, 7], "timestamp": t, "_age": [0] * 3})
     place = mod["place_features"](f, events)
     assert place[:, 0].tolist() == [0.5, 0.0, 1.0]  # 6 added first, then 5, then 7
+
+
+def test_listwise_fit_ranks_within_each_list():
+    import numpy as np
+
+    mod = runpy.run_path(str(REPO / "benchmarks" / "reorder_features.py"))
+    # two lists (a user at two cuts); within each the bought item has the larger feature 0, but list 2's
+    # items all read higher than list 1's: a pointwise model is pulled by that, a listwise one only ranks within
+    x = np.array([[1.0, 0.0], [0.0, 0.0], [0.5, 0.0], [11.0, 1.0], [10.0, 1.0], [10.5, 1.0]])
+    y = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+    groups = np.array([7, 7, 7, 3, 3, 3])
+    scores = mod["listwise_scores"](x, y, groups, x, l2=0.01)
+    assert scores[0] > scores[2] > scores[1] and scores[3] > scores[5] > scores[4]
+    # lists with nothing bought, or everything, teach nothing and are left out of the loss
+    x2, y2, g2 = np.vstack([x, [[5.0, 0.0], [6.0, 0.0], [2.0, 0.0]]]), np.r_[y, 0.0, 0.0, 1.0], np.r_[groups, 9, 9, 4]
+    again = mod["listwise_scores"](x2, y2, g2, x, l2=0.01)
+    assert np.isfinite(again).all() and np.argsort(again).tolist() == np.argsort(scores).tolist()
