@@ -22,6 +22,8 @@ and, with ``--more``, inputs tried and left out:
   bought before at all (mean over their last 10), and their products with "in the last basket",
   ``decay_7`` and ``share``;
 - ``+ last 10 baskets``: whether each of the user's last 10 baskets holds the item;
+- ``+ aisle`` (a catalogue with an ``aisle`` column): the user's buys from the item's aisle (how
+  recent, how often, the item's share of them, whether another product was bought there since);
 
 and, with ``--gbdt``, by gradient-boosted trees on the same inputs (scikit-learn's
 HistGradientBoostingClassifier: a probe, not a dependency). It also reports the headroom: the
@@ -35,7 +37,7 @@ With ``--listwise`` it also fits the build's model listwise: per user and cut, a
 user's items against the ones bought (ListNet's loss) instead of one logistic loss over every row.
 Scores NDCG@10 of the own-item list on the validation and test stages, each variant against the
 build's model with a paired bootstrap interval on test. Writes ``results/reorder_features_<dataset>.json``
-and ``.md``.
+and ``.md`` (``_cuts<N>`` added with ``--cuts N`` other than the build's 8).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ TIFU = ("tifu_own", "tifu_neighbours")
 PLACE = ("place_mean", "place_newest", "item_place")
 STYLE = ("user_from_previous", "user_bought_before", "last_x_previous", "decay_7_x_previous", "share_x_before")
 LAST10 = tuple(f"in_basket_{a}" for a in range(10))
+AISLE = ("aisle_since", "aisle_share", "item_over_aisle", "other_since", "aisle_decay_7", "aisle_products",
+         "aisle_since_over_gap")
 
 
 def place_features(f: pl.DataFrame, events: pl.DataFrame) -> np.ndarray:
@@ -113,6 +117,27 @@ def last10_features(f: pl.DataFrame, before: pl.DataFrame) -> np.ndarray:
     return out
 
 
+def aisle_features(f: pl.DataFrame, before: pl.DataFrame, aisle: pl.DataFrame) -> np.ndarray:
+    """:data:`AISLE` of each row of ``f`` (repeat features) from the baskets ``before``, ``aisle``
+    mapping ``item_idx`` to a shelf code ``_g``: of the user's baskets holding anything from the
+    item's aisle, the newest's age, their share, the item's baskets over theirs, the item's age less
+    the aisle's (> 0: the user's newest buy there was another product), their decayed count (0.7),
+    the user's products there, and the aisle's age over its mean gap."""
+    aisle = aisle.with_columns(pl.col("item_idx").cast(before.schema["item_idx"]))
+    b = before.join(aisle, on="item_idx", how="left").with_columns(pl.col("_g").fill_null(-1))
+    per = (b.select("user_idx", "_g", "_age", "_n").unique().sort("user_idx", "_g", "_age")
+           .group_by("user_idx", "_g", maintain_order=True)
+           .agg(pl.len().alias("_b"), pl.col("_age").min().alias("_s"), pl.col("_age").max().alias("_f"),
+                (0.7 ** pl.col("_age")).sum().alias("_d"), pl.col("_n").first().alias("_h")))
+    products = b.select("user_idx", "_g", "item_idx").unique().group_by("user_idx", "_g").len("_p")
+    a = (f.select("user_idx", "item_idx", "baskets", "since").join(aisle, on="item_idx", how="left", maintain_order="left")
+         .with_columns(pl.col("_g").fill_null(-1)).join(per, on=["user_idx", "_g"], how="left", maintain_order="left")
+         .join(products, on=["user_idx", "_g"], how="left", maintain_order="left"))
+    gap = (a["_f"] - a["_s"]) / np.maximum(a["_b"] - 1, 1)
+    return np.column_stack([a["_s"], a["_b"] / a["_h"], a["baskets"] / a["_b"], a["since"] - a["_s"], a["_d"], a["_p"],
+                            a["_s"] / np.maximum(gap, 0.5)]).astype(np.float64)
+
+
 def tifu_features(f: pl.DataFrame, events: pl.DataFrame, task, params: dict) -> np.ndarray:
     """:data:`TIFU` of each (user, item) row of ``f``: TIFU-KNN's vectors of ``events`` (session baskets)."""
     vec = basket_vectors(events, task.n_users, task.n_items, None, params["group_size"], 0.9, 0.7,
@@ -122,9 +147,11 @@ def tifu_features(f: pl.DataFrame, events: pl.DataFrame, task, params: dict) -> 
     return np.column_stack([np.asarray(vec[u, i]).ravel(), np.asarray(neigh[u, i]).ravel()])
 
 
-def stage_data(prepared, protocol: str, stage: str, params: dict, extra: bool = False) -> dict:
+def stage_data(prepared, protocol: str, stage: str, params: dict, extra: bool = False,
+               aisle: pl.DataFrame | None = None, max_back: int = 8) -> dict:
     """Training rows (every cut of the stage's history) and the rows to rank (the items before the
-    held basket); ``extra``: with the ``--more`` inputs too."""
+    held basket); ``extra``: with the ``--more`` inputs too (``aisle``: the items' shelves, if the
+    catalogue has them; see :func:`aisle_features`); ``max_back``: cuts per user (the build's: 8)."""
     task = make_task(protocol, prepared.split, prepared.users, prepared.items, stage)
     rows = basket_rows(task.history)
     popularity = np.bincount(rows["item_idx"].to_numpy(), minlength=task.n_items).astype(np.float64)
@@ -134,11 +161,12 @@ def stage_data(prepared, protocol: str, stage: str, params: dict, extra: bool = 
     def inputs(before: pl.DataFrame, now: pl.DataFrame, history: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
         f = repeat_features(before, popularity, now)  # as the build's model reads them, at the request's time
         more = [place_features(f, history), style_features(f, before), last10_features(f, before)] if extra else []
+        more += [aisle_features(f, before, aisle)] if extra and aisle is not None else []
         return f, np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), tifu_features(f, history, task, params),
                              *more])
 
     xs, ys, groups = [], [], []
-    for back, (before, following) in enumerate(cuts(rows), start=1):
+    for back, (before, following) in enumerate(cuts(rows, max_back), start=1):
         now = following.group_by("user_idx").agg(pl.col("_day").min().alias("_now"))
         f, x = inputs(before, now, events.filter(pl.col("_age") >= back))
         bought = following.select("user_idx", "item_idx", pl.lit(1.0).alias("_y")).unique()
@@ -257,13 +285,17 @@ def main(argv=None) -> None:
     p.add_argument("--dataset", default="instacart")
     p.add_argument("--data-dir", default="../shared/data")
     p.add_argument("--gbdt", action="store_true", help="Also fit gradient-boosted trees (needs scikit-learn).")
+    p.add_argument("--cuts", type=int, default=8,
+                   help="Training cuts per user: before each of their last N baskets (default 8, the build's).")
     p.add_argument("--listwise", action="store_true",
                    help="Also fit the build's model listwise (a softmax over each user's items at each cut).")
     p.add_argument("--more", action="store_true",
-                   help="Also the inputs tried and left out: basket place, repeat style, last 10 baskets.")
+                   help="Also the inputs tried and left out: basket place, repeat style, last 10 baskets, aisle.")
     p.add_argument("--artifacts", type=Path, default=None,
                    help="An artifact built on the same data: also what its new items could add (see above).")
     args = p.parse_args(argv)
+    if args.cuts < 1:
+        p.error(f"--cuts {args.cuts}: give at least 1 (the build uses 8)")
     t0 = time.perf_counter()
     ds = load_dataset(args.dataset, args.data_dir)
     protocol = dataset_spec(ds.name).holdout
@@ -271,13 +303,20 @@ def main(argv=None) -> None:
     peers = RESULTS / f"{ds.name}.json"
     tifu = json.loads(peers.read_text())["peers"].get("tifu_knn", {}).get("params", {}) if peers.exists() else {}
     params = {"group_size": tifu.get("group_size", 3), "n_neighbors": tifu.get("n_neighbors", 100)}
-    data = {s: stage_data(prepared, protocol, s, params, args.more) for s in ("valid", "test")}
-    columns = FEATURES + TIFU + ((PLACE + STYLE + LAST10) if args.more else ())  # of x and X
+    aisle = None
+    if "aisle" in prepared.catalog.columns:
+        aisle = (pl.DataFrame({"item_id": [str(i) for i in prepared.items.ids]}).with_row_index("item_idx")
+                 .join(prepared.catalog.select("item_id", "aisle"), on="item_id", how="left", maintain_order="left")
+                 .select("item_idx", pl.col("aisle").rank("dense").alias("_g")))
+    data = {s: stage_data(prepared, protocol, s, params, args.more, aisle, args.cuts) for s in ("valid", "test")}
+    columns = FEATURES + TIFU + ((PLACE + STYLE + LAST10 + (AISLE if aisle is not None else ())) if args.more else ())
     sets = {"build (repeat features + request time)": FEATURES, "− request time": HISTORY_FEATURES,
             "+ tifu": FEATURES + TIFU}
     if args.more:
         sets.update({"+ basket place": FEATURES + PLACE, "+ repeat style": FEATURES + STYLE,
                      "+ last 10 baskets": FEATURES + LAST10})
+        if aisle is not None:
+            sets["+ aisle"] = FEATURES + AISLE
     variants = ([("lr", s) for s in sets] + ([("listwise", s) for s in sets] if args.listwise else [])
                 + ([("gbdt", s) for s in sets] if args.gbdt else []))
     rows, base = [], None
@@ -303,14 +342,16 @@ def main(argv=None) -> None:
     best = np.stack([np.pad(np.intersect1d(t, m)[:10], (0, 10), constant_values=-1)[:10]
                      for t, m in zip(task.targets, mine)])
     result = {"dataset": ds.name, "protocol": protocol, "test_users": int(task.users.size), "tifu_params": params,
+              "cuts": args.cuts,
               "new_target_share": round(float(np.mean(new)), 4),
               "own_items_best_order_ndcg@10": round(float(ndcg_many(best, task.targets, 10).mean()), 4),
               "rows": rows, "blend": blend_headroom(args.artifacts, prepared.fingerprint()) if args.artifacts else None,
               "seconds": round(time.perf_counter() - t0, 1), "machine": machine_info(), "date": time.strftime("%Y-%m-%d")}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"reorder_features_{ds.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    name = f"reorder_features_{ds.name}" + ("" if args.cuts == 8 else f"_cuts{args.cuts}")
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"### The user's own items ranked with more signals: {ds.name}, {protocol} ({result['test_users']} test "
-             f"users), {result['date']}", "", "| model | inputs | valid NDCG@10 | test NDCG@10 | valid − build | "
+             f"users), {args.cuts} training cuts per user, {result['date']}", "", "| model | inputs | valid NDCG@10 | test NDCG@10 | valid − build | "
              "test − build (paired bootstrap, 95%) |", "|---|---|---|---|---|---|"]
 
     def interval(d: list | None) -> str:
@@ -331,7 +372,7 @@ def main(argv=None) -> None:
                   "Share of the item at each place 1 … 10 that the held basket holds: own list "
                   f"{', '.join(f'{x:.3f}' for x in b['own_hit_rate_by_place'])}; new items "
                   f"{', '.join(f'{x:.3f}' for x in b['new_hit_rate_by_place'])}."]
-    (RESULTS / f"reorder_features_{ds.name}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -54,3 +54,21 @@ def test_listwise_fit_ranks_within_each_list():
     x2, y2, g2 = np.vstack([x, [[5.0, 0.0], [6.0, 0.0], [2.0, 0.0]]]), np.r_[y, 0.0, 0.0, 1.0], np.r_[groups, 9, 9, 4]
     again = mod["listwise_scores"](x2, y2, g2, x, l2=0.01)
     assert np.isfinite(again).all() and np.argsort(again).tolist() == np.argsort(scores).tolist()
+
+
+def test_aisle_inputs_by_hand():
+    import numpy as np
+    import polars as pl
+
+    mod = runpy.run_path(str(REPO / "benchmarks" / "reorder_features.py"))
+    # user 0's baskets, newest first: age 0 {5}, age 1 {6, 7}, age 2 {5}; items 5 and 6 on aisle 1, item 7 on aisle 2
+    before = pl.DataFrame({"user_idx": [0] * 4, "item_idx": [5, 6, 7, 5], "_age": [0, 1, 1, 2], "_n": [3] * 4})
+    f = pl.DataFrame({"user_idx": [0, 0, 0], "item_idx": [5, 6, 7], "baskets": [2, 1, 1], "since": [0, 1, 1]})
+    aisle = pl.DataFrame({"item_idx": [5, 6, 7], "_g": [1, 1, 2]})
+    got = mod["aisle_features"](f, before, aisle)
+    # aisle 1: baskets of ages 0, 1, 2 (newest 0, all 3 of 3, decayed 1 + 0.7 + 0.49, products 5 and 6, mean gap 1)
+    # aisle 2: the basket of age 1 alone (newest 1, 1 of 3, decayed 0.7, one product, gap 0 read as 0.5)
+    want = [[0, 3 / 3, 2 / 3, 0 - 0, 1 + 0.7 + 0.49, 2, 0 / 1],
+            [0, 3 / 3, 1 / 3, 1 - 0, 1 + 0.7 + 0.49, 2, 0 / 1],  # item 6: another product (5) bought there since
+            [1, 1 / 3, 1 / 1, 1 - 1, 0.7, 1, 1 / 0.5]]
+    assert np.allclose(got, want)
