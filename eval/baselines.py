@@ -149,9 +149,11 @@ class ImplicitPeer(Peer):
             return AlternatingLeastSquares(factors=self.factors, iterations=self.iterations, alpha=self.alpha,
                                            regularization=self.regularization, random_state=self.seed)
         if self.kind == "bpr":
+            # one thread: implicit's BPR updates shared factors from every thread at once (lock-free SGD), so
+            # with several threads the same seed gives other factors run to run; one thread costs ~10% here
             return BayesianPersonalizedRanking(factors=self.factors, iterations=self.iterations,
                                                learning_rate=self.learning_rate, regularization=self.regularization,
-                                               random_state=self.seed)
+                                               random_state=self.seed, num_threads=1)
         if self.kind == "itemknn_cosine":
             return CosineRecommender(K=self.K)
         if self.kind == "itemknn_bm25":

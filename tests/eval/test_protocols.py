@@ -7,7 +7,14 @@ import polars as pl
 import pytest
 
 from recsys.errors import ConfigError
-from recsys.eval.baselines import TIFUKNN, ItemCooccurrence, PersonalFrequency, Popularity, Recency
+from recsys.eval.baselines import (
+    TIFUKNN,
+    ImplicitPeer,
+    ItemCooccurrence,
+    PersonalFrequency,
+    Popularity,
+    Recency,
+)
 from recsys.eval.protocols import make_task, rank, score_rankings
 from recsys.idmap import IDMap
 from recsys.schema import EVENT_SCHEMA
@@ -138,3 +145,15 @@ def test_recency_puts_the_last_touched_first():
     s = Recency().fit(task).scores(np.array([users.index("u1")]))[0]
     ranked = items.to_external(np.argsort(-s)[:3])
     assert list(ranked) == ["c", "a", "b"]  # c and a at minute 10-11 (c later), b at minute 1
+
+
+def test_bpr_peer_repeats_itself():
+    # 300 users' random purchases: enough rows that lock-free updates from two threads collide (they gave
+    # other factors run to run); the peer fits on one thread, so the same seed gives the same scores
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", f"i{i}", m, None) for u in range(300) for m, i in enumerate(rng.choice(400, 20, replace=False))]
+    events = ev(rows)
+    users, items = maps(events)
+    task = make_task("loo", leave_one_out(events), users, items, "test")
+    first, again = (ImplicitPeer("bpr", factors=16, iterations=10).fit(task).scores(np.arange(50)) for _ in range(2))
+    assert np.array_equal(first, again)
