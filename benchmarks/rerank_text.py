@@ -17,8 +17,8 @@ scores ``merged`` and ``reranked``. Slices as in benchmarks/run.py: cold = every
 most 5 events in the history, new = every target without one (what ``add-items`` brings in).
 Each difference has a paired bootstrap 95% interval. The last row is what the build's rules
 would serve from these two: the text phase only where it beat the feature phase on the
-early-stopping lists with an interval above zero, either served only if it beats the fused order
-on the deciding lists. Writes ``results/rerank_text_<dataset>.{json,md}``.
+early-stopping lists with an interval above zero, either served only where the build's rule
+serves it (it learnt something, and the deciding lists do not show it behind the fused order). Writes ``results/rerank_text_<dataset>.{json,md}``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def per_list(ranked: np.ndarray, users: np.ndarray, targets: dict) -> np.ndarray
 def served_phase(fits: dict) -> str:
     """What the build's rules serve from the two fits: the text phase where its early-stopping lists
     beat the feature phase's with a paired interval above zero (:func:`recsys.rerank.train.text_earns`),
-    else the feature phase; either only if it beats the fused order on the deciding lists."""
+    else the feature phase; either only where the build's rule serves it
+    (:func:`recsys.pipeline.reranking.reranker_decision`)."""
     from recsys.pipeline.reranking import reranker_helps
 
     interval = fits["text phase"]["text_phase"].get("interval")

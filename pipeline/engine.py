@@ -1,5 +1,5 @@
 """Loading the serving engine: the artifact's recommender, with its reranker handed in when it earns
-its place (it beat the fused order on its held-out lists), or always when asked."""
+its place (:func:`~recsys.pipeline.reranking.reranker_decision`), or always when asked."""
 
 from __future__ import annotations
 
@@ -12,23 +12,21 @@ from recsys.device import resolve_device
 from recsys.rerank.model import Reranker
 from recsys.retrieval.recommender import FusionOptions, Recommender
 
-from .reranking import reranker_helps
+from .reranking import reranker_decision
 
 log = logging.getLogger(__name__)
 
 
 def load_reranker(art: Artifact, device: str = "cpu", always: bool = False) -> Reranker | None:
-    """The artifact's reranker, or None: when it has none, or (unless ``always``) when it did not beat
-    the fused order on its held-out lists."""
+    """The artifact's reranker, or None: when it has none, or (unless ``always``) when it did not earn
+    its place on its held-out lists (:func:`~recsys.pipeline.reranking.reranker_decision`)."""
     if not art.has(layout.RERANKER_CONFIG):
         return None
     summary = art.load_json(layout.SUMMARY) if art.has(layout.SUMMARY) else None
-    if not always and not reranker_helps(summary):
-        fit = summary["reranker"]
-        log.warning("the reranker in %s did not beat the fused order on validation (NDCG@10 %s vs %s): serving the "
-                    "fused list; `recsys evaluate` still reports it", art.path,
-                    fit.get("decide_ndcg@10", fit.get("best_valid_ndcg@10")),
-                    fit.get("decide_fused_ndcg@10", fit.get("fused_valid_ndcg@10")))
+    served, why = reranker_decision(summary)
+    if not always and not served:
+        log.warning("the reranker in %s is not served, %s: serving the fused list; `recsys evaluate` still reports it",
+                    art.path, why)
         return None
     return Reranker.load(art.file(layout.RERANKER_CONFIG).parent, device)
 

@@ -6,8 +6,8 @@ user's first validation event, history = their training events, labels = their v
 candidates from the validation stage's engine (:func:`~recsys.pipeline.provider.stage_engine`:
 the two-tower trained on the training events, ALS refitted on them). 80% of the users' lists
 train it; of the other 20%, half choose the training step (early stopping) and half decide whether
-it is served (a step chosen on a set of lists overstates how it does on the next). No test event
-is read.
+it is served (a step chosen on a set of lists overstates how it does on the next; see
+:func:`reranker_decision`). No test event is read.
 
 ``lists="training"`` samples decision points inside the training period instead (history and
 labels from training events). Those candidates come from models that were fitted on the labels
@@ -25,8 +25,9 @@ import numpy as np
 import polars as pl
 
 from recsys.artifacts import Artifact
+from recsys.eval.metrics import paired_bootstrap
 from recsys.eval.protocols import keeps_seen
-from recsys.rerank.lists import RerankLists, list_ndcg
+from recsys.rerank.lists import RerankLists, per_list_ndcg
 from recsys.rerank.model import Reranker
 from recsys.rerank.train import rerank_lists, train_reranker
 
@@ -67,13 +68,12 @@ def fit_reranker(rec, stage: StageData, opts: RerankOptions, include_seen: bool,
     cfg = replace(opts.config, features=rec.feature_names())
     reranker = Reranker.from_pretrained(opts.model, cfg, opts.device)
     fit = train_reranker(reranker, train, stop, rec.titles, opts.train, progress)
-    depth = opts.train.valid_depth
-    fit.update({"decide_lists": len(decide),
-                "decide_fused_ndcg@10": round(list_ndcg(decide.items[:, :depth], decide), 4),
-                "decide_ndcg@10": round(list_ndcg(rerank_lists(reranker, decide, rec.titles, depth), decide), 4)})
+    fit.update(decide_fit(reranker, decide, rec.titles, opts.train.valid_depth))
+    fit["learnt"] = fit["history"][0].get("feature_steps", 0) > 0 or bool(fit["text_phase"].get("kept"))
     if progress:
+        served, why = reranker_decision({"reranker": fit})
         progress(f"reranker on {len(decide)} lists it never chose by: NDCG@10 {fit['decide_ndcg@10']} "
-                 f"(fused order: {fit['decide_fused_ndcg@10']}): {'served' if reranker_helps({'reranker': fit}) else 'the fused list is served'}")
+                 f"(fused order: {fit['decide_fused_ndcg@10']}): {'served' if served else 'the fused list is served'}, {why}")
     fit.update(lists_seconds=round(lists_s, 1), include_seen=include_seen, lists=opts.lists,
                train_positive_rate=round(float(train.click[train.items >= 0].mean()), 4) if len(train) else 0.0)
     return reranker, fit
@@ -110,15 +110,62 @@ def artifact_lists(art: Artifact, include_seen: bool | None = None, test_limit: 
 MIN_DECIDE_LISTS = 20  # fewer held-out lists than this are no evidence either way: the fused list is served
 
 
-def reranker_helps(summary: dict | None) -> bool:
-    """Whether a stored reranker beat the fused order on the held-out lists that did not choose its
-    training step, at least :data:`MIN_DECIDE_LISTS` of them (its build summary says; rerankers
-    trained before that split: on all of them)."""
+def decide_fit(reranker: Reranker, decide: RerankLists, titles: list[str], depth: int) -> dict:
+    """The reranker against the fused order on the ``decide`` lists (those that chose nothing): their
+    count, both NDCG@10 (lists with a label) and the paired bootstrap interval of the difference."""
+    labelled = decide.click.sum(1) > 0
+    fused = per_list_ndcg(decide.items[:, :depth], decide)[labelled]
+    ranked = per_list_ndcg(rerank_lists(reranker, decide, titles, depth), decide)[labelled]
+    out = {"decide_lists": len(decide), "decide_fused_ndcg@10": round(float(fused.mean()), 4) if fused.size else 0.0,
+           "decide_ndcg@10": round(float(ranked.mean()), 4) if ranked.size else 0.0, "decide_interval": None}
+    if fused.size:
+        b = paired_bootstrap(fused, ranked)
+        out["decide_interval"] = [round(b["low"], 4), round(b["high"], 4)]
+    return out
+
+
+def reranker_decision(summary: dict | None) -> tuple[bool, str]:
+    """Whether a stored reranker is served, and why (its build summary says).
+
+    A reranker that learnt something (cross-validation kept feature steps, or its text phase earned
+    its place), and so already beat the fused order on the training lists' folds and on the
+    early-stopping lists, is served unless the held-out lists that chose nothing, at least
+    :data:`MIN_DECIDE_LISTS` of them, show it behind the fused order (a paired bootstrap interval
+    below zero): a third win in a row, on ~100 lists whose interval is many times wider than the
+    gains at stake, is close to a coin toss for a reranker that helps. One that kept the fused order
+    is not served (it would rank the same, slower). Rerankers built before that record: served where they beat the fused order
+    on the deciding lists (or, older still, on every held-out list).
+
+    >>> fit = {"decide_lists": 90, "decide_ndcg@10": 0.15, "decide_fused_ndcg@10": 0.17, "learnt": True}
+    >>> reranker_decision({"reranker": {**fit, "decide_interval": [-0.05, 0.01]}})[0]
+    True
+    >>> reranker_decision({"reranker": {**fit, "decide_interval": [-0.05, -0.01]}})
+    (False, 'behind the fused order on the 90 lists that decide (NDCG@10 0.15 vs 0.17, difference in [-0.05, -0.01])')
+    """
     fit = (summary or {}).get("reranker")
     if not fit:
-        return True
+        return True, "no record of its validation"
     if fit.get("decide_ndcg@10") is not None:
-        return fit.get("decide_lists", 0) >= MIN_DECIDE_LISTS and fit["decide_ndcg@10"] > fit["decide_fused_ndcg@10"]
+        a, b, n = fit["decide_ndcg@10"], fit["decide_fused_ndcg@10"], fit.get("decide_lists", 0)
+        if n < MIN_DECIDE_LISTS:
+            return False, f"only {n} held-out lists decide (at least {MIN_DECIDE_LISTS} are needed)"
+        if "decide_interval" not in fit:  # built before the interval was recorded
+            return (a > b), f"{'beat' if a > b else 'did not beat'} the fused order on validation (NDCG@10 {a} vs {b})"
+        if not fit.get("learnt"):
+            return False, "it kept the fused order (no feature step was kept, and the text phase did not earn its place)"
+        if fit["decide_interval"] is None:
+            return False, f"none of the {n} lists that decide holds a label"
+        low, high = fit["decide_interval"]
+        if high < 0:
+            return False, (f"behind the fused order on the {n} lists that decide (NDCG@10 {a} vs {b}, difference in "
+                           f"[{low}, {high}])")
+        return True, f"not behind the fused order on the {n} lists that decide (NDCG@10 {a} vs {b}, difference in [{low}, {high}])"
     if fit.get("best_valid_ndcg@10") is None:
-        return True
-    return fit["best_valid_ndcg@10"] > fit["fused_valid_ndcg@10"]
+        return True, "no record of its validation"
+    a, b = fit["best_valid_ndcg@10"], fit["fused_valid_ndcg@10"]
+    return (a > b), f"{'beat' if a > b else 'did not beat'} the fused order on validation (NDCG@10 {a} vs {b})"
+
+
+def reranker_helps(summary: dict | None) -> bool:
+    """Whether a stored reranker is served by default (:func:`reranker_decision`)."""
+    return reranker_decision(summary)[0]

@@ -109,7 +109,7 @@ def test_the_serving_decision_reads_the_lists_that_did_not_choose_the_step(built
 
     with_rr, _, summary = built
     fit = summary["reranker"]
-    assert fit["decide_lists"] > 0 and {"decide_ndcg@10", "decide_fused_ndcg@10"} <= set(fit)
+    assert fit["decide_lists"] > 0 and {"decide_ndcg@10", "decide_fused_ndcg@10", "decide_interval", "learnt"} <= set(fit)
     # best on the lists that chose its step, behind on the others: the fused list is served
     chosen_by = {"best_valid_ndcg@10": 0.3, "fused_valid_ndcg@10": 0.1}
     assert not reranker_helps({"reranker": {**chosen_by, "decide_ndcg@10": 0.1, "decide_fused_ndcg@10": 0.2,
@@ -122,3 +122,44 @@ def test_the_serving_decision_reads_the_lists_that_did_not_choose_the_step(built
     monkeypatch.setattr(Artifact, "load_json", lambda self, name: {"reranker": {
         **chosen_by, "decide_ndcg@10": 0.1, "decide_fused_ndcg@10": 0.2}} if name == layout.SUMMARY else real(self, name))
     assert load(with_rr).reranker is None
+
+
+def test_a_learnt_reranker_is_served_unless_the_deciding_lists_show_it_behind():
+    from recsys.pipeline.reranking import reranker_decision
+
+    # cross-validation kept feature steps: behind by 0.02 on 90 lists, but within noise -> served
+    fit = {"decide_lists": 90, "decide_ndcg@10": 0.1562, "decide_fused_ndcg@10": 0.1763, "learnt": True,
+           "decide_interval": [-0.0612, 0.0198]}
+    assert reranker_decision({"reranker": fit}) == (True, "not behind the fused order on the 90 lists that decide "
+                                                    "(NDCG@10 0.1562 vs 0.1763, difference in [-0.0612, 0.0198])")
+    # behind with an interval below zero -> the fused list
+    assert not reranker_decision({"reranker": {**fit, "decide_interval": [-0.0612, -0.0011]}})[0]
+    # it kept the fused order: nothing to serve, however the (equal) figures read
+    same = {**fit, "learnt": False, "decide_ndcg@10": 0.1763, "decide_interval": [0.0, 0.0]}
+    assert reranker_decision({"reranker": same}) == (
+        False, "it kept the fused order (no feature step was kept, and the text phase did not earn its place)")
+    # too few deciding lists, or none with a label: no evidence, the fused list
+    assert reranker_decision({"reranker": {**fit, "decide_lists": 19}}) == (
+        False, "only 19 held-out lists decide (at least 20 are needed)")
+    assert reranker_decision({"reranker": {**fit, "decide_interval": None}}) == (
+        False, "none of the 90 lists that decide holds a label")
+
+
+def test_decide_fit_scores_the_lists_by_hand(monkeypatch):
+    import numpy as np
+
+    import recsys.pipeline.reranking as reranking
+    from recsys.rerank.lists import RerankLists
+
+    # two labelled lists and one without a label, fused order as given; the reranker reverses each list
+    items = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    click = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 0]])
+    lists = RerankLists(np.arange(3), [None] * 3, [""] * 3, items, np.zeros((3, 3, 1), np.float32), click,
+                        np.zeros_like(click))
+    monkeypatch.setattr(reranking, "rerank_lists", lambda reranker, lst, titles, depth: lst.items[:, ::-1])
+    got = reranking.decide_fit(None, lists, [], 3)
+    # fused: list 1's label at rank 1 (NDCG 1), list 2's at rank 3 (1 / log2(4) = 0.5); reversed: 0.5 and 1;
+    # the list without a label is counted but not scored
+    assert got["decide_lists"] == 3
+    assert got["decide_fused_ndcg@10"] == got["decide_ndcg@10"] == (1 + 0.5) / 2
+    assert got["decide_interval"] == [-0.5, 0.5]  # resampling the two lists' differences, -0.5 and +0.5
