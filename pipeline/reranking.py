@@ -133,8 +133,8 @@ def reranker_decision(summary: dict | None) -> tuple[bool, str]:
     :data:`MIN_DECIDE_LISTS` of them, show it behind the fused order (a paired bootstrap interval
     below zero): a third win in a row, on ~100 lists whose interval is many times wider than the
     gains at stake, is close to a coin toss for a reranker that helps. One that kept the fused order
-    is not served (it would rank the same, slower). Rerankers built before that record: served where they beat the fused order
-    on the deciding lists (or, older still, on every held-out list).
+    is not served (it would rank the same, slower). Rerankers built before that record: served where
+    they beat the fused order on the deciding lists (or, older still, on every held-out list).
 
     >>> fit = {"decide_lists": 90, "decide_ndcg@10": 0.15, "decide_fused_ndcg@10": 0.17, "learnt": True}
     >>> reranker_decision({"reranker": {**fit, "decide_interval": [-0.05, 0.01]}})[0]
