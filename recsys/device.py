@@ -93,7 +93,7 @@ def set_seed(seed: int) -> None:
     if not 0 <= seed < 2**32:
         raise ConfigError(f"seed {seed}: give a whole number from 0 to {2**32 - 1}")
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     try:
         import torch
