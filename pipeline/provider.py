@@ -32,6 +32,7 @@ import polars as pl
 
 from recsys import layout
 from recsys.artifacts import Artifact
+from recsys.catalog import item_groups
 from recsys.errors import ArtifactError, ConfigError
 from recsys.eval.protocols import EvalTask, task_from, with_indices
 from recsys.idmap import IDMap
@@ -113,7 +114,7 @@ def stage_engine(art: Artifact, stage: StageData, device: str | None = None, fus
         item_vectors = model.item_vectors()
         index = VectorIndex(kind="flat", use_gpu=False).build(item_vectors)
     t = load_prepared_tables(art)
-    space = Space(len(t["users"]), len(t["items"]), t["weights"], t["value_kind"])
+    space = Space(len(t["users"]), len(t["items"]), t["weights"], t["value_kind"], item_groups(t["catalog"], t["items"].ids))
     index = index or VectorIndex.load(art.file(layout.INDEX_FILE))
     if item_vectors is None:
         item_vectors = art.load_array(layout.ITEM_VECTORS)

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from recsys import layout
 from recsys.artifacts import Artifact, ArtifactWriter
+from recsys.catalog import item_groups
 from recsys.cleaning import CleaningConfig
 from recsys.defaults import DEFAULT_HOLDOUT
 from recsys.device import resolve_device, set_seed
@@ -181,7 +182,7 @@ def two_tower_stage(ctx: BuildContext) -> None:
 def sources_stage(ctx: BuildContext) -> None:
     """Fit every registered source that learns from events (ALS), on every event but the test split's."""
     p, opts = ctx.prepared, ctx.opts
-    space = Space(len(p.users), len(p.items), p.dataset.weights, p.dataset.value_kind)
+    space = Space(len(p.users), len(p.items), p.dataset.weights, p.dataset.value_kind, item_groups(p.catalog, p.items.ids))
     events = with_indices(pl.concat([p.split.train, p.split.valid]), p.users, p.items)
     fitted = []
     for cls in registry.SOURCES:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = layout.SCHEMA_VERSION
 MANIFEST = layout.MANIFEST
 _PACKAGES = ("numpy", "scipy", "polars", "pyarrow", "torch", "transformers", "faiss-cpu", "faiss-gpu",
-             "implicit", "click", "safetensors")
+             "implicit", "lightgbm", "click", "safetensors")
 
 
 def package_versions() -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 from .errors import DataError
@@ -12,6 +13,8 @@ from .io import id_column
 
 TEXT_SEPARATOR = " | "
 _NULL_WORDS = ("", "nan", "none", "null", "missing", "unknown", "n/a")
+# the catalogue columns that group items into shelves, the first one present is read
+GROUP_COLUMNS = ("category", "category_code", "aisle", "department")
 
 
 def normalize_text(text: str) -> str:
@@ -58,6 +61,26 @@ def item_text(items: pl.DataFrame, fields: Sequence[str], sep: str = TEXT_SEPARA
         parts.append(expr)
     joined = items.select(pl.concat_str(parts, separator=sep, ignore_nulls=True).fill_null("").alias("text"))
     return joined.to_series().map_elements(normalize_text, return_dtype=pl.Utf8).alias("text")
+
+
+def item_groups(catalog: pl.DataFrame, item_ids: Sequence[str]) -> np.ndarray | None:
+    """Each item's group: the rank of its value, among the sorted values, in the catalogue's first
+    :data:`GROUP_COLUMNS` column (an empty or placeholder value, or an item not in the catalogue: -1),
+    for the items ``item_ids`` in that order; None where the catalogue has none of those columns.
+
+    >>> cat = pl.DataFrame({"item_id": ["a", "b", "c", "d"], "aisle": ["tea", "fruit", "missing", "tea"],
+    ...                     "department": ["x", "y", "z", "x"]})
+    >>> item_groups(cat, ["d", "c", "b", "e", "a"]).tolist()  # aisle before department; fruit 0, tea 1
+    [1, -1, 0, -1, 1]
+    """
+    column = next((c for c in GROUP_COLUMNS if c in catalog.columns), None)
+    if column is None:
+        return None
+    values = catalog.select(pl.col("item_id").cast(pl.Utf8), _field_expr(column).alias("_g")).unique("item_id", keep="first")
+    codes = values.with_columns(pl.col("_g").rank("dense").cast(pl.Int64) - 1)
+    order = pl.DataFrame({"item_id": [str(i) for i in item_ids]})
+    return (order.join(codes, on="item_id", how="left", maintain_order="left")["_g"].fill_null(-1)
+            .to_numpy().astype(np.int64))
 
 
 def catalog_from_events(raw: pl.DataFrame, item_column: str, fields: Sequence[str], source: str) -> pl.DataFrame:

@@ -23,13 +23,20 @@ and, from the request's time ``now`` (in days; a shop knows it when the user ope
 Where the request's time is not given, ``now`` is the user's usual return: their newest basket
 plus ``user_gap_days``. In a training cut, ``now`` is the time of the basket that follows it.
 
+and, from every user's baskets (:func:`next_rates`):
+
+- ``item_next_rate``: how often a basket holding the item is followed by one holding it again,
+  over every user; ``group_next_rate``: the same over the items of its catalogue group (aisle,
+  category), towards which the item's rate is shrunk (bananas come back each week, spices seldom).
+
 :func:`training_rows` cuts each user's history before each of their last ``max_back`` baskets
 (keeping at least ``min_history`` baskets before the cut): the features as of the cut, labelled 1
-when the item is in the basket that follows. :class:`RepeatModel` is a logistic regression of
-those labels on the features and their logarithms, standardised, fitted by Newton's method with
-an L2 penalty: the same inputs give the same weights. Nothing it reads lies after a cut but the
-time of the next basket (as a request's time), so it learns from the history alone and no held-out
-event.
+when the item is in the basket that follows. :class:`RepeatTrees` are gradient-boosted trees
+(LightGBM) of those labels on every feature; :class:`RepeatModel` is a logistic regression of them
+on the features but the rates and their logarithms, standardised, fitted by Newton's method with
+an L2 penalty. Either gives the same model from the same inputs. Nothing they read lies after a
+cut but the time of the next basket (as a request's time), so they learn from the history alone
+and no held-out event.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ HISTORY_FEATURES = ("baskets", "share", "since", "first", "share_since_first", "
                     "days_since", "decay_9", "decay_7", "decay_5", "in_3", "in_10", "history", "log_popularity")
 TIME_FEATURES = ("now_gap", "item_now", "item_now_over_gap", "user_gap_days")
 FEATURES = HISTORY_FEATURES + TIME_FEATURES
+RATE_FEATURES = ("item_next_rate", "group_next_rate")
+TREE_FEATURES = FEATURES + RATE_FEATURES
 # what the time features need besides the request's time: the user's newest basket and mean interval,
 # the item's newest basket and mean interval (days)
 TIMES = ("_user_last", "_user_gap", "_item_last", "_item_gap")
@@ -138,6 +147,40 @@ def repeat_features(rows: pl.DataFrame, popularity: np.ndarray, now: pl.DataFram
         [pl.Series(name, t[:, j]) for j, name in enumerate(TIME_FEATURES)])
 
 
+def next_rates(rows: pl.DataFrame, groups: np.ndarray | None, n_items: int,
+               strength: float = 5.0) -> tuple[np.ndarray, float]:
+    """``(rates, prior)``: each item's :data:`RATE_FEATURES` (``n_items``, 2) from the basket
+    ``rows`` (as :func:`basket_rows` gives them) of every user, and every item's rate. Of the
+    baskets holding an item that are followed by another, the share where the next one holds it
+    too: every item's (``prior``); per group (``groups[item]``, -1 or None: no group) shrunk
+    towards ``prior`` with the weight of ``strength`` baskets; per item shrunk towards its group's
+    (``prior``, without a group) the same way.
+
+    >>> rows = pl.DataFrame({"user_idx": [0] * 5, "item_idx": [5, 5, 5, 6, 7], "_age": [0, 1, 2, 2, 1]})
+    >>> r, prior = next_rates(rows, np.array([-1] * 5 + [0, 0, -1, 0]), 9)
+    >>> # followed: 5 twice (both again), 6 and 7 once (not again); every item 2 / 4, group 0: 5 and 6
+    >>> prior, r[5:].tolist() == [[(2 + 5 * 4.5 / 8) / (2 + 5), 4.5 / 8], [(0 + 5 * 4.5 / 8) / (1 + 5), 4.5 / 8],
+    ...                    [(0 + 5 * 0.5) / (1 + 5), 0.5], [4.5 / 8, 4.5 / 8]]  # group 0: (2 + 5 · 0.5) / (3 + 5)
+    (0.5, True)
+    """
+    r = rows.select(pl.col("user_idx").cast(pl.Int64), pl.col("item_idx").cast(pl.Int64), pl.col("_age").cast(pl.Int64)).unique()
+    again = r.with_columns(pl.col("_age") + 1, pl.lit(1.0).alias("_again"))  # held by the basket one younger
+    x = (r.filter(pl.col("_age") >= 1).join(again, on=["user_idx", "item_idx", "_age"], how="left")
+         .select("item_idx", pl.col("_again").fill_null(0.0)))
+    item, hit = x["item_idx"].to_numpy(), x["_again"].to_numpy()
+    prior = float(hit.mean()) if hit.size else 0.0
+    group = np.full(n_items, -1, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)[:n_items]
+    group = np.pad(group, (0, n_items - group.size), constant_values=-1)
+    g, known = group[item], group[item] >= 0
+    size = int(group.max()) + 1 if group.size else 0
+    per_group = ((np.bincount(g[known], hit[known], size) + strength * prior)
+                 / (np.bincount(g[known], minlength=size) + strength))
+    group_rate = np.where(group >= 0, per_group[np.maximum(group, 0)] if size else prior, prior)
+    item_rate = ((np.bincount(item, hit, n_items) + strength * group_rate)
+                 / (np.bincount(item, minlength=n_items) + strength))
+    return np.column_stack([item_rate, group_rate]), prior
+
+
 def cuts(rows: pl.DataFrame, max_back: int = 8, min_history: int = 2) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """For ``back`` = 1 … ``max_back``, the basket ``rows`` (as :func:`basket_rows` gives them) cut
     before each user's ``back``-th newest basket, of the users with at least ``min_history``
@@ -158,10 +201,11 @@ def cuts(rows: pl.DataFrame, max_back: int = 8, min_history: int = 2) -> Iterato
 
 
 def training_rows(rows: pl.DataFrame, popularity: np.ndarray, max_back: int = 8, min_history: int = 2,
-                  max_rows: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+                  max_rows: int = 1_000_000, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)``: each user's history cut before each of their last ``max_back`` baskets, keeping
-    at least ``min_history`` baskets before the cut; X holds the :data:`FEATURES` of every item
-    before the cut, y is 1 where the next basket holds it. At most ``max_rows`` rows: the newest
+    at least ``min_history`` baskets before the cut; X holds the :data:`TREE_FEATURES` of every
+    item before the cut (the rates from every user's baskets before their cut, ``groups`` the
+    items' catalogue groups), y is 1 where the next basket holds it. At most ``max_rows`` rows: the newest
     cuts first, and the cut that would pass the bound keeps whole users, in a fixed pseudo-random
     order, while they fit (so memory stays bounded on a large history).
 
@@ -183,12 +227,13 @@ def training_rows(rows: pl.DataFrame, popularity: np.ndarray, max_back: int = 8,
         if full > max_rows - total:
             f = f.filter(pl.col("user_idx").is_in(users_that_fit(f, max_rows - total).implode()))
         total += f.height
-        xs.append(f.select(FEATURES).to_numpy().astype(np.float64))
+        rates = next_rates(before, groups, popularity.size)[0][f["item_idx"].to_numpy()]
+        xs.append(np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), rates]))
         ys.append(f["_y"].fill_null(0.0).to_numpy())
         if f.height < full:  # the bound is reached: no older cut
             break
     if not xs:
-        return np.zeros((0, len(FEATURES))), np.zeros(0)
+        return np.zeros((0, len(TREE_FEATURES))), np.zeros(0)
     return np.vstack(xs), np.concatenate(ys)
 
 
@@ -263,3 +308,70 @@ class RepeatModel:
                               "rebuild the artifact with this version (`recsys build-index`)")
         return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["coef"]), float(d["intercept"]),
                    features)
+
+
+@dataclass
+class RepeatTrees:
+    """Gradient-boosted trees (LightGBM's binary objective) of "bought again in the next basket" on
+    the :data:`TREE_FEATURES`; ``model``: LightGBM's own text form of them, read into a booster on
+    the first prediction (so that loading an engine that never ranks own items costs nothing);
+    ``prior``: every item's rate of coming back in the next basket (the rates of an item added
+    later). Saved as a JSON file holding the text model."""
+
+    model: str
+    prior: float
+    features: tuple[str, ...] = TREE_FEATURES
+
+    def __post_init__(self) -> None:
+        self._booster = None
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, prior: float, rounds: int = 300, leaves: int = 15,
+            learning_rate: float = 0.05, min_rows_in_leaf: int = 100, seed: int = 0) -> RepeatTrees | None:
+        """``rounds`` trees of at most ``leaves`` leaves, each leaf holding at least
+        ``min_rows_in_leaf`` rows, shrunk by ``learning_rate``; one thread and LightGBM's
+        deterministic mode, so the same rows and ``seed`` give the same trees. None where ``y``
+        holds a single class (nothing to learn)."""
+        if x.shape[0] == 0 or y.min() == y.max():
+            return None
+        lgb = _lightgbm()
+        params = {"objective": "binary", "learning_rate": learning_rate, "num_leaves": leaves,
+                  "min_data_in_leaf": min_rows_in_leaf, "seed": seed, "deterministic": True, "force_row_wise": True,
+                  "num_threads": 1, "verbose": -1}
+        booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=rounds)
+        out = cls(booster.model_to_string(), prior)
+        out._booster = booster
+        return out
+
+    @property
+    def booster(self):
+        """The trees as a ``lightgbm.Booster``."""
+        if self._booster is None:
+            self._booster = _lightgbm().Booster(model_str=self.model)
+        return self._booster
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """P(bought again in the next basket) of each row of features (the columns of :attr:`features`)."""
+        if x.shape[0] == 0:
+            return np.zeros(0)
+        return self.booster.predict(np.asarray(x, dtype=np.float64), num_threads=1)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"kind": "lightgbm", "features": list(self.features), "prior": self.prior,
+                                    "booster": self.model}) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> RepeatTrees:
+        d = json.loads(path.read_text())
+        if d.get("kind") != "lightgbm" or tuple(d.get("features", ())) != TREE_FEATURES:
+            raise ConfigError(f"{path}: a repeat model of features {d.get('features')}, not {list(TREE_FEATURES)}; "
+                              "rebuild the artifact with this version (`recsys build-index`)")
+        return cls(str(d["booster"]), float(d["prior"]))
+
+
+def _lightgbm():
+    """LightGBM, imported when trees are fitted or loaded: its import takes a second or two, which
+    every command that never reads these trees would otherwise pay."""
+    import lightgbm
+
+    return lightgbm

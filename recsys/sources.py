@@ -32,12 +32,15 @@ from .schema import EventWeights
 
 @dataclass(frozen=True)
 class Space:
-    """What every source shares: the id spaces and how events weigh."""
+    """What every source shares: the id spaces and how events weigh; ``item_groups``: each item's
+    catalogue group (-1: none; :func:`recsys.catalog.item_groups`), or None where the catalogue
+    has no group column."""
 
     n_users: int
     n_items: int
     weights: EventWeights
     value_kind: str | None = None
+    item_groups: np.ndarray | None = None
 
 
 class History:

@@ -12,7 +12,9 @@ from recsys.reorder import (
     FEATURES,
     HISTORY_FEATURES,
     TIME_FEATURES,
+    TREE_FEATURES,
     RepeatModel,
+    RepeatTrees,
     basket_rows,
     repeat_features,
     training_rows,
@@ -58,7 +60,33 @@ def test_training_rows_cut_before_each_of_the_last_baskets():
     assert x[:, col["history"]].tolist() == [2, 2, 1, 1]
     assert x[:, col["baskets"]].tolist() == [2, 1, 1, 1]  # nothing from c leaks into the first cut
     assert x[:, col["since"]].tolist() == [0, 1, 0, 0]
-    assert training_rows(basket_rows(events()), np.zeros(8), max_back=3, min_history=3)[0].shape == (0, len(FEATURES))
+    assert training_rows(basket_rows(events()), np.zeros(8), max_back=3, min_history=3)[0].shape == (0, len(TREE_FEATURES))
+
+
+def test_a_training_cut_reads_every_users_rates_from_before_it():
+    x, _ = training_rows(basket_rows(events()), np.zeros(8), max_back=3, min_history=1)
+    col = {c: i for i, c in enumerate(TREE_FEATURES)}
+    # cut before c: a (5, 6) is followed by b (5): 5 again, 6 not, every item 1 / 2, shrunk with 5 baskets;
+    # cut before b: a is followed by nothing before the cut, so no rate (0)
+    assert x[:, col["item_next_rate"]].tolist() == pytest.approx([(1 + 5 * 0.5) / 6, (0 + 5 * 0.5) / 6, 0, 0])
+    assert x[:, col["group_next_rate"]].tolist() == pytest.approx([0.5, 0.5, 0, 0])
+
+
+def test_trees_learn_which_signal_predicts_a_repeat_and_save_as_text(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(2000, len(TREE_FEATURES)))
+    y = (x[:, TREE_FEATURES.index("group_next_rate")] > 0.5).astype(float)
+    m = RepeatTrees.fit(x, y, prior=0.25, rounds=50)
+    p = m.predict(x)
+    assert ((p > 0.5) == (y == 1)).mean() > 0.99 and p[y == 1].mean() > 0.9 and p[y == 0].mean() < 0.1
+    m.save(tmp_path / "t.json")
+    back = RepeatTrees.load(tmp_path / "t.json")
+    assert back.prior == 0.25 and np.array_equal(back.predict(x), p) and back.predict(x[:0]).shape == (0,)
+    assert RepeatTrees.fit(x, np.zeros(2000), prior=0.0) is None  # one class: nothing to learn
+    d = json.loads((tmp_path / "t.json").read_text())
+    (tmp_path / "old.json").write_text(json.dumps({**d, "features": ["baskets"]}))
+    with pytest.raises(ConfigError, match=r"old.json: a repeat model of features \['baskets'\], not \['baskets', 'share'"):
+        RepeatTrees.load(tmp_path / "old.json")
 
 
 def test_the_model_learns_which_signal_predicts_a_repeat():

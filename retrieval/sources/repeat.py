@@ -60,6 +60,7 @@ class RepeatSource(CandidateSource):
     fusion_grid = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
     seen_only = True
     learns = True
+    must_earn = True  # its decayed baskets are among what ``reorder`` learns from: it must show it adds
     Config = RepeatConfig
 
     def __init__(self, space: Space, config: RepeatConfig | None = None, device: str | None = None):

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from recsys.artifacts import Artifact
+from recsys.catalog import item_groups
 from recsys.pipeline import BuildOptions, RerankOptions, build, evaluate_artifact, load
 from recsys.rerank.config import RerankTrainConfig
 from recsys.rerank.model import RerankerConfig
@@ -58,6 +59,10 @@ def test_a_registered_source_is_fused_tuned_reranked_and_scored(toy, tiny_bert, 
     assert first == int(np.setdiff1d(np.arange(rec.n_items), rec.seen(rec.users.index(user)))[0])
     funnel = evaluate_artifact(Artifact.open(tmp_path / "art"), ks=(10, 20))
     assert "first_items" in funnel.sources and "first_items" in funnel.metrics
+    # the reorder source read the catalogue's category: one rate per category, and not one for all
+    rates, groups = rec.sources["reorder"].rates[:, 1], item_groups(rec.catalog, rec.items.ids)
+    assert groups.min() >= 0 and all(np.unique(rates[groups == g]).size == 1 for g in np.unique(groups))
+    assert np.unique(rates).size > 1
     assert "recall@20 merged - first_items" in funnel.intervals
 
 
