@@ -4,13 +4,16 @@
     python benchmarks/reorder_features.py --dataset instacart --data-dir ../shared/data --gbdt  # needs scikit-learn
     python benchmarks/reorder_features.py --dataset instacart --data-dir ../shared/data --artifacts artifacts/instacart
 
-The ``reorder`` source (:mod:`recsys.reorder`) ranks the user's own items by a logistic model of
-repeat features and the request's time (the days since the user's last basket, since their last
-basket holding the item, that over the item's mean interval, and the user's mean interval), learnt
-on the history cut before each user's last baskets. This script ranks the same items, on the
-dataset's own split, by that model with fewer or more inputs:
+The ``reorder`` source (:mod:`recsys.reorder`) ranks the user's own items by gradient-boosted trees
+(LightGBM) of repeat features, the request's time (the days since the user's last basket, since
+their last basket holding the item, that over the item's mean interval, and the user's mean
+interval) and every user's rates of buying the item and its catalogue group again in the next
+basket, learnt on the history cut before each user's last baskets. Before the trees it was a
+logistic model of the first two, the baseline (``lr``, first row) every row is compared with. This
+script ranks the same items, on the dataset's own split, by either model with fewer or more inputs:
 
 - ``− request time``: the repeat features alone (the build before the request's time was read);
+- ``+ rates``: every user's rates of buying the item and its group again (the build's inputs);
 - ``+ tifu``: the item's TIFU-KNN weight in the user's own vector and in their neighbours' mean
   (the ``tifu_knn`` peer's tuned settings from ``results/<dataset>.json``), recomputed at each cut;
 
@@ -25,18 +28,18 @@ and, with ``--more``, inputs tried and left out:
 - ``+ aisle`` (a catalogue with an ``aisle`` column): the user's buys from the item's aisle (how
   recent, how often, the item's share of them, whether another product was bought there since);
 
-and, with ``--gbdt``, by gradient-boosted trees on the same inputs (scikit-learn's
-HistGradientBoostingClassifier: a probe, not a dependency). It also reports the headroom: the
+by the build's trees (``trees``: :class:`~recsys.reorder.RepeatTrees`) on the same inputs, and, with
+``--gbdt``, by scikit-learn's HistGradientBoostingClassifier (a probe, not a dependency). It also reports the headroom: the
 share of test targets the user never bought, and the NDCG@10 of the own items in the best order.
 With ``--artifacts`` (an artifact built on the same data with ``recsys build-index``) it also
 reports what the user's *new* items could add: the artifact's own-item list (``reorder``) with its
 last 10 - k places given to the fused list's best items the user never had, for one k for every
 user and for the best k of each user (an oracle, which no model reaches), and how often the item at
 each place of the own list and of the new items is in the held basket.
-With ``--listwise`` it also fits the build's model listwise: per user and cut, a softmax over the
+With ``--listwise`` it also fits the logistic model listwise: per user and cut, a softmax over the
 user's items against the ones bought (ListNet's loss) instead of one logistic loss over every row.
 Scores NDCG@10 of the own-item list on the validation and test stages, each variant against the
-build's model with a paired bootstrap interval on test. Writes ``results/reorder_features_<dataset>.json``
+first row (the logistic model the build used before the trees) with a paired bootstrap interval. Writes ``results/reorder_features_<dataset>.json``
 and ``.md`` (``_cuts<N>`` added with ``--cuts N`` other than the build's 8).
 """
 
@@ -55,12 +58,24 @@ from scipy.special import expit
 
 from recsys.artifacts import Artifact, machine_info
 from recsys.baskets import basket_vectors, neighbour_mean, unit_rows, visit_ages
+from recsys.catalog import item_groups
 from recsys.datasets import dataset_spec, default_cleaning, load_dataset
 from recsys.eval.metrics import ndcg_many, paired_bootstrap
 from recsys.eval.protocols import make_task
 from recsys.pipeline.evaluate import engine_lists, evaluation_engine
 from recsys.prepare import prepare
-from recsys.reorder import FEATURES, HISTORY_FEATURES, RepeatModel, basket_rows, cuts, expand, repeat_features
+from recsys.reorder import (
+    FEATURES,
+    HISTORY_FEATURES,
+    RATE_FEATURES,
+    RepeatModel,
+    RepeatTrees,
+    basket_rows,
+    cuts,
+    expand,
+    next_rates,
+    repeat_features,
+)
 from recsys.retrieval.personal import top_n_sparse
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -151,10 +166,12 @@ def stage_data(prepared, protocol: str, stage: str, params: dict, extra: bool = 
                aisle: pl.DataFrame | None = None, max_back: int = 8) -> dict:
     """Training rows (every cut of the stage's history) and the rows to rank (the items before the
     held basket); ``extra``: with the ``--more`` inputs too (``aisle``: the items' shelves, if the
-    catalogue has them; see :func:`aisle_features`); ``max_back``: cuts per user (the build's: 8)."""
+    catalogue has them; see :func:`aisle_features`); ``max_back``: cuts per user (the build's: 8).
+    The rates are read, as the build reads them, from every user's baskets before the cut."""
     task = make_task(protocol, prepared.split, prepared.users, prepared.items, stage)
     rows = basket_rows(task.history)
     popularity = np.bincount(rows["item_idx"].to_numpy(), minlength=task.n_items).astype(np.float64)
+    shelves = item_groups(prepared.catalog, prepared.items.ids)  # the build's catalogue groups
     events = task.history.filter(pl.col("session_id").is_not_null()).with_columns(pl.col("session_id").alias("_v"))
     events = events.join(visit_ages(events), on=["user_idx", "_v"])
 
@@ -162,8 +179,9 @@ def stage_data(prepared, protocol: str, stage: str, params: dict, extra: bool = 
         f = repeat_features(before, popularity, now)  # as the build's model reads them, at the request's time
         more = [place_features(f, history), style_features(f, before), last10_features(f, before)] if extra else []
         more += [aisle_features(f, before, aisle)] if extra and aisle is not None else []
-        return f, np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), tifu_features(f, history, task, params),
-                             *more])
+        rates = next_rates(before, shelves, task.n_items)[0][f["item_idx"].to_numpy()]
+        return f, np.hstack([f.select(FEATURES).to_numpy().astype(np.float64), rates,
+                             tifu_features(f, history, task, params), *more])
 
     xs, ys, groups = [], [], []
     for back, (before, following) in enumerate(cuts(rows, max_back), start=1):
@@ -274,6 +292,8 @@ def fit_predict(kind: str, names: tuple[str, ...], d: dict, cols: list[int]) -> 
         return RepeatModel.fit(x, y, features=names).predict(X)
     if kind == "listwise":
         return expit(listwise_scores(x, y, d["groups"], X))  # positive, in the same order
+    if kind == "trees":
+        return RepeatTrees.fit(x, y, prior=0.0).predict(X)  # the build's settings; prior: no item is added
     from sklearn.ensemble import HistGradientBoostingClassifier  # the probe's optional dependency
 
     return HistGradientBoostingClassifier(learning_rate=0.05, max_iter=500, max_leaf_nodes=15,
@@ -309,15 +329,16 @@ def main(argv=None) -> None:
                  .join(prepared.catalog.select("item_id", "aisle"), on="item_id", how="left", maintain_order="left")
                  .select("item_idx", pl.col("aisle").rank("dense").alias("_g")))
     data = {s: stage_data(prepared, protocol, s, params, args.more, aisle, args.cuts) for s in ("valid", "test")}
-    columns = FEATURES + TIFU + ((PLACE + STYLE + LAST10 + (AISLE if aisle is not None else ())) if args.more else ())
-    sets = {"build (repeat features + request time)": FEATURES, "− request time": HISTORY_FEATURES,
-            "+ tifu": FEATURES + TIFU}
+    columns = FEATURES + RATE_FEATURES + TIFU + ((PLACE + STYLE + LAST10 + (AISLE if aisle is not None else ())) if args.more else ())
+    sets = {"repeat features + request time": FEATURES, "− request time": HISTORY_FEATURES,
+            "+ rates (the build's)": FEATURES + RATE_FEATURES, "+ tifu": FEATURES + TIFU}
     if args.more:
         sets.update({"+ basket place": FEATURES + PLACE, "+ repeat style": FEATURES + STYLE,
                      "+ last 10 baskets": FEATURES + LAST10})
         if aisle is not None:
             sets["+ aisle"] = FEATURES + AISLE
-    variants = ([("lr", s) for s in sets] + ([("listwise", s) for s in sets] if args.listwise else [])
+    variants = ([("lr", s) for s in sets] + [("trees", s) for s in sets]
+                + ([("listwise", s) for s in sets] if args.listwise else [])
                 + ([("gbdt", s) for s in sets] if args.gbdt else []))
     rows, base = [], None
     for kind, name in variants:
@@ -351,8 +372,8 @@ def main(argv=None) -> None:
     name = f"reorder_features_{ds.name}" + ("" if args.cuts == 8 else f"_cuts{args.cuts}")
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"### The user's own items ranked with more signals: {ds.name}, {protocol} ({result['test_users']} test "
-             f"users), {args.cuts} training cuts per user, {result['date']}", "", "| model | inputs | valid NDCG@10 | test NDCG@10 | valid − build | "
-             "test − build (paired bootstrap, 95%) |", "|---|---|---|---|---|---|"]
+             f"users), {args.cuts} training cuts per user, {result['date']}", "", "| model | inputs | valid NDCG@10 | test NDCG@10 | valid − first row | "
+             "test − first row (paired bootstrap, 95%) |", "|---|---|---|---|---|---|"]
 
     def interval(d: list | None) -> str:
         return f"{d[0]:+.4f} [{d[1]:+.4f}, {d[2]:+.4f}]" if d else "–"
