@@ -169,9 +169,12 @@ def next_rates(rows: pl.DataFrame, groups: np.ndarray | None, n_items: int,
          .select("item_idx", pl.col("_again").fill_null(0.0)))
     item, hit = x["item_idx"].to_numpy(), x["_again"].to_numpy()
     prior = float(hit.mean()) if hit.size else 0.0
-    group = np.full(n_items, -1, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)[:n_items]
-    group = np.pad(group, (0, n_items - group.size), constant_values=-1)
-    g, known = group[item], group[item] >= 0
+    group = np.full(n_items, -1, dtype=np.int64)
+    if groups is not None:
+        given = np.asarray(groups, dtype=np.int64)[:n_items]
+        group[:given.size] = given
+    g = group[item]
+    known = g >= 0
     size = int(group.max()) + 1 if group.size else 0
     per_group = ((np.bincount(g[known], hit[known], size) + strength * prior)
                  / (np.bincount(g[known], minlength=size) + strength))
