@@ -7,8 +7,10 @@ item's interest turns into a purchase.
   more, and within a visit the items turned to last; a cart more than a view; every repeated
   view adds (dwell).
 - :func:`conversion_rates`: per item, the share of the users who touched it that bought it,
-  smoothed towards the catalogue's share by ``prior`` pseudo-users:
-  (buyers + prior · overall) / (users + prior).
+  smoothed towards the catalogue's share ``overall`` by ``prior`` pseudo-buyers:
+  (buyers + prior) / (users + prior / overall). The prior is counted in buyers, not users: where
+  purchases are rare, what a rate knows is its count of buyers, so one buyer among ten viewers is
+  weak evidence on a log where one view in 600 ends in a purchase, and strong where one in six does.
 
 The ``reengage`` candidate source (``recsys.retrieval.sources``) multiplies the two over the items
 a user looked at and has not bought; the ``recency`` peer (``recsys.eval.baselines``) is the
@@ -22,7 +24,10 @@ import polars as pl
 import scipy.sparse as sp
 
 from .baskets import visit_ages, visit_key
+from .errors import ConfigError
 from .schema import EventWeights
+
+UNITS = ("buyers", "users")  # what conversion_rates' prior counts
 
 
 def engagement_scores(events: pl.DataFrame, n_rows: int, n_items: int, weights: EventWeights,
@@ -57,16 +62,24 @@ def engagement_scores(events: pl.DataFrame, n_rows: int, n_items: int, weights: 
     return m
 
 
-def conversion_rates(events: pl.DataFrame, n_items: int, purchase: str = "purchase", prior: float = 20.0) -> np.ndarray:
+def conversion_rates(events: pl.DataFrame, n_items: int, purchase: str = "purchase", prior: float = 3.0,
+                     unit: str = "buyers") -> np.ndarray:
     """Per item, the smoothed share of its users who bought it (see the module doc); every item at 1
-    when nobody bought anything (no evidence either way).
+    when nobody bought anything (no evidence either way). ``unit``: ``"buyers"`` (``prior``
+    pseudo-buyers, the default) or ``"users"`` (``prior`` pseudo-users: (buyers + prior · overall) /
+    (users + prior), the rates of artifacts built before 2026-12-03).
 
-    Item 0: 1 buyer of 2 users; item 1: 0 of 1; overall 1 of 3 (user, item) pairs; prior 3:
+    Item 0: 1 buyer of 2 users; item 1: 0 of 1; overall 1 of 3 (user, item) pairs; a prior of 1
+    buyer weighs as 1 / (1/3) = 3 users:
 
     >>> ev = pl.DataFrame({"user_idx": [0, 0, 1, 1], "item_idx": [0, 0, 0, 1], "event": ["view", "purchase", "view", "view"]})
-    >>> [round(float(r), 4) for r in conversion_rates(ev, 3, prior=3.0)]  # (1 + 1)/(2 + 3), (0 + 1)/(1 + 3), 1/3
+    >>> [round(float(r), 4) for r in conversion_rates(ev, 3, prior=1.0)]  # (1 + 1)/(2 + 3), (0 + 1)/(1 + 3), 1/3
+    [0.4, 0.25, 0.3333]
+    >>> [round(float(r), 4) for r in conversion_rates(ev, 3, prior=3.0, unit="users")]  # the same, in users
     [0.4, 0.25, 0.3333]
     """
+    if unit not in UNITS:
+        raise ConfigError(f"conversion rate unit={unit!r}: give {' or '.join(map(repr, UNITS))}")
     if events.height == 0:
         return np.ones(n_items, dtype=np.float32)
     pairs = events.group_by("user_idx", "item_idx").agg((pl.col("event") == purchase).any().alias("_bought"))
@@ -76,4 +89,5 @@ def conversion_rates(events: pl.DataFrame, n_items: int, purchase: str = "purcha
     if buyers.sum() == 0:
         return np.ones(n_items, dtype=np.float32)
     overall = buyers.sum() / users.sum()
-    return ((buyers + prior * overall) / (users + prior)).astype(np.float32)
+    strength = prior / overall if unit == "buyers" else prior  # in pseudo-users
+    return ((buyers + strength * overall) / (users + strength)).astype(np.float32)

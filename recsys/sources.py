@@ -234,7 +234,13 @@ class CandidateSource:
     def saved_config(cls, folder: Path | None):
         """The config :meth:`save_config` wrote into ``folder``; None when there is none."""
         path = None if folder is None else folder / layout.CONFIG
-        return cls.Config(**json.loads(path.read_text())) if path is not None and path.is_file() else None
+        return cls.config_from(json.loads(path.read_text())) if path is not None and path.is_file() else None
+
+    @classmethod
+    def config_from(cls, saved: dict):
+        """The ``Config`` of a saved config's fields; a source whose config gained a field reads an
+        older artifact's here, the way that artifact was built."""
+        return cls.Config(**saved)
 
     @classmethod
     def load(cls, folder: Path | None, space: Space, **engine) -> CandidateSource | None:

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from recsys.engagement import conversion_rates, engagement_scores
+from recsys.engagement import UNITS, conversion_rates, engagement_scores
 from recsys.errors import ConfigError
 from recsys.sources import Batch, CandidateSource, FitInfo, Space, item_lists
 
@@ -29,18 +29,22 @@ RATES = "conversion_rates.npy"
 class ReengageConfig:
     """``decay``: the weight an interest keeps per visit of age; ``step_decay``: per item the user
     turned to since (within a visit, the items looked at last count most); ``prior``: how many
-    users' worth of the catalogue's overall conversion an item's own rate starts from;
-    ``purchase``: the buying event."""
+    buyers' worth of the catalogue's overall conversion an item's own rate starts from
+    (``prior_unit="users"``: how many users' worth, the rule of artifacts built before 2026-12-03,
+    whose saved config reads ``prior`` 20 users); ``purchase``: the buying event."""
 
     decay: float = 0.8
     step_decay: float = 0.7
-    prior: float = 20.0
+    prior: float = 3.0
     purchase: str = "purchase"
+    prior_unit: str = "buyers"
 
     def __post_init__(self) -> None:
         if not (0.0 < self.decay <= 1.0 and 0.0 < self.step_decay <= 1.0) or self.prior < 0:
             raise ConfigError(f"reengage decay={self.decay}, step_decay={self.step_decay}, prior={self.prior}: give "
                               "decay and step_decay in (0, 1] and prior ≥ 0")
+        if self.prior_unit not in UNITS:
+            raise ConfigError(f"reengage prior_unit={self.prior_unit!r}: give {' or '.join(map(repr, UNITS))}")
 
 
 class ReengageSource(CandidateSource):
@@ -56,7 +60,8 @@ class ReengageSource(CandidateSource):
         self.rates = np.ones(space.n_items, dtype=np.float32)
 
     def fit(self, events: pl.DataFrame, parts: tuple[str, ...] = ()) -> ReengageSource:
-        self.rates = conversion_rates(events, self.space.n_items, self.config.purchase, self.config.prior)
+        self.rates = conversion_rates(events, self.space.n_items, self.config.purchase, self.config.prior,
+                                      self.config.prior_unit)
         self.fit_info = FitInfo(tuple(parts), events.height)
         return self
 
@@ -74,6 +79,10 @@ class ReengageSource(CandidateSource):
         self.save_config(folder)
         np.save(folder / RATES, self.rates, allow_pickle=False)
         super().save(folder)
+
+    @classmethod
+    def config_from(cls, saved: dict) -> ReengageConfig:
+        return ReengageConfig(**{"prior_unit": "users", **saved})  # saved before prior_unit: a prior in users
 
     @classmethod
     def load(cls, folder: Path | None, space: Space, **_) -> ReengageSource | None:

@@ -1,12 +1,14 @@
 """The re-engagement source: the user's unbought interest times the item's conversion rate."""
 
 import datetime as dt
+import json
 
 import numpy as np
 import polars as pl
 import pytest
 
 from recsys.engagement import conversion_rates, engagement_scores
+from recsys.errors import ConfigError
 from recsys.retrieval.sources.reengage import ReengageConfig, ReengageSource
 from recsys.schema import EventWeights
 from recsys.sources import Batch, History, Space
@@ -34,10 +36,50 @@ def test_engagement_adds_repeated_views_and_decays_by_visit():
 
 def test_conversion_rate_by_hand():
     r = conversion_rates(EVENTS, 4, prior=2.0)
-    # (user, item) pairs: u0: 0 (bought), 1, 2, 3; u1: 2 (bought); u2: 2 (bought), 3 -> 3 bought of 7
-    overall = 3 / 7
+    # (user, item) pairs: u0: 0 (bought), 1, 2, 3; u1: 2 (bought); u2: 2 (bought), 3 -> 3 bought of 7;
+    # 2 pseudo-buyers weigh as 2 / (3/7) users
+    overall, users = 3 / 7, 2 / (3 / 7)
+    assert r.tolist() == pytest.approx([(1 + 2) / (1 + users), (0 + 2) / (1 + users),
+                                        (2 + 2) / (3 + users), (0 + 2) / (2 + users)])
+    r = conversion_rates(EVENTS, 4, prior=2.0, unit="users")  # the rule before 2026-12-03: 2 pseudo-users
     assert r.tolist() == pytest.approx([(1 + 2 * overall) / (1 + 2), (0 + 2 * overall) / (1 + 2),
                                         (2 + 2 * overall) / (3 + 2), (0 + 2 * overall) / (2 + 2)])
+
+
+def test_one_buyer_among_sixty_viewers_is_weak_evidence_however_rare_purchases_are():
+    # user 0 views item 0, then item 1 (last); 60 others view both, ``buyers_of_0`` of them buy item 0 and
+    # none item 1; 60 more view item 2, ``buyers_of_2`` of them buy it (how common purchases are)
+    def log(buyers_of_0: int, buyers_of_2: int) -> pl.DataFrame:
+        users = [0, 0] + [u for u in range(1, 61) for _ in (0, 1)] + list(range(61, 121))
+        items = [0, 1] + [0, 1] * 60 + [2] * 60
+        events = ["view", "view"] + [e for u in range(1, 61) for e in ("purchase" if u <= buyers_of_0 else "view", "view")]
+        events += ["purchase"] * buyers_of_2 + ["view"] * (60 - buyers_of_2)
+        return pl.DataFrame({"user_idx": users, "item_idx": items, "event": events,
+                             "timestamp": [D + dt.timedelta(seconds=i) for i in range(len(users))]})
+    space = Space(n_users=121, n_items=3, weights=EventWeights())
+
+    def first(events, **config) -> int:
+        src = ReengageSource(space, ReengageConfig(decay=1.0, step_decay=0.7, **config)).fit(events, ("train",))
+        return int(src.candidates(Batch(History(events, np.arange(121), space), np.array([0])), 2, True)[0][0, 0])
+    # item 0 scores 0.7 · (1 + 3) / (61 + s), the last view 1 · (0 + 3) / (61 + s): 2.8 < 3 whatever s is
+    assert first(log(1, 0)) == 1 and first(log(1, 60)) == 1
+    # twenty buyers of sixty are strong evidence: 0.7 · (20 + 3) > 3
+    assert first(log(20, 60)) == 0
+    # the old rule (20 pseudo-users) let the one buyer win where purchases are rare (1 in 182 pairs):
+    # 0.7 · (1 + 20/182) / 81 > (0 + 20/182) / 81
+    assert first(log(1, 0), prior=20.0, prior_unit="users") == 0
+
+
+def test_reengage_config_errors_and_old_configs(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        ReengageConfig(prior_unit="items")
+    assert str(e.value) == "reengage prior_unit='items': give 'buyers' or 'users'"
+    # an artifact built before prior_unit saved {decay, prior, purchase, step_decay}: its prior counted users
+    (tmp_path / "config.json").write_text(json.dumps({"decay": 0.8, "prior": 20.0, "purchase": "purchase",
+                                                      "step_decay": 0.7}))
+    assert ReengageSource.saved_config(tmp_path) == ReengageConfig(prior=20.0, prior_unit="users")
+    ReengageSource(SPACE).save_config(tmp_path)
+    assert ReengageSource.saved_config(tmp_path) == ReengageConfig()
 
 
 def answer(src, include_seen=True):
