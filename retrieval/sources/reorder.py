@@ -15,7 +15,7 @@ items' baskets decayed by 0.7 per basket of age.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -161,14 +161,16 @@ class ReorderSource(CandidateSource):
         super().save(folder)
 
     @classmethod
+    def config_from(cls, saved: dict) -> ReorderConfig:
+        return ReorderConfig(**{"model": "logistic", **saved})  # saved before the trees: it refits as logistic
+
+    @classmethod
     def load(cls, folder: Path | None, space: Space, **_) -> ReorderSource | None:
         out = super().load(folder, space)
         if out is not None:
             out.popularity = np.load(folder / POPULARITY, allow_pickle=False)
-            if (folder / RATES).is_file():
+            if (folder / RATES).is_file():  # built before the trees: none (the logistic model does not read them)
                 out.rates = np.load(folder / RATES, allow_pickle=False)
-            else:  # built before the trees: a logistic model, which does not read the rates, and refits as one
-                out.config = replace(out.config, model="logistic")
             if (folder / TREES).is_file():
                 out.model = RepeatTrees.load(folder / TREES)
             elif (folder / MODEL).is_file():
